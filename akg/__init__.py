@@ -1,2 +1,11 @@
-"""akg: verified, measured kernels from PyTorch programs."""
+"""akg: verified, measured kernels from PyTorch programs.
+
+    akg.optimize(module, inputs, dsl="cpp", device="cpu") -> Result(module, report, source)
+"""
 __version__ = "0.1.0"
+
+
+def optimize(*args, **kwargs):
+    """See akg.api.optimize."""
+    from akg.api import optimize as _optimize
+    return _optimize(*args, **kwargs)

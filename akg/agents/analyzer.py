@@ -1,0 +1,418 @@
+"""The analyzer: traces a problem into the typed Graph and estimates its cost.
+
+Tracing uses ``torch.export`` on the CPU with the problem's example inputs. ATen calls become akg
+primitives where the compiler understands them (pointwise ops, reductions, scans, views, matmul,
+conv, pool); every other call stays a ``library`` node holding its ATen overload and argument
+structure, so it can always be executed as a framework call. The decompose pass later rewrites
+compound library nodes (softmax, norms, activations, losses) into primitives with the same
+translation (``translate_fx``).
+"""
+from __future__ import annotations
+
+import math
+import operator
+from typing import Any, Iterable
+
+import torch
+import torch.fx
+
+from akg import ir
+from akg.problem import Problem, ProblemError
+from akg.targets import HardwareSpec
+
+
+class TraceError(ProblemError):
+    """The problem could not be traced into a Graph. One line, names the problem."""
+
+
+# ----------------------------------------------------------------------------------------------
+# ATen -> akg primitive tables (keyed by overload packet name)
+# ----------------------------------------------------------------------------------------------
+
+_UNARY = {name: name for name in (
+    "neg", "abs", "exp", "exp2", "expm1", "log", "log2", "log1p", "sqrt", "rsqrt", "sin", "cos",
+    "tan", "tanh", "sigmoid", "erf", "floor", "ceil", "round", "trunc", "sign", "reciprocal",
+    "isnan", "isinf", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh")}
+_UNARY.update({"logical_not": "not", "bitwise_not": "not"})
+_BINARY = {"mul": "mul", "pow": "pow", "maximum": "max", "minimum": "min", "lt": "lt", "le": "le",
+           "gt": "gt", "ge": "ge", "eq": "eq", "ne": "ne", "logical_and": "and", "logical_or": "or",
+           "logical_xor": "xor", "bitwise_and": "and", "bitwise_or": "or", "bitwise_xor": "xor",
+           "atan2": "atan2"}
+_REDUCTIONS = {"sum": "sum", "prod": "prod", "amax": "max", "amin": "min", "argmax": "argmax",
+               "argmin": "argmin", "max": "max", "min": "min"}
+_SCANS = {"cumsum": "cumsum", "cumprod": "cumprod"}
+_VIEWS = {"view", "_unsafe_view", "reshape", "permute", "transpose", "t", "expand", "unsqueeze",
+          "squeeze", "slice", "select", "alias", "as_strided", "detach", "flatten", "unflatten",
+          "numpy_T", "lift_fresh"}
+_MATMULS = {"mm", "bmm", "addmm", "linear", "matmul", "baddbmm"}
+_CONVS = {"convolution", "conv1d", "conv2d", "conv3d", "_convolution"}
+_POOLS = {"max_pool2d", "avg_pool2d", "max_pool2d_with_indices", "adaptive_avg_pool2d"}
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def tensor_type(t: torch.Tensor) -> ir.TensorType:
+    return ir.TensorType(tuple(int(s) for s in t.shape), dtype_name(t.dtype), tuple(int(s) for s in t.stride()))
+
+
+# ----------------------------------------------------------------------------------------------
+# FX -> akg nodes
+# ----------------------------------------------------------------------------------------------
+
+class _Translator:
+    """Turns the call_function nodes of one ATen FX graph into akg Nodes.
+
+    ``names`` maps FX nodes already known (placeholders) to akg value names; new values are named
+    ``prefix + fx node name`` so graphs spliced into each other never collide."""
+
+    def __init__(self, names: dict[torch.fx.Node, Any], prefix: str = ""):
+        self.names = dict(names)
+        self.prefix = prefix
+        self.nodes: list[ir.Node] = []
+        self.types: dict[str, ir.TensorType] = {}
+
+    # -- values -------------------------------------------------------------------------------
+    def arg(self, a: Any) -> Any:
+        """An FX argument as IR data: tensors become ValueRefs, 0-d constants their Python value."""
+        if isinstance(a, torch.fx.Node):
+            v = self.names[a]
+            return ir.ValueRef(v) if isinstance(v, str) else v
+        if isinstance(a, (list, tuple)):
+            return type(a)(self.arg(x) for x in a)
+        if isinstance(a, torch.SymInt):
+            raise TraceError(f"dynamic shape {a} is not supported; use static sizes")
+        return a
+
+    def tensor_arg(self, a: Any) -> ir.ValueRef:
+        """A tensor argument that must stay a tensor (a folded scalar becomes a library constant)."""
+        v = self.arg(a)
+        if isinstance(v, ir.ValueRef):
+            return v
+        name = f"{self.prefix}const{len(self.nodes)}"
+        dtype = torch.float32 if isinstance(v, float) else torch.bool if isinstance(v, bool) else torch.int64
+        self.emit(name, "aten.scalar_tensor.default", "library", [], (("args", (v,)), ("kwargs", (("dtype", dtype),))))
+        self.types[name] = ir.TensorType((), dtype_name(dtype), ())
+        return ir.ValueRef(name)
+
+    def emit(self, out: str | tuple[str, ...], op: str, kind: str, inputs: Iterable[str], attrs=()) -> None:
+        outs = (out,) if isinstance(out, str) else tuple(out)
+        self.nodes.append(ir.Node(f"n{len(self.nodes)}:{outs[0]}", op, kind, tuple(dict.fromkeys(inputs)), outs, tuple(attrs)))
+
+    def pointwise(self, out: str, op: str, args: tuple, extra: tuple = ()) -> None:
+        inputs = [a.name for a in args if isinstance(a, ir.ValueRef)]
+        self.emit(out, op, "pointwise", inputs, (("args", tuple(args)),) + extra)
+
+    # -- one FX node --------------------------------------------------------------------------
+    def translate(self, node: torch.fx.Node) -> None:
+        name = self.prefix + node.name
+        val = node.meta.get("val")
+        if node.target is operator.getitem:
+            src, idx = node.args
+            self.names[node] = self.names[src][idx]
+            return
+        if isinstance(val, (tuple, list)):
+            outs = tuple(f"{name}.{i}" for i in range(len(val)))
+            for o, v in zip(outs, val):
+                if isinstance(v, torch.Tensor):
+                    self.types[o] = tensor_type(v)
+            self.names[node] = outs
+        elif isinstance(val, torch.Tensor):
+            self.types[name] = tensor_type(val)
+            self.names[node] = name
+        else:
+            raise TraceError(f"{node.target} produced {type(val).__name__}, not a tensor")
+        packet = getattr(node.target, "__name__", str(node.target)).split(".")[0]
+        if not self._primitive(node, packet, name, val):
+            self._structured(node, packet, name)
+
+    def _structured(self, node: torch.fx.Node, packet: str, name: Any) -> None:
+        """Matmul/conv/pool/view/library: the ATen call as is."""
+        kind = ("matmul" if packet in _MATMULS else "conv" if packet in _CONVS else
+                "pool" if packet in _POOLS else "view" if packet in _VIEWS else "library")
+        args = self.arg(tuple(node.args))
+        kwargs = tuple((k, self.arg(v)) for k, v in node.kwargs.items())
+        inputs = ir._value_refs(args) + ir._value_refs(tuple(v for _, v in kwargs))
+        attrs = [("args", args), ("kwargs", kwargs)]
+        if kind == "view":
+            attrs.append(("storage_offset", int(node.meta["val"].storage_offset())))
+        self.emit(self.names[node], str(node.target), kind, inputs, attrs)
+
+    def _primitive(self, node: torch.fx.Node, packet: str, name: str, val: Any) -> bool:
+        """Emit akg primitives for a node the compiler understands; False if it is not one."""
+        a, kw = node.args, node.kwargs
+        if packet in _UNARY and len(a) == 1 and not kw:
+            self.pointwise(name, _UNARY[packet], (self.arg(a[0]),))
+        elif packet in _BINARY and len(a) == 2 and not kw:
+            self.pointwise(name, _BINARY[packet], (self.arg(a[0]), self.arg(a[1])))
+        elif packet in ("add", "sub", "rsub") and len(a) >= 2 and set(kw) <= {"alpha"}:
+            self._add_sub(packet, name, a, kw.get("alpha", a[2] if len(a) > 2 else 1))
+        elif packet == "div" and kw.get("rounding_mode") in (None, "floor"):
+            self.pointwise(name, "div" if kw.get("rounding_mode") is None else "floordiv",
+                           (self.arg(a[0]), self.arg(a[1])))
+        elif packet == "where" and len(a) == 3:
+            self.pointwise(name, "where", tuple(self.arg(x) for x in a))
+        elif packet == "relu":
+            self.pointwise(name, "max", (self.arg(a[0]), 0))
+        elif packet in ("clamp", "clamp_min", "clamp_max") and not kw:
+            self._clamp(packet, name, a)
+        elif packet in ("_to_copy", "to", "clone", "contiguous", "type_as") and self._is_plain_copy(node):
+            self.pointwise(name, "cast", (self.arg(a[0]),), (("dtype", dtype_name(val.dtype)),))
+        elif packet in _REDUCTIONS:
+            return self._reduction(node, packet, name)
+        elif packet in _SCANS and set(kw) <= {"dtype"} and len(a) == 2:
+            x = self.arg(a[0])
+            self.emit(name, _SCANS[packet], "scan", [x.name], (("dim", a[1] % max(len(val.shape), 1)),))
+        else:
+            return False
+        return True
+
+    def _is_plain_copy(self, node: torch.fx.Node) -> bool:
+        src = node.args[0].meta.get("val") if isinstance(node.args[0], torch.fx.Node) else None
+        val = node.meta["val"]
+        if src is None or src.device != val.device or tuple(src.shape) != tuple(val.shape):
+            return False
+        return set(node.kwargs) <= {"dtype", "memory_format", "layout", "device", "non_blocking"}
+
+    def _add_sub(self, packet: str, name: str, a: tuple, alpha: Any) -> None:
+        x, y = self.arg(a[0]), self.arg(a[1])
+        if packet == "rsub":
+            x, y = y, x
+        if alpha != 1:
+            scaled = name + ".alpha"
+            self.types[scaled] = self.types[name]
+            self.pointwise(scaled, "mul", (y, alpha))
+            y = ir.ValueRef(scaled)
+        self.pointwise(name, "add" if packet == "add" else "sub", (x, y))
+
+    def _clamp(self, packet: str, name: str, a: tuple) -> None:
+        x = self.arg(a[0])
+        lo = a[1] if packet in ("clamp", "clamp_min") else None
+        hi = a[2] if packet == "clamp" and len(a) > 2 else a[1] if packet == "clamp_max" else None
+        if lo is not None and hi is not None:
+            self.types[name + ".lo"] = self.types[name]
+            self.pointwise(name + ".lo", "max", (x, self.arg(lo)))
+            x = ir.ValueRef(name + ".lo")
+            self.pointwise(name, "min", (x, self.arg(hi)))
+        elif lo is not None:
+            self.pointwise(name, "max", (x, self.arg(lo)))
+        else:
+            self.pointwise(name, "min", (x, self.arg(hi)))
+
+    def _reduction(self, node: torch.fx.Node, packet: str, name: Any) -> bool:
+        a, kw = node.args, dict(node.kwargs)
+        x = self.tensor_arg(a[0])
+        rank = len(a[0].meta["val"].shape)
+        dims = a[1] if len(a) > 1 else kw.pop("dim", None)
+        keepdim = a[2] if len(a) > 2 else kw.pop("keepdim", False)
+        dtype = kw.pop("dtype", None)
+        if kw or (dtype is not None and dtype != a[0].meta["val"].dtype):
+            return False
+        if packet in ("max", "min") and isinstance(name, tuple):   # max.dim: (values, indices)
+            d = (dims % rank,)
+            attrs = (("dims", d), ("keepdim", bool(keepdim)))
+            self.emit(name[0], packet, "reduction", [x.name], attrs)
+            self.emit(name[1], "arg" + packet, "reduction", [x.name], attrs)
+            return True
+        if packet in ("argmax", "argmin") and dims is None:
+            return False   # over the flattened tensor: a library call
+        if dims is None or dims == [] or dims == ():
+            dims = tuple(range(rank))
+        dims = tuple(sorted({d % max(rank, 1) for d in (dims if isinstance(dims, (list, tuple)) else (dims,))}))
+        if rank == 0:
+            return False
+        self.emit(name, _REDUCTIONS[packet], "reduction", [x.name], (("dims", dims), ("keepdim", bool(keepdim))))
+        return True
+
+
+def _fold_scalar(node: torch.fx.Node) -> Any:
+    """The Python value of a 0-d constant tensor made in the graph (decompositions make these)."""
+    packet = getattr(node.target, "__name__", "").split(".")[0]
+    if packet == "scalar_tensor" and node.args:
+        return node.args[0]
+    if packet == "full" and list(node.args[0]) == [] and node.kwargs.get("dtype") in (None, torch.float32, torch.int64, torch.bool):
+        return node.args[1]
+    return None
+
+
+def translate_fx(gm: torch.fx.GraphModule, names: dict[torch.fx.Node, Any], prefix: str = "") -> _Translator:
+    """Translate every call in ``gm`` (placeholders already named in ``names``)."""
+    tr = _Translator(names, prefix)
+    for node in gm.graph.nodes:
+        if node.op == "call_function":
+            folded = _fold_scalar(node)
+            if folded is not None:
+                tr.names[node] = folded
+                continue
+            tr.translate(node)
+        elif node.op == "get_attr":
+            const = getattr(gm, node.target)
+            if isinstance(const, torch.Tensor) and const.dim() == 0:
+                tr.names[node] = const.item()
+            else:
+                raise TraceError(f"the traced program holds a tensor constant {node.target}; make it a buffer")
+    return tr
+
+
+def fx_outputs(gm: torch.fx.GraphModule) -> list:
+    out = next(n for n in gm.graph.nodes if n.op == "output")
+    return list(torch.utils._pytree.tree_leaves(out.args[0]))
+
+
+# ----------------------------------------------------------------------------------------------
+# trace
+# ----------------------------------------------------------------------------------------------
+
+def trace(problem: Problem) -> ir.Graph:
+    """The problem's forward as an akg Graph (ATen level: compound ops stay library nodes)."""
+    model = problem.build_model(0).eval()
+    inputs = problem.example_inputs(0)
+    try:
+        with torch.no_grad():
+            reference = model(*inputs)
+            exported = torch.export.export(model, tuple(inputs)).run_decompositions({})
+    except Exception as e:   # export's messages are long; the first line says what failed
+        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TraceError(f"problem {problem.name}: torch.export failed ({type(e).__name__}: {msg}); simplify forward()") from None
+    try:
+        return _graph_from_export(exported, inputs, isinstance(reference, (tuple, list)))
+    except TraceError as e:
+        raise TraceError(f"problem {problem.name}: {e}") from None
+
+
+def _graph_from_export(exported, inputs: list, returns_tuple: bool) -> ir.Graph:
+    gm = exported.graph_module
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    names: dict[torch.fx.Node, Any] = {}
+    params, types, user = [], {}, []
+    for node, spec in zip(placeholders, exported.graph_signature.input_specs):
+        kind = spec.kind.name
+        if kind in ("PARAMETER", "BUFFER"):
+            name = "p:" + spec.target
+            params.append(name)
+        elif kind == "USER_INPUT":
+            name = node.name
+            user.append(node)
+        else:
+            raise TraceError(f"unsupported graph input {spec.target or node.name} ({kind.lower()})")
+        names[node] = name
+        if isinstance(node.meta.get("val"), torch.Tensor):
+            types[name] = tensor_type(node.meta["val"])
+    # export drops non-tensor positional arguments (they are specialised); recover them by position.
+    graph_inputs, constants = _user_inputs(user, inputs, names)
+    tr = translate_fx(gm, names)
+    types.update(tr.types)
+    outputs = []
+    for o in fx_outputs(gm):
+        v = tr.names[o] if isinstance(o, torch.fx.Node) else o
+        if not isinstance(v, str):
+            raise TraceError("forward returns a constant, not a computed tensor")
+        outputs.append(v)
+    graph = ir.Graph(tuple(graph_inputs), tuple(params), tuple(tr.nodes), tuple(outputs),
+                     tuple(types.items()), tuple(constants), returns_tuple)
+    graph.verify()
+    return graph
+
+
+def _user_inputs(user_nodes: list, inputs: list, names: dict) -> tuple[list[str], list[tuple[str, Any]]]:
+    graph_inputs, constants = [], []
+    tensors = iter(user_nodes)
+    for i, x in enumerate(inputs):
+        if isinstance(x, torch.Tensor):
+            graph_inputs.append(names[next(tensors)])
+        else:
+            name = f"arg{i}"
+            graph_inputs.append(name)
+            constants.append((name, x))
+    # int/float placeholders that export kept (specialised) get their example value
+    for node in tensors:
+        constants.append((names[node], node.meta.get("val")))
+    return graph_inputs, constants
+
+
+# ----------------------------------------------------------------------------------------------
+# plans_for: the whole frontend in one call
+# ----------------------------------------------------------------------------------------------
+
+def plans_for(problem: Problem, passes: list | None = None, context=None) -> tuple[ir.Graph, list[ir.KernelPlan]]:
+    """Trace, run the graph passes, then the plan passes. ``passes`` defaults to every installed
+    pass plugin. Returns the decomposed graph and every verified plan (at least one)."""
+    from akg import plugins
+    from akg.targets import PassContext, run_graph_passes, run_plan_passes
+    passes = plugins.passes() if passes is None else passes
+    context = context or PassContext()
+    graph = run_graph_passes(trace(problem), passes, context)
+    return graph, run_plan_passes(graph, passes, context)
+
+
+# ----------------------------------------------------------------------------------------------
+# analyze
+# ----------------------------------------------------------------------------------------------
+
+def _node_flops(node: ir.Node, types: dict[str, ir.TensorType]) -> float:
+    out = types.get(node.outputs[0])
+    if out is None:
+        return 0.0
+    refs = [r.name for r in ir._value_refs(node.attr("args", ()))]
+    if node.kind == "matmul":
+        lhs = types[refs[1] if node.op.split(".")[1] in ("addmm", "baddbmm") else refs[0]]
+        return 2.0 * out.numel * lhs.shape[-1]
+    if node.kind == "conv":
+        weight = types[refs[1]]   # (Cout, Cin / groups, *kernel)
+        return 2.0 * out.numel * math.prod(weight.shape[1:])
+    if node.kind == "reduction":
+        return float(types[node.inputs[0]].numel)
+    if node.kind == "pool":
+        window = node.attr("args", ())[1] if len(node.attr("args", ())) > 1 else (1, 1)
+        return float(out.numel * math.prod(window if isinstance(window, (list, tuple)) else (window, window)))
+    if node.kind in ("pointwise", "scan", "library"):
+        return float(out.numel)
+    return 0.0
+
+
+def precision_mode(graph: ir.Graph) -> str:
+    dtypes = {t.dtype for _, t in graph.types}
+    for dtype, mode in (("float64", "fp64"), ("float32", "fp32"), ("bfloat16", "bf16"), ("float16", "fp16")):
+        if dtype in dtypes:
+            return mode
+    return "fp32"
+
+
+def analyze(problem: Problem, hardware: list[HardwareSpec], graph: ir.Graph | None = None) -> ir.Analysis:
+    """FLOPs, fewest bytes, and the roofline floor on each hardware."""
+    graph = graph or trace(problem)
+    types = graph.type_map()
+    flops = sum(_node_flops(n, types) for n in graph.nodes)
+    touched = [v for v in graph.inputs + graph.params if v in types] + list(dict.fromkeys(graph.outputs))
+    bytes_moved = float(sum(types[v].nbytes for v in touched))
+    mode = precision_mode(graph)
+    roofline = tuple((h.name, h.roofline_ms(flops, bytes_moved, mode)) for h in hardware)
+    intensity = flops / bytes_moved if bytes_moved else math.inf
+    ridge = [h.peak(mode) * 1e12 / (h.memory_bandwidth_gbs * 1e9) for h in hardware if h.memory_bandwidth_gbs and h.peak(mode)]
+    bound = "compute" if ridge and intensity >= min(ridge) else "memory"
+    kinds = sorted({n.kind for n in graph.nodes})
+    notes = [f"node kinds: {', '.join(kinds)}", f"precision mode {mode}"]
+    library = sorted({n.op for n in graph.nodes if n.kind == "library"})
+    if library:
+        notes.append(f"library ops before decomposition: {', '.join(library)}")
+    analysis = ir.Analysis(graph, float(flops), bytes_moved, roofline, bound, tuple(notes))
+    analysis.verify()
+    return analysis
+
+
+def format_analysis(analysis: ir.Analysis) -> str:
+    g = analysis.graph
+    intensity = analysis.flops / analysis.bytes_moved if analysis.bytes_moved else float("inf")
+    ops = ", ".join(dict.fromkeys(n.op for n in g.nodes))
+    lines = [
+        f"ops        {ops}",
+        f"flops      {analysis.flops:.3e}",
+        f"bytes      {analysis.bytes_moved:.3e} (inputs and parameters read once, outputs written once)",
+        f"intensity  {intensity:.2f} flop/byte",
+        f"bound      {analysis.bound}",
+    ]
+    for hw, ms in analysis.roofline_ms:
+        lines.append(f"roofline   {hw}: {ms * 1e3:.1f} us")
+    lines += [f"note       {n}" for n in analysis.notes]
+    return "\n".join(lines)

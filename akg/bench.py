@@ -1,0 +1,105 @@
+"""``akg bench``: optimise every problem of a suite and summarise the speedups.
+
+fast_p (as in KernelBench) is the fraction of problems whose result is correct and more than p
+times faster than eager PyTorch; fast_0 is the fraction correct. Geomeans are over all problems,
+the reference fallback counting as 1.0 against eager.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import math
+import platform
+from pathlib import Path
+
+import torch
+
+import akg
+from akg.pipeline import Target, optimize_problem, _atomic_write
+from akg.problem import ProblemError, load_problem
+from akg.search import SearchOptions
+from akg.store import Store
+
+FAST_P = (0.0, 1.0, 1.5, 2.0)
+
+
+def problem_files(suite: Path) -> list[Path]:
+    return sorted(p for p in Path(suite).glob("*.py") if not p.name.startswith("_"))
+
+
+def _row(report: dict) -> dict:
+    best = report["best"]
+    return {"problem": report["problem"], "correct": best["correct"], "origin": best["origin"],
+            "description": best["description"], "time_ms": best["time_ms"],
+            "eager_ms": report["baselines"]["eager_ms"], "compile_ms": report["baselines"]["compile_ms"],
+            "speedup_vs_eager": best["speedup_vs_eager"], "speedup_vs_compile": best["speedup_vs_compile"],
+            "roofline_fraction": best["roofline_fraction"], "floor_ms": report["analysis"].get("floor_ms"),
+            "bound": report["analysis"].get("bound"), "candidates": len(report["candidates"]),
+            "notes": report["notes"]}
+
+
+def geomean(values: list[float]) -> float | None:
+    vals = [v for v in values if v and v > 0]
+    return math.exp(sum(math.log(v) for v in vals) / len(vals)) if vals else None
+
+
+def summarize(rows: list[dict]) -> dict:
+    n = len(rows)
+    ok = [r for r in rows if r.get("correct")]
+    fast = {f"fast_{p:g}": (sum(1 for r in ok if (r["speedup_vs_eager"] or 0) > p) if p > 0 else len(ok)) / n if n else 0.0
+            for p in FAST_P}
+    return {"problems": n, "correct": len(ok), **fast,
+            "geomean_speedup_vs_eager": geomean([r["speedup_vs_eager"] for r in ok]),
+            "geomean_speedup_vs_compile": geomean([r["speedup_vs_compile"] for r in ok]),
+            "generated": sum(1 for r in ok if r["origin"] != "reference")}
+
+
+def run_bench(suite: Path, target: Target, out_file: Path, store: Store, options: SearchOptions,
+              harness_config, progress=None, results_dir: Path | None = None) -> dict:
+    rows = []
+    for path in problem_files(suite):
+        if progress:
+            progress(f"problem {path.stem}", None)
+        try:
+            problem = load_problem(path)
+            out_dir = results_dir / path.stem if results_dir else None
+            report = optimize_problem(problem, target, out_dir, store, options, harness_config, progress)
+            rows.append(_row(report))
+        except ProblemError as e:
+            rows.append({"problem": path.stem, "correct": False, "origin": None, "error": str(e),
+                         "speedup_vs_eager": None, "speedup_vs_compile": None})
+        _write(out_file, target, suite, rows)  # after every problem, so an interrupted bench keeps its rows
+    return _write(out_file, target, suite, rows)
+
+
+def _write(out_file: Path, target: Target, suite: Path, rows: list[dict]) -> dict:
+    result = {"akg_version": akg.__version__, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+              "suite": str(suite), "dsl": target.dsl.name, "device": target.device, "hardware": target.hardware.name,
+              "hardware_display": target.hardware.display_name, "torch": torch.__version__,
+              "python": platform.python_version(), "machine": platform.machine(),
+              "summary": summarize(rows), "problems": rows}
+    try:
+        import triton
+        result["triton"] = triton.__version__
+    except ImportError:
+        pass
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out_file, json.dumps(result, indent=2, default=str) + "\n")
+    return result
+
+
+def markdown_table(result: dict) -> str:
+    lines = ["| problem | result | time ms | eager ms | compile ms | vs eager | vs compile | roofline |",
+             "|---|---|---|---|---|---|---|---|"]
+    fmt = lambda v, d=3: "—" if v is None else f"{v:.{d}f}"
+    for r in result["problems"]:
+        what = "error" if r.get("error") else ("generated" if r["origin"] not in (None, "reference") else "reference")
+        lines.append(f"| {r['problem']} | {what} | {fmt(r.get('time_ms'))} | {fmt(r.get('eager_ms'))} | "
+                     f"{fmt(r.get('compile_ms'))} | {fmt(r.get('speedup_vs_eager'), 2)} | "
+                     f"{fmt(r.get('speedup_vs_compile'), 2)} | {fmt(r.get('roofline_fraction'), 2)} |")
+    s = result["summary"]
+    lines.append("")
+    lines.append(f"fast_0 {s['fast_0']:.2f} · fast_1 {s['fast_1']:.2f} · fast_1.5 {s['fast_1.5']:.2f} · "
+                 f"fast_2 {s['fast_2']:.2f} · geomean vs eager {fmt(s['geomean_speedup_vs_eager'], 2)} · "
+                 f"vs torch.compile {fmt(s['geomean_speedup_vs_compile'], 2)}")
+    return "\n".join(lines)

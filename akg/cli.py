@@ -1,0 +1,325 @@
+"""The ``akg`` command.
+
+Errors caused by input print one line and exit with the code from ``akg.errors``; a traceback
+appears only with ``--debug``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from akg import errors
+from akg.errors import AkgError, CandidateFileError
+
+EPILOG = "Exit codes: 0 ok/accepted, 1 rejected, 2 bad usage or problem, 3 bad candidate file, " \
+         "4 bad config, 5 device unavailable, 6 store error, 70 internal error."
+
+
+def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
+    if dsl_required:
+        p.add_argument("--dsl", required=True, help="target DSL (see `akg plugins`), e.g. cpp, triton")
+    p.add_argument("--device", default=None, help="backend to run on, e.g. cpu, cuda (default: the DSL's first available)")
+    p.add_argument("--policy", choices=("strict", "standard"), default=None,
+                   help="strict (default): only DSL kernels plus declared library ops may compute; standard: framework ops allowed")
+    p.add_argument("--config", default=None, help="TOML file with [search] and [harness] defaults")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _search_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--budget", type=int, default=None, help="most candidates to measure (default 24)")
+    p.add_argument("--time-limit", type=float, default=None, help="wall-clock limit in seconds")
+    p.add_argument("--store", default=None, help="SQLite store (default .akg/akg.db)")
+    p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
+    p.add_argument("--trials", type=int, default=None, help="timing trials per candidate (median is reported)")
+    p.add_argument("--json", action="store_true", help="print only the JSON result")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="akg", description="Generate verified, measured kernels from PyTorch programs.",
+                                     epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("optimize", help="search for the fastest verified kernels for a problem", epilog=EPILOG,
+                       description="Write DIR/best.py (a drop-in ModelNew) and DIR/report.json.")
+    p.add_argument("problem", help="problem file in KernelBench format")
+    _common(p, dsl_required=True)
+    _search_flags(p)
+    p.add_argument("--out", default="akg_out", help="output folder (default akg_out)")
+    p.add_argument("--resume", action="store_true", help="continue the last interrupted run of this problem")
+
+    p = sub.add_parser("verify", help="check a candidate ModelNew against a problem", epilog=EPILOG,
+                       description="Exit 0 when accepted, 1 when rejected, 2 for bad usage or a bad problem file.")
+    p.add_argument("problem")
+    p.add_argument("candidate", help="Python file defining ModelNew")
+    _common(p)
+    p.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    p.add_argument("--no-time", action="store_true", help="check correctness only")
+    p.add_argument("--trials", type=int, default=None)
+
+    p = sub.add_parser("bench", help="optimize every problem in a folder and summarise", epilog=EPILOG,
+                       description="Per-problem results, fast_p and geomean speedups vs eager and torch.compile.")
+    p.add_argument("suite", help="folder of problem files")
+    _common(p, dsl_required=True)
+    _search_flags(p)
+    p.add_argument("--out", required=True, help="JSON file for the results")
+    p.add_argument("--results-dir", default=None, help="also write each problem's best.py/report.json here")
+
+    p = sub.add_parser("analyze", help="trace a problem and print its work, bytes and roofline floor")
+    p.add_argument("problem")
+    p.add_argument("--device", default=None, help="hardware to compute the floor for (default: every known descriptor of cpu)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--debug", action="store_true")
+
+    p = sub.add_parser("plugins", help="list DSLs, backends, hardware descriptors and passes")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--debug", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("akg: interrupted; finished verdicts are in the store (resume with --resume)", file=sys.stderr)
+        return 130
+    except Exception as e:  # every error reaches the user as one line unless --debug
+        if getattr(args, "debug", False):
+            raise
+        code = _exit_code(e)
+        print(f"akg: error: {_one_line(e)}", file=sys.stderr)
+        return code
+
+
+def _one_line(e: Exception) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def _exit_code(e: Exception) -> int:
+    from akg.problem import ProblemError
+    from akg.store import StoreError
+    if isinstance(e, AkgError):
+        return e.exit_code
+    if isinstance(e, ProblemError):
+        return errors.EXIT_USAGE
+    if isinstance(e, StoreError):
+        return errors.EXIT_STORE
+    return errors.EXIT_INTERNAL
+
+
+# ----------------------------------------------------------------------------------------------
+
+def _settings(args):
+    from akg.config import load_config
+    from akg.harness import HarnessConfig
+    from akg.search import SearchOptions
+
+    cfg = load_config(args.config)
+    s, h = cfg["search"], cfg["harness"]
+    options = SearchOptions(
+        budget=getattr(args, "budget", None) or s.get("budget", 24),
+        time_limit_s=getattr(args, "time_limit", None) or s.get("time_limit"),
+        policy=args.policy or s.get("policy", "strict"),
+        resume=getattr(args, "resume", False))
+    harness = HarnessConfig()
+    overrides = {k: v for k, v in h.items() if hasattr(harness, k)}
+    if getattr(args, "trials", None):
+        overrides["trials"] = args.trials
+    if getattr(args, "no_compile", False):
+        overrides["measure_compile"] = False
+    if getattr(args, "no_time", False):
+        overrides["time"] = False
+    for k, v in overrides.items():
+        setattr(harness, k, v)
+    return options, harness
+
+
+def _progress(quiet: bool):
+    if quiet:
+        return None
+    from rich.console import Console
+    console = Console(stderr=True)
+
+    def show(message: str, scored) -> None:
+        if scored is None:
+            console.print(f"[dim]·[/dim] {message}")
+            return
+        v = scored.verdict
+        if v.accepted:
+            speed = dict(v.speedups).get("vs_eager")
+            status = f"[green]ok[/green] {v.time_ms:.4g} ms" + (f" ({speed:.2f}x eager)" if speed else "")
+        else:
+            status = f"[red]rejected[/red] {v.reason[:100]}"
+        reused = " [dim](stored)[/dim]" if scored.reused else ""
+        console.print(f"  {scored.candidate.id} {scored.candidate.description[:60]:<60} {status}{reused}")
+    return show
+
+
+def cmd_optimize(args) -> int:
+    from akg.pipeline import optimize_problem, resolve_target
+    from akg.problem import load_problem
+    from akg.store import Store, DEFAULT_STORE
+
+    options, harness = _settings(args)
+    problem = load_problem(args.problem)
+    target = resolve_target(args.dsl, args.device)
+    with Store(args.store or DEFAULT_STORE) as store:
+        report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json))
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        _print_summary(report, Path(args.out))
+    return errors.EXIT_OK
+
+
+def _print_summary(report: dict, out: Path) -> None:
+    from rich.console import Console
+    best = report["best"]
+    c = Console()
+    eager = report["baselines"]["eager_ms"]
+    comp = report["baselines"]["compile_ms"]
+    fmt = lambda v, unit="": "n/a" if v is None else f"{v:.4g}{unit}"
+    c.print(f"[bold]{report['problem']}[/bold] · {report['dsl']} on {report['device']} ({report['hardware']})")
+    c.print(f"  eager {fmt(eager, ' ms')} · torch.compile {fmt(comp, ' ms')}")
+    verified = "[green]verified[/green]" if best["correct"] else "[red]unverified[/red]"
+    c.print(f"  best: {best['origin']} {best['candidate_id']} {verified} {fmt(best['time_ms'], ' ms')} · "
+            f"{fmt(best['speedup_vs_eager'], 'x')} vs eager · {fmt(best['speedup_vs_compile'], 'x')} vs torch.compile")
+    if not best.get("timing_meaningful", True):
+        c.print("  [yellow]timings on this target are not meaningful (interpreter)[/yellow]")
+    for note in report["notes"]:
+        c.print(f"  note: {note}")
+    c.print(f"  wrote {out / 'best.py'} and {out / 'report.json'}")
+
+
+def _read_candidate(path: str) -> str:
+    p = Path(path)
+    if not p.is_file():
+        raise AkgError(f"candidate {path}: no such file")
+    try:
+        source = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CandidateFileError(f"candidate {path}: cannot read ({e})") from None
+    try:
+        compile(source, str(p), "exec")
+    except SyntaxError as e:
+        raise CandidateFileError(f"candidate {path}: syntax error at line {e.lineno}: {e.msg}") from None
+    return source
+
+
+def cmd_verify(args) -> int:
+    import dataclasses
+    from akg.agents.coder import candidate_id
+    from akg.harness import evaluate
+    from akg.pipeline import floor_for
+    from akg.problem import load_problem, validate
+    from akg import plugins
+    from akg.errors import DeviceUnavailable
+
+    _, harness = _settings(args)
+    problem = load_problem(args.problem)
+    source = _read_candidate(args.candidate)
+    validate(problem)
+    device = args.device or "cpu"
+    try:
+        backend = plugins.get_backend(device)
+    except plugins.PluginError as e:
+        raise AkgError(str(e)) from None
+    if not backend.available():
+        raise DeviceUnavailable(f"device {device!r} is not available on this machine; try --device cpu")
+    floor_ms, _ = floor_for(problem, backend.detect())
+    verdict = evaluate(problem, source, candidate_id(source), device=device, policy=args.policy or "strict",
+                       config=harness, floor_ms=floor_ms)
+    if args.json:
+        data = dataclasses.asdict(verdict)
+        data["accepted"] = verdict.accepted
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        _print_verdict(verdict)
+    return errors.EXIT_OK if verdict.accepted else errors.EXIT_REJECTED
+
+
+def _print_verdict(v) -> None:
+    from rich.console import Console
+    c = Console()
+    c.print("[green]accepted[/green]" if v.accepted else f"[red]rejected[/red]: {v.reason}")
+    for check in v.checks:
+        mark = "[green]✓[/green]" if check.passed else "[red]✗[/red]"
+        c.print(f"  {mark} {check.name}" + (f" — {check.detail}" if check.detail else ""))
+    if v.time_ms is not None:
+        speed = ", ".join(f"{k} {x:.2f}x" for k, x in v.speedups)
+        c.print(f"  time {v.time_ms:.4g} ms (spread {v.spread or 0:.1%}) {speed}")
+
+
+def cmd_bench(args) -> int:
+    from akg.bench import markdown_table, run_bench
+    from akg.pipeline import resolve_target
+    from akg.store import Store, DEFAULT_STORE
+
+    suite = Path(args.suite)
+    if not suite.is_dir():
+        raise AkgError(f"suite {args.suite}: not a folder of problem files")
+    options, harness = _settings(args)
+    target = resolve_target(args.dsl, args.device)
+    with Store(args.store or DEFAULT_STORE) as store:
+        result = run_bench(suite, target, Path(args.out), store, options, harness, _progress(args.json),
+                           Path(args.results_dir) if args.results_dir else None)
+    print(json.dumps(result["summary"], indent=2) if args.json else markdown_table(result))
+    return errors.EXIT_OK
+
+
+def cmd_analyze(args) -> int:
+    from akg import plugins
+    from akg.agents import analyzer
+    from akg.problem import load_problem, validate
+
+    problem = load_problem(args.problem)
+    validate(problem)
+    if args.device:
+        backend = plugins.get_backend(args.device)
+        hardware = backend.descriptors() + ([backend.detect()] if backend.available() else [])
+    else:
+        hardware = [h for b in plugins.backends().values() for h in b.descriptors()]
+        cpu = plugins.backends().get("cpu")
+        if cpu is not None:
+            hardware.append(cpu.detect())
+    analysis = analyzer.analyze(problem, hardware)
+    if args.json:
+        print(json.dumps({"flops": analysis.flops, "bytes": analysis.bytes_moved, "bound": analysis.bound,
+                          "roofline_ms": dict(analysis.roofline_ms), "notes": list(analysis.notes)}, indent=2))
+    else:
+        print(analyzer.format_analysis(analysis))
+    return errors.EXIT_OK
+
+
+def cmd_plugins(args) -> int:
+    from akg import plugins
+    dsls = {n: {"devices": list(d.devices), "families": list(d.families)} for n, d in plugins.dsls().items()}
+    backends = {n: {"available": b.available(), "hardware": [h.name for h in b.descriptors()]}
+                for n, b in plugins.backends().items()}
+    passes = [{"name": p.name, "stage": p.stage, "order": p.order} for p in plugins.passes()]
+    if args.json:
+        print(json.dumps({"dsls": dsls, "backends": backends, "passes": passes}, indent=2))
+        return errors.EXIT_OK
+    print("DSLs:")
+    for n, d in sorted(dsls.items()):
+        print(f"  {n:<10} devices: {', '.join(d['devices']):<12} families: {', '.join(d['families'])}")
+    print("Backends:")
+    for n, b in sorted(backends.items()):
+        print(f"  {n:<10} {'available' if b['available'] else 'not available'}")
+    print("Hardware descriptors:")
+    for h in plugins.hardware_descriptors():
+        print(f"  {h.name:<14} {h.backend:<5} {h.display_name}")
+    print("Passes:")
+    for p in passes:
+        print(f"  {p['name']:<14} {p['stage']:<6} order {p['order']}")
+    return errors.EXIT_OK
+
+
+COMMANDS = {"optimize": cmd_optimize, "verify": cmd_verify, "bench": cmd_bench, "analyze": cmd_analyze,
+            "plugins": cmd_plugins}
+
+if __name__ == "__main__":
+    sys.exit(main())

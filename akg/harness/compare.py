@@ -1,0 +1,130 @@
+"""Compare a candidate's outputs with the reference's: metadata first, then values.
+
+Works on what crossed the process boundary: ``OutputInfo`` (what the worker saw of the returned
+object before converting it) and plain CPU tensors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from akg.harness.config import HarnessConfig
+from akg.ir import Check
+
+
+@dataclass(frozen=True)
+class OutputInfo:
+    """What the candidate returned for one output, as observed inside the worker."""
+    type_name: str          # "Tensor" for a plain torch.Tensor
+    plain: bool             # exactly torch.Tensor, strided, not meta/fake
+    shape: tuple[int, ...]
+    dtype: str
+    device: str
+
+    def to_wire(self) -> dict:
+        return {"type_name": self.type_name, "plain": self.plain, "shape": list(self.shape),
+                "dtype": self.dtype, "device": self.device}
+
+    @classmethod
+    def from_wire(cls, d: dict) -> "OutputInfo":
+        return cls(str(d["type_name"]), bool(d["plain"]), tuple(int(s) for s in d["shape"]),
+                   str(d["dtype"]), str(d["device"]))
+
+
+@dataclass
+class CaseResult:
+    checks: list[Check]
+    max_abs_err: float = 0.0
+    rel_err: float = 0.0
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
+
+def device_type(device: str) -> str:
+    return device.split(":")[0]
+
+
+def compare_case(expected: list[torch.Tensor], infos: list[OutputInfo], actual: list[torch.Tensor | None],
+                 device: str, config: HarnessConfig, case: str) -> CaseResult:
+    """All checks of one test case. Only failures carry details; passes are summarised by name."""
+    result = CaseResult(checks=[])
+    if len(infos) != len(expected):
+        result.checks.append(Check("output_count", False, f"{case}: returned {len(infos)} outputs, expected {len(expected)}"))
+        return result
+    for i, (exp, info, act) in enumerate(zip(expected, infos, actual)):
+        where = f"{case} output {i}"
+        meta = _metadata_checks(exp, info, device, where)
+        result.checks += meta
+        if any(not c.passed for c in meta) or act is None:
+            continue
+        value_checks, max_abs, rel = _value_checks(exp, act, config, where)
+        result.checks += value_checks
+        result.max_abs_err = max(result.max_abs_err, max_abs)
+        result.rel_err = max(result.rel_err, rel)
+    return result
+
+
+def _metadata_checks(exp: torch.Tensor, info: OutputInfo, device: str, where: str) -> list[Check]:
+    checks = [Check("plain_tensor", info.plain,
+                    "" if info.plain else f"{where}: is a {info.type_name}, not a plain strided torch.Tensor")]
+    if not info.plain:
+        return checks
+    checks.append(Check("shape", info.shape == tuple(exp.shape),
+                        "" if info.shape == tuple(exp.shape) else f"{where}: shape {list(info.shape)}, expected {list(exp.shape)}"))
+    want_dtype = dtype_name(exp.dtype)
+    checks.append(Check("dtype", info.dtype == want_dtype,
+                        "" if info.dtype == want_dtype else f"{where}: dtype {info.dtype}, expected {want_dtype}"))
+    same_device = device_type(info.device) == device_type(device)
+    checks.append(Check("device", same_device, "" if same_device else f"{where}: on {info.device}, expected {device}"))
+    return checks
+
+
+def _value_checks(exp: torch.Tensor, act: torch.Tensor, config: HarnessConfig, where: str):
+    exp, act = exp.cpu(), act.cpu()
+    if not exp.is_floating_point() and not exp.is_complex():
+        equal = torch.equal(exp, act)
+        mismatches = int((exp != act).sum()) if not equal else 0
+        return [Check("allclose", equal, "" if equal else f"{where}: {mismatches} of {exp.numel()} values differ (exact match required)")], float(mismatches > 0), float(mismatches > 0)
+    tol = config.tolerance(dtype_name(exp.dtype))
+    e, a = exp.double(), act.double()
+    checks = [_nan_check(e, a, where)]
+    if not checks[0].passed:
+        return checks, float("inf"), float("inf")
+    finite = torch.isfinite(e)
+    e_f, a_f = e[finite], a[finite]
+    if e_f.numel() == 0:
+        return checks, 0.0, 0.0
+    diff = (a_f - e_f).abs()
+    max_abs = float(diff.max())
+    scale = max(1.0, float(e_f.abs().max()))
+    bad = diff > tol.atol * scale + tol.rtol * e_f.abs()
+    n_bad = int(bad.sum())
+    checks.append(Check("allclose", n_bad == 0, "" if n_bad == 0 else
+                        f"{where}: {n_bad} of {e_f.numel()} values outside rtol={tol.rtol:g} atol={tol.atol:g} (max abs err {max_abs:.3g})"))
+    norm = float(e_f.norm())
+    rel = float(diff.norm()) / norm if norm > 0 else float(diff.norm())
+    rel_ok = rel <= tol.rel_norm
+    checks.append(Check("rel_norm", rel_ok, "" if rel_ok else f"{where}: relative error norm {rel:.3g} > {tol.rel_norm:g}"))
+    return checks, max_abs, rel
+
+
+def _nan_check(e: torch.Tensor, a: torch.Tensor, where: str) -> Check:
+    same = (torch.equal(torch.isnan(e), torch.isnan(a))
+            and torch.equal(torch.isposinf(e), torch.isposinf(a))
+            and torch.equal(torch.isneginf(e), torch.isneginf(a)))
+    if same:
+        return Check("nan_positions", True)
+    n = int((torch.isnan(e) != torch.isnan(a)).sum() + (torch.isinf(e) != torch.isinf(a)).sum())
+    return Check("nan_positions", False, f"{where}: NaN/Inf at {n} positions where the reference has none (or the reverse)")
+
+
+def same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bitwise-equal values, NaNs equal to NaNs."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.is_floating_point():
+        return torch.equal(torch.nan_to_num(a, nan=0.5), torch.nan_to_num(b, nan=0.5)) and torch.equal(a.isnan(), b.isnan())
+    return torch.equal(a, b)

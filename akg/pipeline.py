@@ -1,0 +1,151 @@
+"""One optimisation end to end: resolve the target, analyse, plan, search, write the results.
+
+Shared by ``akg optimize``, ``akg bench`` and the Python API, so all three produce the same files.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from akg import plugins
+from akg.errors import AkgError, DeviceUnavailable
+from akg.ir import Verdict
+from akg.problem import Problem, validate
+from akg.search import Scored, Search, SearchOptions, SearchResult
+from akg.store import Store
+from akg.targets import DSL, Backend, HardwareSpec
+
+
+@dataclass(frozen=True)
+class Target:
+    dsl: DSL
+    backend: Backend
+    hardware: HardwareSpec
+
+    @property
+    def device(self) -> str:
+        return self.backend.name
+
+
+def resolve_target(dsl_name: str, device_name: str | None) -> Target:
+    try:
+        dsl = plugins.get_dsl(dsl_name)
+    except plugins.PluginError as e:
+        raise AkgError(str(e)) from None
+    if device_name is None:
+        device_name = next((d for d in dsl.devices if d in plugins.backends() and plugins.backends()[d].available()),
+                           dsl.devices[0])
+    if device_name not in dsl.devices:
+        raise AkgError(f"DSL {dsl.name} does not run on device {device_name!r}; it runs on: {', '.join(dsl.devices)}")
+    try:
+        backend = plugins.get_backend(device_name)
+    except plugins.PluginError as e:
+        raise AkgError(str(e)) from None
+    if not backend.available():
+        raise DeviceUnavailable(f"device {device_name!r} is not available on this machine; "
+                                f"try --device {'cpu' if 'cpu' in dsl.devices else dsl.devices[0]}")
+    return Target(dsl, backend, backend.detect())
+
+
+def plan_problem(problem: Problem) -> tuple[Any, list, list[str]]:
+    """Analysis and fusion plans; a program akg cannot trace still runs (reference only)."""
+    from akg.agents import analyzer
+    try:
+        graph, plans = analyzer.plans_for(problem)
+        return graph, plans, []
+    except Exception as e:  # tracing arbitrary user programs can fail in many ways
+        return None, [], [f"could not trace the program ({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}); "
+                          "only the reference runs"]
+
+
+def floor_for(problem: Problem, hardware: HardwareSpec) -> tuple[float | None, dict]:
+    from akg.agents import analyzer
+    try:
+        analysis = analyzer.analyze(problem, [hardware])
+    except Exception:
+        return None, {}
+    floor = dict(analysis.roofline_ms).get(hardware.name)
+    return floor, {"flops": analysis.flops, "bytes": analysis.bytes_moved, "floor_ms": floor, "bound": analysis.bound}
+
+
+def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, store: Store,
+                     options: SearchOptions, harness_config, progress=None) -> dict:
+    from akg.harness import WorkerPool
+
+    validate(problem)
+    floor_ms, analysis = floor_for(problem, target.hardware)
+    _, plans, notes = plan_problem(problem)
+    with WorkerPool(device=target.device, workers=1, config=harness_config) as pool:
+        search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
+        result = search.run(plans, floor_ms)
+    result.notes[:0] = notes
+    report = build_report(problem, target, result, analysis, store)
+    if out_dir is not None:
+        write_results(Path(out_dir), result.best.candidate.source, report)
+    return report
+
+
+def _speedups(scored: Scored, baselines: dict) -> tuple[float | None, float | None]:
+    t = scored.verdict.time_ms
+    if t is None or t <= 0:
+        return None, None
+    own = dict(scored.verdict.speedups)
+    eager = own.get("vs_eager")
+    if eager is None and baselines.get("eager_ms"):
+        eager = baselines["eager_ms"] / t
+    compile_ms = baselines.get("compile_ms")
+    vs_compile = own.get("vs_compile") or (compile_ms / t if compile_ms else None)
+    return eager, vs_compile
+
+
+def _candidate_entry(s: Scored, baselines: dict) -> dict:
+    v: Verdict = s.verdict
+    eager, vs_compile = _speedups(s, baselines) if v.accepted else (None, None)
+    return {"id": s.candidate.id, "origin": s.candidate.origin, "dsl": s.candidate.dsl,
+            "parent": s.candidate.parent_id, "description": s.candidate.description,
+            "correct": bool(v.accepted), "time_ms": v.time_ms, "spread": v.spread,
+            "speedup_vs_eager": eager, "speedup_vs_compile": vs_compile,
+            "roofline_fraction": v.roofline_fraction, "reason": v.reason, "reused": s.reused}
+
+
+def build_report(problem: Problem, target: Target, result: SearchResult, analysis: dict, store: Store) -> dict:
+    best = result.best
+    eager, vs_compile = _speedups(best, result.baselines)
+    if best.candidate.origin == "reference":
+        eager = 1.0
+    best_time = best.verdict.time_ms
+    return {
+        "problem": problem.name,
+        "dsl": target.dsl.name,
+        "device": target.device,
+        "hardware": target.hardware.name,
+        "best": {"candidate_id": best.candidate.id, "origin": best.candidate.origin, "dsl": best.candidate.dsl,
+                 "description": best.candidate.description, "correct": bool(best.verdict.accepted),
+                 "time_ms": best_time, "speedup_vs_eager": eager, "speedup_vs_compile": vs_compile,
+                 "roofline_fraction": (result.floor_ms / best_time) if result.floor_ms and best_time else None,
+                 "timing_meaningful": result.timing_meaningful},
+        "baselines": {"eager_ms": result.baselines.get("eager_ms"), "compile_ms": result.baselines.get("compile_ms")},
+        "analysis": analysis,
+        "candidates": [_candidate_entry(s, result.baselines) for s in result.scored],
+        "notes": result.notes,
+        "run_id": result.run_id,
+        "store": str(store.path),
+    }
+
+
+def write_results(out_dir: Path, best_source: str, report: dict) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out_dir / "best.py", best_source)
+    _atomic_write(out_dir / "report.json", json.dumps(report, indent=2, default=str) + "\n")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    # Write-then-rename: a crash mid-write never leaves a truncated best.py behind.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -1,0 +1,230 @@
+"""The conductor: propose candidates, build them in parallel, measure them, keep the best.
+
+The reference (the unmodified model) is always a candidate, so the result is never slower than
+eager. Every verdict is written to the store as soon as it exists; a candidate the store already
+judged on this target is not measured again, which is what makes ``--resume`` and repeated runs
+cheap and an interrupted run lossless.
+"""
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Callable
+
+from akg.agents import coder, designer
+from akg.ir import Candidate, KernelPlan, Verdict
+from akg.problem import Problem
+from akg.store import Store
+from akg.targets import BuildError, DSL, HardwareSpec, RenderError
+
+# A generated candidate must beat the reference by this factor in the same interleaved
+# measurement; below it the difference is within noise and the reference is kept.
+MIN_SPEEDUP = 1.0
+
+
+@dataclass
+class SearchOptions:
+    budget: int = 24                      # most candidates to measure (reference excluded)
+    time_limit_s: float | None = None     # wall-clock limit for the whole search
+    policy: str = "strict"
+    resume: bool = False
+    near_floor: float = 1.15              # stop once a candidate is within this factor of the roofline floor
+    build_workers: int = max(1, min(8, os.cpu_count() or 1))
+
+
+@dataclass
+class Scored:
+    candidate: Candidate
+    verdict: Verdict
+    reused: bool = False
+
+    @property
+    def time_ms(self) -> float:
+        return self.verdict.time_ms if self.verdict.time_ms is not None else float("inf")
+
+
+@dataclass
+class SearchResult:
+    best: Scored
+    reference: Scored
+    scored: list[Scored]
+    baselines: dict
+    run_id: int
+    floor_ms: float | None
+    timing_meaningful: bool
+    notes: list[str] = field(default_factory=list)
+
+
+Progress = Callable[[str, Scored | None], None]
+
+
+class Search:
+    def __init__(self, problem: Problem, dsl: DSL, device: str, hardware: HardwareSpec, pool, store: Store,
+                 options: SearchOptions, progress: Progress | None = None):
+        self.problem, self.dsl, self.device, self.hardware = problem, dsl, device, hardware
+        self.pool, self.store, self.options = pool, store, options
+        self.progress = progress or (lambda msg, scored: None)
+        self.timing_meaningful = device in dsl.timing_meaningful_on
+        self.scored: list[Scored] = []
+        self.measured = 0
+        self.started = time.monotonic()
+        self._builds = ThreadPoolExecutor(max_workers=options.build_workers, thread_name_prefix="akg-build")
+
+    # -- bookkeeping ---------------------------------------------------------------------------
+
+    def _out_of_budget(self) -> bool:
+        if self.measured >= self.options.budget:
+            return True
+        limit = self.options.time_limit_s
+        return limit is not None and time.monotonic() - self.started > limit
+
+    def _key(self) -> tuple[str, str, str]:
+        return (self.device, self.hardware.name, self.options.policy)
+
+    def best_generated(self) -> Scored | None:
+        ok = [s for s in self.scored if s.verdict.accepted and s.candidate.origin != "reference"]
+        return min(ok, key=lambda s: s.time_ms) if ok else None
+
+    # -- candidates ----------------------------------------------------------------------------
+
+    def _candidate(self, plan: KernelPlan, parent: str | None) -> Candidate | Scored:
+        try:
+            return coder.make_candidate(plan, self.dsl, self.device, self.problem.source, self.problem.name, parent)
+        except RenderError as e:
+            failed = Candidate(f"render-{abs(hash((plan.name, str(plan.groups)))) % 10**12:012d}", parent,
+                               self.dsl.name, "# render failed\n", None, "template", plan.name)
+            return Scored(failed, Verdict(failed.id, "build", False, False, errors=(f"render: {e}",)))
+
+    def _prebuild(self, candidate: Candidate) -> str | None:
+        try:
+            self.dsl.prebuild(candidate.source, self.device)
+        except BuildError as e:
+            return f"build: {e}"
+        return None
+
+    def evaluate_plans(self, plans: list[KernelPlan], parent: str | None = None) -> list[Scored]:
+        """Render, build (in parallel) and measure plans in order; stops at the budget."""
+        made = [self._candidate(p, parent) for p in plans]
+        builds: dict[str, Future] = {}
+        for c in made:
+            if isinstance(c, Candidate) and self.store.verdict(c.id, *self._key()) is None:
+                builds[c.id] = self._builds.submit(self._prebuild, c)
+        results = []
+        for c in made:
+            if self._out_of_budget():
+                break
+            scored = c if isinstance(c, Scored) else self._measure(c, builds.get(c.id))
+            self.scored.append(scored)
+            results.append(scored)
+            self.progress("candidate", scored)
+        for f in builds.values():
+            f.cancel()
+        return results
+
+    def _measure(self, candidate: Candidate, build: Future | None) -> Scored:
+        self.store.add_candidate(self.problem.digest, candidate, self.run_id, len(self.scored))
+        known = self.store.verdict(candidate.id, *self._key())
+        if known is not None:
+            return Scored(candidate, known, reused=True)
+        self.measured += 1
+        build_error = build.result() if build is not None else None
+        if build_error:
+            verdict = Verdict(candidate.id, "build", False, False, errors=(build_error[:2000],))
+        else:
+            verdict = self.pool.evaluate(self.problem, candidate.source, candidate.id,
+                                         policy=self.options.policy, floor_ms=self.floor_ms)
+            if not self.timing_meaningful:
+                verdict = replace(verdict, timing_meaningful=False)
+        self.store.add_verdict(verdict, *self._key())
+        return Scored(candidate, verdict)
+
+    # -- the search ----------------------------------------------------------------------------
+
+    def run(self, plans: list[KernelPlan], floor_ms: float | None) -> SearchResult:
+        self.floor_ms = floor_ms
+        self.run_id = self._open_run()
+        notes: list[str] = []
+        try:
+            baselines = self._baselines()
+            reference = self._reference(baselines)
+            options = designer.renderable_plans(plans, self.dsl, self.hardware)
+            if not options:
+                notes.append(f"no plan is renderable in {self.dsl.name}; the reference is the result")
+            seeded = self.evaluate_plans([po.plan for po in options])
+            self._tune(options, seeded)
+            best = self._choose(reference, notes)
+        finally:
+            self._builds.shutdown(wait=False, cancel_futures=True)
+        self.store.finish_run(self.run_id, best.candidate.id)
+        return SearchResult(best, reference, self.scored, baselines, self.run_id, floor_ms,
+                            self.timing_meaningful, notes)
+
+    def _open_run(self) -> int:
+        self.store.add_problem(self.problem.digest, self.problem.name,
+                               str(self.problem.path) if self.problem.path else None, self.problem.source)
+        target = (self.problem.digest, self.dsl.name, self.device, self.hardware.name)
+        if self.options.resume:
+            unfinished = self.store.unfinished_run(*target)
+            if unfinished is not None:
+                self.progress(f"resuming run {unfinished}", None)
+                return unfinished
+        opts = {"budget": self.options.budget, "policy": self.options.policy, "time_limit_s": self.options.time_limit_s}
+        return self.store.start_run(*target, opts)
+
+    def _baselines(self) -> dict:
+        known = self.store.baselines(self.problem.digest, self.device, self.hardware.name)
+        if known is not None and self.options.resume:
+            return known
+        self.progress("measuring eager and torch.compile baselines", None)
+        measured = self.pool.baselines(self.problem)
+        self.store.add_baselines(self.problem.digest, self.device, self.hardware.name,
+                                 measured["eager_ms"], measured.get("compile_ms"))
+        return measured
+
+    def _reference(self, baselines: dict) -> Scored:
+        ref = coder.reference_candidate(self.problem.source, self.dsl.name)
+        self.store.add_candidate(self.problem.digest, ref, self.run_id, 0)
+        eager = baselines["eager_ms"]
+        verdict = Verdict(ref.id, "done", True, True, time_ms=eager, baselines=tuple(baselines.items()),
+                          speedups=(("vs_eager", 1.0),))
+        scored = Scored(ref, verdict)
+        self.scored.append(scored)
+        return scored
+
+    def _tune(self, options: list[designer.PlanOptions], seeded: list[Scored]) -> None:
+        """Coordinate descent over schedules, best seeded plans first."""
+        by_plan = {s.candidate.plan.name: s for s in seeded if s.verdict.accepted and s.candidate.plan is not None}
+        ranked = sorted((po for po in options if po.plan.name in by_plan),
+                        key=lambda po: by_plan[po.plan.name].time_ms)
+        for po in ranked:
+            current = by_plan[po.plan.name]
+            for gi in designer.tunable_groups(po):
+                if self._out_of_budget() or self._near_floor():
+                    return
+                tried = self.evaluate_plans(designer.neighbours(po, current.candidate.plan, gi), current.candidate.id)
+                better = [s for s in tried if s.verdict.accepted and s.time_ms < current.time_ms]
+                if better:
+                    current = min(better, key=lambda s: s.time_ms)
+
+    def _near_floor(self) -> bool:
+        best = self.best_generated()
+        return bool(self.floor_ms and best and self.timing_meaningful
+                    and best.time_ms <= self.floor_ms * self.options.near_floor)
+
+    def _choose(self, reference: Scored, notes: list[str]) -> Scored:
+        best = self.best_generated()
+        if best is None:
+            notes.append("no generated candidate was verified; the reference is the result")
+            return reference
+        if not self.timing_meaningful:
+            notes.append(f"timings on {self.device} with {self.dsl.name} are not meaningful; "
+                         "the best verified generated candidate is returned for correctness only")
+            return best
+        speedup = dict(best.verdict.speedups).get("vs_eager")
+        if speedup is None or speedup <= MIN_SPEEDUP:
+            notes.append(f"the fastest generated candidate ({best.time_ms:.4g} ms, {speedup or 0:.3f}x eager) "
+                         "does not beat the reference; the reference is the result")
+            return reference
+        return best

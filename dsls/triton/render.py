@@ -1,0 +1,63 @@
+"""Render fused groups into Triton source: one @triton.jit kernel and one launcher per group.
+
+Each family has a context builder here and a template in templates/kernels/triton/<family>.j2;
+the builder computes index arithmetic, loads, expressions and the baked-in schedule, the template
+holds the kernel's skeleton. ``render_groups`` is what the DSL plugin's ``render`` returns.
+"""
+from __future__ import annotations
+
+from importlib import resources
+
+import jinja2
+
+from akg.ir import FusedGroup, Load, walk
+from akg.targets import RenderError
+from akg.dsls.triton import families
+from akg.dsls.triton.exprs import PRELUDE_HELPERS
+
+_INTERPRETER_HEADER = '''import os
+# Triton reads TRITON_INTERPRET when a kernel is defined: on the CPU the kernels run in its
+# interpreter, for correctness only.
+os.environ["TRITON_INTERPRET"] = "1"
+'''
+
+_IMPORTS = '''import torch
+import triton
+import triton.language as tl
+from triton.language.extra import libdevice
+'''
+
+_BUILDERS = {
+    "pointwise": families.pointwise_context,
+    "reduction": families.reduction_context,
+    "scan": families.scan_context,
+    "pool": families.pool_context,
+    "matmul_epilogue": families.matmul_context,
+}
+
+
+def template_environment() -> jinja2.Environment:
+    folder = resources.files("akg.templates") / "kernels" / "triton"
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
+                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+
+
+def render_group(env: jinja2.Environment, index: int, group: FusedGroup, device: str) -> str:
+    builder = _BUILDERS.get(group.family)
+    if builder is None:
+        raise RenderError(f"group {index} ({group.family}): the triton DSL has no template for this family")
+    try:
+        context = builder(f"_akg_g{index}", group, device)
+        return env.get_template(f"{group.family}.j2").render(**context)
+    except RenderError as err:
+        raise RenderError(f"group {index} ({group.family}, nodes {', '.join(group.nodes)}): {err}") from None
+    except jinja2.TemplateError as err:
+        line = getattr(err, "lineno", "?")
+        raise RenderError(f"group {index}: template {group.family}.j2 line {line}: {err}") from None
+
+
+def render_groups(groups: list[tuple[int, FusedGroup]], device: str) -> str:
+    env = template_environment()
+    header = _INTERPRETER_HEADER if device == "cpu" else ""
+    bodies = [render_group(env, i, g, device) for i, g in groups]
+    return header + _IMPORTS + PRELUDE_HELPERS + "\n" + families.REDUCE_HELPERS + "\n\n" + "\n\n".join(bodies)

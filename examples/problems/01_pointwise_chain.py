@@ -1,0 +1,22 @@
+"""A chain of pointwise ops over three same-shaped tensors: (x * 2 + y).tanh() * z."""
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# "cpu": a forward takes a few ms on a small CPU; "gpu": KernelBench-scale inputs.
+SIZE = os.environ.get("AKG_SIZE", "cpu")
+batch, dim = {"cpu": (512, 2048), "gpu": (8192, 8192)}[SIZE]
+
+class Model(nn.Module):
+    def forward(self, x, y, z):
+        return (x * 2 + y).tanh() * z
+
+
+def get_inputs():
+    return [torch.randn(batch, dim), torch.randn(batch, dim), torch.randn(batch, dim)]
+
+
+def get_init_inputs():
+    return []

@@ -1,0 +1,22 @@
+"""Argmax over the last dim (int64 indices of the first maximum)."""
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+# "cpu": a forward takes a few ms on a small CPU; "gpu": KernelBench-scale inputs.
+SIZE = os.environ.get("AKG_SIZE", "cpu")
+batch, dim = {"cpu": (1024, 2048), "gpu": (8192, 8192)}[SIZE]
+
+class Model(nn.Module):
+    def forward(self, x):
+        return torch.argmax(x, dim=-1)
+
+
+def get_inputs():
+    return [torch.randn(batch, dim)]
+
+
+def get_init_inputs():
+    return []
