@@ -43,7 +43,7 @@ _REDUCTIONS = {"sum": "sum", "prod": "prod", "amax": "max", "amin": "min", "argm
 _SCANS = {"cumsum": "cumsum", "cumprod": "cumprod"}
 _VIEWS = {"view", "_unsafe_view", "reshape", "permute", "transpose", "t", "expand", "unsqueeze",
           "squeeze", "slice", "select", "alias", "as_strided", "detach", "flatten", "unflatten",
-          "numpy_T", "lift_fresh"}
+          "numpy_T", "lift_fresh", "broadcast_in_dim", "squeeze_dims", "view_of"}
 _MATMULS = {"mm", "bmm", "addmm", "linear", "matmul", "baddbmm"}
 _CONVS = {"convolution", "conv1d", "conv2d", "conv3d", "_convolution"}
 _POOLS = {"max_pool2d", "avg_pool2d", "max_pool2d_with_indices", "adaptive_avg_pool2d"}

@@ -25,13 +25,20 @@ _INFIX = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "gt": ">", 
 # Functions that only take fp32/fp64 arguments in Triton; half inputs are upcast around them.
 _FLOAT_FUNCS = {
     "exp": "tl.exp", "exp2": "tl.exp2", "log": "tl.log", "log2": "tl.log2", "sqrt": "tl.sqrt_rn",
-    "rsqrt": "libdevice.rsqrt", "sin": "tl.sin", "cos": "tl.cos", "tan": "libdevice.tan",
-    "tanh": "libdevice.tanh", "erf": "tl.erf", "expm1": "libdevice.expm1", "log1p": "libdevice.log1p",
+    "rsqrt": "tl.rsqrt", "sin": "tl.sin", "cos": "tl.cos", "erf": "tl.erf", "floor": "tl.floor",
+    "ceil": "tl.ceil", "sigmoid": "tl.sigmoid",
+    "tan": "libdevice.tan", "tanh": "libdevice.tanh", "expm1": "libdevice.expm1", "log1p": "libdevice.log1p",
     "asin": "libdevice.asin", "acos": "libdevice.acos", "atan": "libdevice.atan",
     "sinh": "libdevice.sinh", "cosh": "libdevice.cosh", "asinh": "libdevice.asinh",
-    "acosh": "libdevice.acosh", "atanh": "libdevice.atanh", "floor": "tl.floor", "ceil": "tl.ceil",
-    "round": "libdevice.nearbyint", "trunc": "libdevice.trunc", "atan2": "libdevice.atan2",
-    "pow": "libdevice.pow", "sigmoid": "tl.sigmoid",
+    "acosh": "libdevice.acosh", "atanh": "libdevice.atanh", "round": "libdevice.nearbyint",
+    "trunc": "libdevice.trunc", "atan2": "libdevice.atan2", "pow": "libdevice.pow",
+}
+# Triton's interpreter has no libdevice: these are spelled with tl.* primitives there (helpers in
+# INTERPRETER_HELPERS). Ops missing from both tables render only for the GPU.
+_INTERPRETER_FUNCS = {
+    "tanh": "_akg_tanh", "tan": "_akg_tan", "expm1": "_akg_expm1", "log1p": "_akg_log1p",
+    "sinh": "_akg_sinh", "cosh": "_akg_cosh", "asinh": "_akg_asinh", "acosh": "_akg_acosh",
+    "atanh": "_akg_atanh", "round": "_akg_round_half_even", "trunc": "_akg_trunc", "pow": "_akg_pow",
 }
 
 LeafNamer = Callable[[Expr], str]
@@ -58,8 +65,9 @@ def literal(value, dtype: str) -> str:
 class ExprRenderer:
     """Turns one expression tree into Triton source text; ``leaf`` names Load/StageRef/RIndex/Acc."""
 
-    def __init__(self, leaf: LeafNamer):
+    def __init__(self, leaf: LeafNamer, interpreter: bool = False):
         self.leaf = leaf
+        self.interpreter = interpreter
 
     def render(self, e: Expr) -> str:
         if isinstance(e, (Load, StageRef, RIndex, Acc)):
@@ -93,7 +101,12 @@ class ExprRenderer:
             a, b = (self._arg(x, d) for x in e.args)
             return f"({a} {_INFIX[op]} {b})"
         if op in _FLOAT_FUNCS:
-            return self._float_func(_FLOAT_FUNCS[op], e)
+            fn = _FLOAT_FUNCS[op]
+            if self.interpreter and fn.startswith("libdevice."):
+                if op not in _INTERPRETER_FUNCS:
+                    raise RenderError(f"op {op!r} needs libdevice, which Triton's interpreter lacks; use --device cuda")
+                fn = _INTERPRETER_FUNCS[op]
+            return self._float_func(fn, e)
         return self._special(op, e)
 
     def _float_func(self, fn: str, e: Call) -> str:
@@ -165,4 +178,76 @@ def _akg_floordiv(a, b):
 def _akg_mod(a, b):
     r = a % b
     return r + tl.where((r != 0) & ((r < 0) != (b < 0)), b, 0)
+'''
+
+
+INTERPRETER_HELPERS = '''
+@triton.jit
+def _akg_tanh(x):
+    t = tl.exp(-2.0 * tl.abs(x))
+    r = (1.0 - t) / (1.0 + t)
+    return tl.where(x < 0, -r, r)
+
+
+@triton.jit
+def _akg_tan(x):
+    return tl.sin(x) / tl.cos(x)
+
+
+@triton.jit
+def _akg_expm1(x):
+    return tl.exp(x) - 1.0
+
+
+@triton.jit
+def _akg_log1p(x):
+    return tl.log(1.0 + x)
+
+
+@triton.jit
+def _akg_sinh(x):
+    return 0.5 * (tl.exp(x) - tl.exp(-x))
+
+
+@triton.jit
+def _akg_cosh(x):
+    return 0.5 * (tl.exp(x) + tl.exp(-x))
+
+
+@triton.jit
+def _akg_asinh(x):
+    return tl.log(x + tl.sqrt(x * x + 1.0))
+
+
+@triton.jit
+def _akg_acosh(x):
+    return tl.log(x + tl.sqrt(x * x - 1.0))
+
+
+@triton.jit
+def _akg_atanh(x):
+    return 0.5 * tl.log((1.0 + x) / (1.0 - x))
+
+
+@triton.jit
+def _akg_trunc(x):
+    return tl.where(x < 0, tl.ceil(x), tl.floor(x))
+
+
+@triton.jit
+def _akg_round_half_even(x):
+    r = tl.floor(x)
+    d = x - r
+    odd = (r - 2.0 * tl.floor(r * 0.5)) != 0
+    return tl.where(d > 0.5, r + 1.0, tl.where(d < 0.5, r, tl.where(odd, r + 1.0, r)))
+
+
+@triton.jit
+def _akg_pow(a, b):
+    # Negative bases only have real powers for integral exponents; the sign follows b's parity.
+    mag = tl.exp(b * tl.log(tl.abs(a)))
+    odd = (b - 2.0 * tl.floor(b * 0.5)) == 1.0
+    mag = tl.where((a < 0) & odd, -mag, mag)
+    mag = tl.where((a < 0) & (b != tl.floor(b)), float("nan"), mag)
+    return tl.where(b == 0, 1.0, mag)
 '''

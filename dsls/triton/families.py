@@ -68,6 +68,11 @@ def leaf_namer(loads: str = "x{}", stages: str = "s{}", rindex: str = "r", acc: 
     return name
 
 
+def expr_renderer(device: str, **leaf_names) -> ExprRenderer:
+    """Expressions for the GPU, or for Triton's interpreter when the candidate runs on the CPU."""
+    return ExprRenderer(leaf_namer(**leaf_names), interpreter=device == "cpu")
+
+
 # ----------------------------------------------------------------------------------------------
 # pointwise
 # ----------------------------------------------------------------------------------------------
@@ -82,7 +87,7 @@ def pointwise_context(name: str, group: FusedGroup, device: str) -> dict:
     exprs = [o.expr for o in k.outputs]
     loads = [f"x{i} = tl.load(p{i} + {offset(coords, op_strides[i])}, mask=mask)"
              for i in used_operands(exprs)]
-    render = ExprRenderer(leaf_namer()).render
+    render = expr_renderer(device).render
     stores = [f"tl.store(q{j} + {offset(coords, out_strides[j])}, "
               f"{store_value(render(o.expr), o.expr, o.type.dtype, '[BLOCK]')}, mask=mask)"
               for j, o in enumerate(k.outputs)]
@@ -98,20 +103,341 @@ def pointwise_context(name: str, group: FusedGroup, device: str) -> dict:
     )
 
 
-def reduction_context(name, group, device):
-    raise RenderError("not implemented yet")
+# ----------------------------------------------------------------------------------------------
+# row-wise families: reduction and scan
+# ----------------------------------------------------------------------------------------------
+
+_COMBINE = {"sum": "_akg_add", "prod": "_akg_mul", "max": "_akg_max", "min": "_akg_min"}
 
 
-def scan_context(name, group, device):
-    raise RenderError("not implemented yet")
+def accumulator_dtype(op: str, dtype: str) -> str:
+    """Accumulate half floats in fp32 and integer sums/products in int64, as torch does."""
+    if dtype in ("float16", "bfloat16", "float32"):
+        return "float32"
+    if dtype == "float64":
+        return dtype
+    if op in ("sum", "prod"):
+        return "int64"
+    return "int32" if dtype == "bool" else dtype
 
 
-def pool_context(name, group, device):
-    raise RenderError("not implemented yet")
+def identity(op: str, dtype: str) -> str:
+    floating = dtype in FLOAT_DTYPES
+    if op == "sum":
+        return "0.0" if floating else "0"
+    if op == "prod":
+        return "1.0" if floating else "1"
+    largest = 'float("inf")' if floating else str({"int64": 2**63 - 1, "int32": 2**31 - 1, "int16": 2**15 - 1,
+                                                    "int8": 127, "uint8": 255}[dtype])
+    smallest = 'float("-inf")' if floating else str({"int64": -2**63, "int32": -2**31, "int16": -2**15,
+                                                       "int8": -128, "uint8": 0}[dtype])
+    return smallest if op in ("max", "argmax") else largest
 
 
-def matmul_context(name, group, device):
-    raise RenderError("not implemented yet")
+class RowLayout:
+    """Rows = the domain without the reduced (scanned) dim, collapsed; per-tensor row base pointers
+    ``b{i}`` (operands) and ``bq{j}`` (outputs), and per-tensor strides along the reduced dim."""
+
+    def __init__(self, domain, dim, operands, outputs):
+        self.size = domain[dim]
+        row_dims = [d for d in range(len(domain)) if d != dim]
+        tensors = [op.strides for op in operands] + [o.strides for o in outputs]
+        self.layout = collapse(tuple(domain[d] for d in row_dims), [tuple(t[d] for d in row_dims) for t in tensors])
+        self.n_rows = math.prod(self.layout.sizes) if self.layout.sizes else 1
+        self.n_operands = len(operands)
+        self.rstride = [t[dim] for t in tensors]
+        self.wide = needs_int64(domain, tensors)
+
+    def setup_lines(self) -> list[str]:
+        lines = coordinate_lines("rows", self.layout.sizes, "c")
+        coords = [f"c{d}" for d in range(len(self.layout.sizes))]
+        for t, strides in enumerate(self.layout.strides):
+            off = offset(coords, strides)
+            off = "rows * 0" if off == "0" else off
+            base = f"b{t}" if t < self.n_operands else f"bq{t - self.n_operands}"
+            ptr = f"p{t}" if t < self.n_operands else f"q{t - self.n_operands}"
+            lines.append(f"{base} = {ptr} + {off}")
+        return lines
+
+    def along(self, base: str, t: int) -> str:
+        s = self.rstride[t]
+        return base if s == 0 else f"{base} + r" if s == 1 else f"{base} + r * {s}"
+
+    def load(self, i: int) -> str:
+        return f"x{i} = tl.load({self.along(f'b{i}', i)}, mask=m, other=0)"
+
+    def store(self, j: int, value: str) -> str:
+        return f"tl.store({self.along(f'bq{j}', self.n_operands + j)}, {value}, mask=m)"
 
 
-REDUCE_HELPERS = ""
+def chunk_header(looped: bool, size: int) -> list[str]:
+    head = ["r = rbase", f"m = rmask & (r < {size})"]
+    return [f"for r0 in range(0, {size}, RBLOCK):", "    r = r0 + rbase", f"    m = rmask & (r < {size})"] if looped else head
+
+
+def indent(lines: list[str], looped: bool) -> list[str]:
+    return ["    " + line for line in lines] if looped else lines
+
+
+def online_softmax_pairs(stages) -> dict[int, int]:
+    """Stage pairs (k, k+1) with k = max(a) and k+1 = sum(exp(a - s_k)): they fuse into one pass
+    with a running max and a rescaled running sum (online softmax / logsumexp)."""
+    pairs = {}
+    for k in range(len(stages) - 1):
+        first, second = stages[k], stages[k + 1]
+        if first.op != "max" or second.op != "sum" or k in pairs.values():
+            continue
+        e = second.expr
+        if getattr(e, "op", None) == "exp" and getattr(e.args[0], "op", None) == "sub":
+            a, ref = e.args[0].args
+            if a == first.expr and isinstance(ref, StageRef) and ref.stage == k and ref.part == "value":
+                pairs[k] = k + 1
+    return pairs
+
+
+class ReductionBody:
+    """The statements of one reduction kernel for a variant ("persistent" or "looped")."""
+
+    def __init__(self, k: ReductionKernel, rows: RowLayout, looped: bool, online: bool, device: str):
+        self.k, self.rows, self.looped, self.device = k, rows, looped, device
+        self.pairs = online_softmax_pairs(k.stages) if (looped and online) else {}
+        self.acc_dtypes = {i: accumulator_dtype(st.op, st.expr.dtype) for i, st in enumerate(k.stages)}
+        self.render = expr_renderer(device, stage_dtypes=self.acc_dtypes).render
+
+    def lines(self) -> list[str]:
+        out: list[str] = []
+        k = 0
+        while k < len(self.k.stages):
+            if k in self.pairs:
+                out += self.online_pair(k)
+                k += 2
+            else:
+                out += self.stage(k)
+                k += 1
+        out += self.reduced_outputs()
+        out += self.full_outputs()
+        return out
+
+    def masked(self, k: int) -> str:
+        st = self.k.stages[k]
+        acc = self.acc_dtypes[k]
+        return f"tl.where(m, ({self.render(st.expr)}).to({tl_dtype(acc)}), {identity(st.op, acc)})"
+
+    def stage(self, k: int) -> list[str]:
+        st, acc = self.k.stages[k], self.acc_dtypes[k]
+        loads = [self.rows.load(i) for i in used_operands([st.expr])]
+        ident = identity(st.op, acc)
+        if not self.looped:
+            lines = chunk_header(False, self.rows.size) + loads + [f"e{k} = {self.masked(k)}"]
+            return lines + self.finish(k, f"e{k}", "r")
+        init = [f"a{k} = tl.full([ROWS, RBLOCK], {ident}, {tl_dtype(acc)})"]
+        if st.op in ("argmax", "argmin"):
+            cmp = ">" if st.op == "argmax" else "<"
+            init.append(f"a{k}_i = tl.zeros([ROWS, RBLOCK], tl.int32)")
+            # Strictly better values only, so each lane keeps its first occurrence; NaN wins like in torch.
+            update = [f"e = {self.masked(k)}", f"better = (e {cmp} a{k}) | ((e != e) & (a{k} == a{k}))",
+                      f"a{k}_i = tl.where(better, r, a{k}_i)", f"a{k} = tl.where(better, e, a{k})"]
+        else:
+            update = [f"a{k} = {_COMBINE[st.op]}(a{k}, {self.masked(k)})"]
+        body = chunk_header(True, self.rows.size) + indent(loads + update, True)
+        return init + body + self.finish(k, f"a{k}", f"a{k}_i")
+
+    def finish(self, k: int, values: str, index: str) -> list[str]:
+        op = self.k.stages[k].op
+        if op in ("argmax", "argmin"):
+            idx = f"tl.broadcast_to({index}, [ROWS, RBLOCK])"
+            return [f"s{k}, s{k}_i = tl.reduce(({values}, {idx}), 1, _akg_{op}_combine, keep_dims=True)",
+                    f"s{k}_i = s{k}_i.to(tl.int64)"]
+        if op == "sum":
+            return [f"s{k} = tl.sum({values}, axis=1, keep_dims=True)"]
+        return [f"s{k} = tl.reduce({values}, 1, {_COMBINE[op]}, keep_dims=True)"]
+
+    def online_pair(self, k: int) -> list[str]:
+        st = self.k.stages[k]
+        loads = [self.rows.load(i) for i in used_operands([st.expr])]
+        update = [f"e = tl.where(m, ({self.render(st.expr)}).to(tl.float32), float(\"-inf\"))",
+                  f"top = tl.maximum(a{k}, e)",
+                  # A lane that has seen only padding keeps max -inf; exp(-inf - -inf) would be NaN.
+                  f"scale = tl.where(top == float(\"-inf\"), 0.0, tl.exp(a{k} - top))",
+                  f"a{k + 1} = a{k + 1} * scale + tl.where(m, tl.exp(e - top), 0.0)",
+                  f"a{k} = top"]
+        return ([f"a{k} = tl.full([ROWS, RBLOCK], float(\"-inf\"), tl.float32)",
+                 f"a{k + 1} = tl.zeros([ROWS, RBLOCK], tl.float32)"]
+                + chunk_header(True, self.rows.size) + indent(loads + update, True)
+                + [f"s{k} = tl.max(a{k}, axis=1, keep_dims=True)",
+                   f"s{k + 1} = tl.sum(a{k + 1} * tl.exp(a{k} - s{k}), axis=1, keep_dims=True)"])
+
+    def reduced_outputs(self) -> list[str]:
+        outs = [(j, o) for j, o in enumerate(self.k.outputs) if o.reduced]
+        render = expr_renderer(self.device, loads="y{}", stage_dtypes=self.acc_dtypes).render
+        lines = [f"y{i} = tl.load(b{i}, mask=rmask)" for i in used_operands([o.expr for _, o in outs])]
+        for j, o in outs:
+            value = store_value(render(o.expr), o.expr, o.type.dtype, "[ROWS, 1]")
+            lines.append(f"tl.store(bq{j}, {value}, mask=rmask)")
+        return lines
+
+    def full_outputs(self) -> list[str]:
+        outs = [(j, o) for j, o in enumerate(self.k.outputs) if not o.reduced]
+        if not outs:
+            return []
+        body = [self.rows.load(i) for i in used_operands([o.expr for _, o in outs])]
+        for j, o in outs:
+            body.append(self.rows.store(j, store_value(self.render(o.expr), o.expr, o.type.dtype, "[ROWS, RBLOCK]")))
+        return chunk_header(self.looped, self.rows.size) + indent(body, self.looped)
+
+
+def rowwise_context(name: str, group: FusedGroup, device: str, rows: RowLayout, body: list[str],
+                    looped: bool) -> dict:
+    k, s = group.kernel, group.schedule
+    reads, writes = launcher_names(group, len(k.outputs))
+    rblock = s.get("RBLOCK") or sched.next_pow2(rows.size)
+    if not looped and rblock < rows.size:
+        raise RenderError(f"persistent variant needs RBLOCK >= {rows.size}, schedule has {rblock}")
+    return dict(
+        name=name, reads=reads, writes=writes, args=reads + writes,
+        params=[f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))],
+        wide=rows.wide, n_rows=rows.n_rows, row_setup=rows.setup_lines(), body=body,
+        allocs=alloc_lines(k.outputs, device_expr(reads, device)),
+        rows_per_program=s.get("ROWS", 1), rblock=rblock, num_warps=s.get("num_warps", 4),
+    )
+
+
+def reduction_context(name: str, group: FusedGroup, device: str) -> dict:
+    k: ReductionKernel = group.kernel
+    s = group.schedule
+    looped = s.get("variant", "persistent") == "looped"
+    rows = RowLayout(k.domain, k.reduce_dim, k.operands, k.outputs)
+    body = ReductionBody(k, rows, looped, s.get("online", True), device).lines()
+    return rowwise_context(name, group, device, rows, body, looped)
+
+
+def scan_context(name: str, group: FusedGroup, device: str) -> dict:
+    k: ScanKernel = group.kernel
+    s = group.schedule
+    looped = s.get("variant", "persistent") == "looped"
+    rows = RowLayout(k.domain, k.scan_dim, k.operands, k.outputs)
+    acc = accumulator_dtype(k.op, k.expr.dtype)
+    render = expr_renderer(device, stage_dtypes={0: acc}).render
+    ident = identity(k.op, acc)
+    loads = [rows.load(i) for i in used_operands([k.expr] + [o.expr for o in k.outputs])]
+    scan = {"sum": "tl.cumsum(e, axis=1)", "prod": "tl.cumprod(e, axis=1)",
+            "max": "tl.associative_scan(e, 1, _akg_max)", "min": "tl.associative_scan(e, 1, _akg_min)"}[k.op]
+    step = loads + [f"e = tl.where(m, ({render(k.expr)}).to({tl_dtype(acc)}), {ident})", f"s0 = {scan}"]
+    if looped:
+        combine = _COMBINE[k.op]
+        step += [f"s0 = {combine}(s0, carry)",
+                 f"carry = {combine}(carry, tl.reduce(e, 1, {combine}, keep_dims=True))"]
+    for j, o in enumerate(k.outputs):
+        step.append(rows.store(j, store_value(render(o.expr), o.expr, o.type.dtype, "[ROWS, RBLOCK]")))
+    body = ([f"carry = tl.full([ROWS, 1], {ident}, {tl_dtype(acc)})"] if looped else []) \
+        + chunk_header(looped, rows.size) + indent(step, looped)
+    return rowwise_context(name, group, device, rows, body, looped)
+
+
+# ----------------------------------------------------------------------------------------------
+# pool and matmul: an accumulator, then an epilogue over the output domain
+# ----------------------------------------------------------------------------------------------
+
+def epilogue_lines(outputs: tuple[Output, ...], operands: tuple[Operand, ...], coords: list[str],
+                   shape: str, device: str) -> list[str]:
+    """Loads of the epilogue operands and the stores of every output at coordinates ``coords``."""
+    render = expr_renderer(device).render
+    exprs = [o.expr for o in outputs]
+    lines = [f"x{i} = tl.load(p{i} + {offset(coords, operands[i].strides)}, mask=mask)" for i in used_operands(exprs)]
+    for j, o in enumerate(outputs):
+        value = store_value(render(o.expr), o.expr, o.type.dtype, shape)
+        lines.append(f"tl.store(q{j} + {offset(coords, o.strides)}, {value}, mask=mask)")
+    return lines
+
+
+def pool_context(name: str, group: FusedGroup, device: str) -> dict:
+    k: PoolKernel = group.kernel
+    s = group.schedule
+    n, c, oh, ow = k.out_shape
+    h, w = k.input.type.shape[2], k.input.type.shape[3]
+    sn, sc, sh, sw = k.input.type.layout()
+    reads, writes = launcher_names(group, len(k.outputs))
+    coords = ["c0", "c1", "c2", "c3"]
+    tensors = [k.input.type.layout()] + [op.strides for op in k.operands] + [o.strides for o in k.outputs]
+    return dict(
+        name=name, reads=reads, writes=writes, args=reads + writes,
+        params=["pin"] + [f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))],
+        wide=needs_int64(k.out_shape, tensors[1:]) or needs_int64(k.input.type.shape, tensors[:1]),
+        numel=n * c * oh * ow, N=n, C=c, OH=oh, OW=ow, H=h, W=w, sN=sn, sC=sc, sH=sh, sW=sw,
+        KH=k.kernel[0], KW=k.kernel[1], SH=k.stride[0], SW=k.stride[1], PH=k.padding[0], PW=k.padding[1],
+        DH=k.dilation[0], DW=k.dilation[1], op=k.op, count_include_pad=k.count_include_pad,
+        divisor=k.divisor_override, init='float("-inf")' if k.op == "max" else "0.0",
+        epilogue=epilogue_lines(k.outputs, k.operands, coords, "[BLOCK]", device),
+        allocs=alloc_lines(k.outputs, device_expr(reads, device)),
+        block=s.get("BLOCK", 256), num_warps=s.get("num_warps", 4),
+    )
+
+
+def dot_inputs(k: MatmulKernel, precision: str) -> tuple[str, str]:
+    """How tl.dot is called: fp32 problems keep IEEE fp32 unless tf32 was allowed."""
+    da, db = k.a.type.dtype, k.b.type.dtype
+    cast = "" if da == db else ".to(tl.float32)"
+    if "float32" in (da, db) or da != db:
+        return cast, f', input_precision="{precision}"'
+    return cast, ""
+
+
+def matmul_context(name: str, group: FusedGroup, device: str) -> dict:
+    k: MatmulKernel = group.kernel
+    s = group.schedule
+    reads, writes = launcher_names(group, len(k.outputs))
+    bm, bn, bk = s.get("BM", 64), s.get("BN", 64), s.get("BK", 32)
+    cast, precision = dot_inputs(k, s.get("precision", "ieee"))
+    tensors = [k.a.strides, k.b.strides] + [op.strides for op in k.operands] + [o.strides for o in k.outputs]
+    return dict(
+        name=name, reads=reads, writes=writes, args=reads + writes,
+        params=["pa", "pb"] + [f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))],
+        wide=needs_int64((k.batch, max(k.m, k.k), max(k.n, k.k)), tensors),
+        M=k.m, N=k.n, K=k.k, batch=k.batch, a_strides=k.a.strides, b_strides=k.b.strides,
+        even_k=k.k % bk == 0, cast=cast, precision=precision,
+        epilogue=epilogue_lines(k.outputs, k.operands, ["c0", "c1", "c2"], "[BM, BN]", device),
+        allocs=alloc_lines(k.outputs, device_expr(reads, device)),
+        BM=bm, BN=bn, BK=bk, GROUP_M=s.get("GROUP_M", 8), num_warps=s.get("num_warps", 4),
+        num_stages=s.get("num_stages", 3),
+    )
+
+
+REDUCE_HELPERS = '''
+@triton.jit
+def _akg_add(a, b):
+    return a + b
+
+
+@triton.jit
+def _akg_mul(a, b):
+    return a * b
+
+
+@triton.jit
+def _akg_max(a, b):
+    return tl.maximum(a, b)
+
+
+@triton.jit
+def _akg_min(a, b):
+    return tl.minimum(a, b)
+
+
+@triton.jit
+def _akg_argmax_combine(v1, i1, v2, i2):
+    # First occurrence of the largest value; NaN counts as largest, as in torch.argmax.
+    nan1 = v1 != v1
+    nan2 = v2 != v2
+    better = (v2 > v1) | ((v2 == v1) & (i2 < i1)) | (nan2 & (~nan1 | (i2 < i1)))
+    better = better & ~(nan1 & ~nan2)
+    return tl.where(better, v2, v1), tl.where(better, i2, i1)
+
+
+@triton.jit
+def _akg_argmin_combine(v1, i1, v2, i2):
+    nan1 = v1 != v1
+    nan2 = v2 != v2
+    better = (v2 < v1) | ((v2 == v1) & (i2 < i1)) | (nan2 & (~nan1 | (i2 < i1)))
+    better = better & ~(nan1 & ~nan2)
+    return tl.where(better, v2, v1), tl.where(better, i2, i1)
+'''

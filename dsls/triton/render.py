@@ -13,7 +13,7 @@ import jinja2
 from akg.ir import FusedGroup, Load, walk
 from akg.targets import RenderError
 from akg.dsls.triton import families
-from akg.dsls.triton.exprs import PRELUDE_HELPERS
+from akg.dsls.triton.exprs import INTERPRETER_HELPERS, PRELUDE_HELPERS
 
 _INTERPRETER_HEADER = '''import os
 # Triton reads TRITON_INTERPRET when a kernel is defined: on the CPU the kernels run in its
@@ -58,6 +58,8 @@ def render_group(env: jinja2.Environment, index: int, group: FusedGroup, device:
 
 def render_groups(groups: list[tuple[int, FusedGroup]], device: str) -> str:
     env = template_environment()
-    header = _INTERPRETER_HEADER if device == "cpu" else ""
+    interpreter = device == "cpu"
+    header = _INTERPRETER_HEADER if interpreter else ""
+    helpers = PRELUDE_HELPERS + (INTERPRETER_HELPERS if interpreter else "")
     bodies = [render_group(env, i, g, device) for i, g in groups]
-    return header + _IMPORTS + PRELUDE_HELPERS + "\n" + families.REDUCE_HELPERS + "\n\n" + "\n\n".join(bodies)
+    return header + _IMPORTS + helpers + "\n" + families.REDUCE_HELPERS + "\n\n" + "\n\n".join(bodies)

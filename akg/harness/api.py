@@ -1,0 +1,134 @@
+"""The harness as the search and the command line use it: ``evaluate`` and ``WorkerPool``."""
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from akg.harness.config import HarnessConfig
+from akg.harness.errors import CandidateError, ConfigError, HarnessError
+from akg.harness.evaluation import POLICIES, judge
+from akg.harness.pool import WorkerFault, Workers
+from akg.harness.reference import Reference
+from akg.ir import Check, Verdict
+from akg.problem import Problem, load_problem
+
+BASELINE_SEED = 1000
+
+
+def _as_problem(problem: Problem | str | Path) -> Problem:
+    if isinstance(problem, Problem):
+        if problem.path is None:
+            raise HarnessError(f"problem {problem.name} has no file; workers load problems from files, so save it as a KernelBench-format .py first")
+        return problem
+    return load_problem(problem)
+
+
+def _check_source(source: str, candidate_id: str) -> None:
+    if not isinstance(source, str):
+        raise CandidateError(f"candidate {candidate_id}: source must be Python text, got {type(source).__name__}")
+    try:
+        compile(source, f"<candidate {candidate_id}>", "exec")
+    except SyntaxError as e:
+        raise CandidateError(f"candidate {candidate_id}: syntax error at line {e.lineno}: {e.msg}; fix the file") from None
+    except ValueError as e:
+        raise CandidateError(f"candidate {candidate_id}: {e}; the file must be plain Python text") from None
+    if "ModelNew" not in source:
+        raise CandidateError(f"candidate {candidate_id}: defines no ModelNew; add class ModelNew(nn.Module)")
+
+
+def _check_policy(policy: str) -> None:
+    if policy not in POLICIES:
+        raise ConfigError(f"unknown policy {policy!r}; use one of {', '.join(POLICIES)}")
+
+
+def load_candidate(path: str | Path) -> str:
+    """A candidate file's text, with a CandidateError for anything that is not a readable file."""
+    path = Path(path)
+    try:
+        source = path.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise CandidateError(f"candidate {path}: cannot read ({getattr(e, 'strerror', None) or e}); check the path") from None
+    _check_source(source, path.name)
+    return source
+
+
+class WorkerPool:
+    """Persistent workers for many candidates. Thread-safe: each evaluate takes one idle worker."""
+
+    def __init__(self, device: str = "cpu", workers: int = 1, config: HarnessConfig = HarnessConfig()) -> None:
+        if not isinstance(config, HarnessConfig):
+            raise ConfigError(f"config must be a HarnessConfig, got {type(config).__name__}")
+        self.device = device
+        self.config = config.validate()
+        self._workers = Workers(device, workers, self.config)
+        self._references: dict[str, Reference] = {}
+        self._baselines: dict[str, dict] = {}
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> "WorkerPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._workers.close()
+
+    def _reference(self, problem: Problem) -> Reference:
+        key = f"{problem.path}:{problem.digest}"
+        with self._lock:
+            if key not in self._references:
+                self._references[key] = Reference(problem, self.device, self.config.seeds[0])
+            return self._references[key]
+
+    def evaluate(self, problem, source: str, candidate_id: str, *, policy: str = "strict",
+                 floor_ms: float | None = None) -> Verdict:
+        problem = _as_problem(problem)
+        _check_policy(policy)
+        _check_source(source, candidate_id)
+        reference = self._reference(problem)
+        compile_ms = None
+        if self.config.time and self.config.measure_compile:
+            compile_ms = self.baselines(problem).get("compile_ms")
+        worker = self._workers.acquire()
+        replace = True
+        try:
+            verdict, replace = judge(worker, reference, source, candidate_id, policy, self.config, floor_ms, compile_ms)
+            return verdict
+        finally:
+            self._workers.release(worker, replace)
+
+    def baselines(self, problem) -> dict:
+        """The reference's own times, measured in a worker with no candidate loaded:
+        {"eager_ms": float, "compile_ms": float | None}."""
+        problem = _as_problem(problem)
+        key = f"{problem.path}:{problem.digest}"
+        if key in self._baselines:
+            return self._baselines[key]
+        worker = self._workers.acquire()
+        try:
+            reply = worker.request({"op": "baselines", "problem_path": str(Path(problem.path).resolve()),
+                                    "param_seed": self.config.seeds[0], "seed": BASELINE_SEED,
+                                    "warmup": self.config.warmup, "trials": self.config.trials,
+                                    "compile": self.config.measure_compile},
+                                   self.config.timeout_s * 3, "measuring baselines")
+        except WorkerFault as fault:
+            raise HarnessError(f"problem {problem.name}: the reference failed in a worker ({fault}); check that it runs on {self.device}") from None
+        finally:
+            self._workers.release(worker, replace=True)
+        if not reply.get("ok"):
+            raise HarnessError(f"problem {problem.name}: the reference failed in a worker ({reply.get('error')}); check that it runs on {self.device}")
+        result = {"eager_ms": float(reply["eager_ms"]),
+                  "compile_ms": float(reply["compile_ms"]) if "compile_ms" in reply else None}
+        self._baselines[key] = result
+        return result
+
+
+def evaluate(problem, source: str, candidate_id: str, *, device: str = "cpu", policy: str = "strict",
+             config: HarnessConfig = HarnessConfig(), floor_ms: float | None = None) -> Verdict:
+    """Judge one candidate in a fresh worker; the worker is gone when this returns."""
+    problem = _as_problem(problem)
+    _check_policy(policy)
+    _check_source(source, candidate_id)
+    with WorkerPool(device=device, workers=1, config=config) as pool:
+        return pool.evaluate(problem, source, candidate_id, policy=policy, floor_ms=floor_ms)

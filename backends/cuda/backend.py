@@ -1,0 +1,82 @@
+"""The CUDA backend: device detection, hardware descriptors, synchronisation, L2 flush, event timing."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from akg.targets import HardwareSpec, load_descriptors
+from akg.backends.cuda import profiler
+
+HARDWARE_DIR = Path(__file__).parent / "hardware"
+
+
+class CudaBackend:
+    name = "cuda"
+    torch_device = "cuda"
+
+    def __init__(self) -> None:
+        self._flush_buffer: torch.Tensor | None = None
+        self._detected: HardwareSpec | None = None
+
+    def available(self) -> bool:
+        return torch.cuda.is_available()
+
+    def descriptors(self) -> list[HardwareSpec]:
+        return load_descriptors(HARDWARE_DIR)
+
+    def detect(self) -> HardwareSpec:
+        if self._detected is None:
+            device_name = torch.cuda.get_device_name()
+            self._detected = match_descriptor(device_name, self.descriptors()) or derived_descriptor()
+        return self._detected
+
+    def synchronize(self) -> None:
+        torch.cuda.synchronize()
+
+    def flush_cache(self) -> None:
+        # Writing a buffer twice the L2 size evicts whatever the previous trial left there.
+        if self._flush_buffer is None:
+            l2 = self.detect().l2_bytes or torch.cuda.get_device_properties(0).L2_cache_size
+            self._flush_buffer = torch.empty(max(2 * l2, 1 << 20), dtype=torch.int8, device="cuda")
+        self._flush_buffer.zero_()
+
+    def time_call(self, fn: Callable[[], Any]) -> float:
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end)
+
+    def profile(self, fn: Callable[[], Any]) -> dict[str, Any]:
+        # Hardware counters need Nsight Compute around a whole process: see profiler.ncu_profile.
+        return {}
+
+
+def match_descriptor(device_name: str, specs: list[HardwareSpec]) -> HardwareSpec | None:
+    """The descriptor whose longest ``match`` substring occurs in the device name."""
+    best, best_len = None, 0
+    for spec in specs:
+        for pattern in spec.match:
+            if pattern.lower() in device_name.lower() and len(pattern) > best_len:
+                best, best_len = spec, len(pattern)
+    return best
+
+
+def derived_descriptor(index: int = 0) -> HardwareSpec:
+    """A descriptor built from what the CUDA runtime reports, for GPUs no TOML describes.
+    Bandwidth and peak rates are unknown (0), so rooflines are not computed for them."""
+    p = torch.cuda.get_device_properties(index)
+    return HardwareSpec(
+        name="cuda-" + p.name.lower().replace("nvidia", "").strip().replace(" ", "-"),
+        backend="cuda", display_name=p.name, compute_units=p.multi_processor_count,
+        l2_bytes=getattr(p, "L2_cache_size", 0), warp_size=getattr(p, "warp_size", 32),
+        shared_mem_per_sm=getattr(p, "shared_memory_per_multiprocessor", 0),
+        shared_mem_per_block=getattr(p, "shared_memory_per_block_optin", 0),
+        registers_per_sm=getattr(p, "regs_per_multiprocessor", 0), max_threads_per_block=1024,
+        tensor_cores=p.major >= 7, tma=p.major >= 9, compute_capability=f"{p.major}.{p.minor}",
+        source="detected",
+    )

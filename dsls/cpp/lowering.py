@@ -1,0 +1,236 @@
+"""Lower one fused group (a kernel spec + schedule) to the context its C++ template needs.
+
+The templates own the loop structure; this module owns the facts that vary: collapsed geometry,
+parameter lists, per-tensor offsets, and every expression spelled for the loop it sits in.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from akg.ir import (Call, Expr, FusedGroup, Load, Output, PointwiseKernel, RIndex, ReductionKernel,
+                    ScanKernel, StageRef)
+from akg.targets import RenderError
+
+from .geometry import Geometry, collapse, decompose, linear
+from .renderer import CppRenderer
+
+RENDERER = CppRenderer()
+
+
+@dataclass(frozen=True)
+class Spelling:
+    """How leaves read inside one loop nest: loop variable -> collapsed dim it walks."""
+    geometry: Geometry
+    n_operands: int
+    loop_vars: tuple[tuple[str, int], ...]
+    stage_suffix: str = ""          # "[l]" where stage results are per-lane arrays
+
+    def offset(self, tensor: int) -> str:
+        base = f"bi{tensor}" if tensor < self.n_operands else f"bo{tensor - self.n_operands}"
+        strides = self.geometry.strides[tensor]
+        rest = linear([(var, strides[dim]) for var, dim in self.loop_vars])
+        return base if rest == "0" else f"{base} + {rest}"
+
+    def leaf(self, expr: Expr) -> str:
+        if isinstance(expr, Load):
+            element = f"in{expr.operand}[{self.offset(expr.operand)}]"
+            if RENDERER.compute_type(expr.dtype) == RENDERER.storage_type(expr.dtype):
+                return element
+            return f"(({RENDERER.compute_type(expr.dtype)}){element})"
+        if isinstance(expr, StageRef):
+            return f"s{expr.stage}{self.stage_suffix}" if expr.part == "value" else f"si{expr.stage}{self.stage_suffix}"
+        if isinstance(expr, RIndex):
+            return "rr"
+        raise RenderError(f"{type(expr).__name__} cannot appear in this kernel family")
+
+    def expr(self, expr: Expr) -> str:
+        return RENDERER.render(expr, self.leaf)
+
+    def stores(self, outputs: list[tuple[int, Output]]) -> list[str]:
+        lines = []
+        for k, out in outputs:
+            value = RENDERER.convert(self.expr(out.expr), out.expr.dtype, out.type.dtype)
+            lines.append(f"out{k}[{self.offset(self.n_operands + k)}] = {value};")
+        return lines
+
+
+def parameters(kernel) -> str:
+    ins = [f"const {RENDERER.storage_type(op.type.dtype)}* __restrict in{i}" for i, op in enumerate(kernel.operands)]
+    outs = [f"{RENDERER.storage_type(o.type.dtype)}* __restrict out{k}" for k, o in enumerate(kernel.outputs)]
+    return ", ".join(ins + outs)
+
+
+def base_offsets(geometry: Geometry, n_operands: int, dims: list[int], extra: dict[int, str] | None = None) -> list[str]:
+    """``const int64_t bi*/bo* = ...`` for every tensor at coordinates c{d} (plus ``extra`` dims
+    whose coordinate is a named C expression)."""
+    lines = []
+    for t, strides in enumerate(geometry.strides):
+        name = f"bi{t}" if t < n_operands else f"bo{t - n_operands}"
+        terms = [(f"c{d}", strides[d]) for d in dims] + [(f"({var})", strides[d]) for d, var in (extra or {}).items()]
+        lines.append(f"const int64_t {name} = {linear(terms)};")
+    return lines
+
+
+def _all_strides(kernel) -> list[tuple[int, ...]]:
+    return [op.strides for op in kernel.operands] + [o.strides for o in kernel.outputs]
+
+
+# ---- pointwise --------------------------------------------------------------------------------
+
+def pointwise_context(name: str, kernel: PointwiseKernel) -> dict:
+    geometry = collapse(kernel.domain, _all_strides(kernel))
+    if not geometry.sizes:  # a single element
+        geometry = Geometry((1,), tuple((0,) for _ in geometry.strides), None)
+    inner_dim = len(geometry.sizes) - 1
+    outer_dims = list(range(inner_dim))
+    spelling = Spelling(geometry, len(kernel.operands), (("j", inner_dim),))
+    outer = 1
+    for d in outer_dims:
+        outer *= geometry.sizes[d]
+    return {
+        "name": name,
+        "params": parameters(kernel),
+        "inner": geometry.sizes[inner_dim],
+        "outer": outer,
+        "outer_lines": decompose("task / nblocks", outer_dims, geometry.sizes)
+        + base_offsets(geometry, len(kernel.operands), outer_dims),
+        "body": spelling.stores(list(enumerate(kernel.outputs))),
+    }
+
+
+# ---- reduction --------------------------------------------------------------------------------
+
+def _is_float(dtype: str) -> bool:
+    return RENDERER.is_float(dtype)
+
+
+def _limits(dtype: str, lowest: bool) -> str:
+    ctype = RENDERER.compute_type(dtype)
+    if _is_float(dtype):
+        return f"(({ctype})({'-' if lowest else ''}INFINITY))"
+    return f"std::numeric_limits<{ctype}>::{'lowest' if lowest else 'max'}()"
+
+
+def _stage_context(k: int, op: str, value: Expr, spelling: Spelling) -> dict:
+    dtype = value.dtype
+    value_type = RENDERER.compute_type(dtype)
+    acc, ai = f"a{k}[l]", f"ai{k}[l]"
+    is_arg = op in ("argmax", "argmin")
+    if op in ("sum", "prod"):
+        # Wide accumulators: float sums of long rows would otherwise lose digits torch keeps.
+        acc_type = "double" if _is_float(dtype) else "int64_t"
+        symbol = "+" if op == "sum" else "*"
+        init = "0" if op == "sum" else "1"
+        update = f"{acc} {symbol}= v;"
+        fold = f"best {symbol}= a{k}[l];"
+        chunk_fold = f"best {symbol}= part[c];"
+    elif op in ("max", "min"):
+        acc_type = value_type
+        cmp = ">" if op == "max" else "<"
+        init = _limits(dtype, lowest=op == "max")
+        update = f"{acc} = (v != v || v {cmp} {acc}) ? v : {acc};"
+        fold = f"best = akg_{op}(best, a{k}[l]);"
+        chunk_fold = "best = akg_%s(best, part[c]);" % op
+    elif is_arg:
+        acc_type = value_type
+        cmp = ">" if op == "argmax" else "<"
+        init = _limits(dtype, lowest=op == "argmax")
+        update = (f"{{ const bool take = {ai} < 0 || v {cmp} {acc} || (v != v && {acc} == {acc}); "
+                  f"{acc} = take ? v : {acc}; {ai} = take ? rr : {ai}; }}")
+        better = f"akg_{op}_better"
+        fold = (f"if (ai{k}[l] >= 0 && (best_i < 0 || {better}(a{k}[l], ai{k}[l], best, best_i))) "
+                f"{{ best = a{k}[l]; best_i = ai{k}[l]; }}")
+        chunk_fold = (f"if (part_i[c] >= 0 && (best_i < 0 || {better}(part[c], part_i[c], best, best_i))) "
+                      f"{{ best = part[c]; best_i = part_i[c]; }}")
+    else:
+        raise RenderError(f"reduce op {op!r} is not supported by the cpp DSL")
+    return {"k": k, "acc_type": acc_type, "value_type": value_type, "var_type": value_type,
+            "init": init, "step": update, "fold": fold, "chunk_fold": chunk_fold,
+            "is_arg": is_arg, "expr": spelling.expr(value)}
+
+
+def reduction_geometry(kernel: ReductionKernel) -> Geometry:
+    return collapse(kernel.domain, _all_strides(kernel), keep=kernel.reduce_dim)
+
+
+def column_possible(geometry: Geometry) -> bool:
+    """The column variant needs exactly one (merged) dim after the reduce dim."""
+    return geometry.keep == len(geometry.sizes) - 2
+
+
+def reduction_context(name: str, kernel: ReductionKernel, variant: str, lanes: int, block: int) -> dict:
+    geometry = reduction_geometry(kernel)
+    keep, n_ops = geometry.keep, len(kernel.operands)
+    reduced = [(k, o) for k, o in enumerate(kernel.outputs) if o.reduced]
+    full = [(k, o) for k, o in enumerate(kernel.outputs) if not o.reduced]
+    context = {"name": name, "params": parameters(kernel), "reduce_size": geometry.sizes[keep],
+               "variant": variant, "lanes": lanes, "block": block}
+    if variant == "column":
+        if not column_possible(geometry):
+            raise RenderError("the column variant needs the reduce dim followed by one mergeable inner dim")
+        inner_dim, outer_dims = keep + 1, list(range(keep))
+        spelling = Spelling(geometry, n_ops, (("rr", keep), ("l", inner_dim)), stage_suffix="[l]")
+        reduced_spelling = Spelling(geometry, n_ops, (("l", inner_dim),), stage_suffix="[l]")
+        context.update(
+            inner=geometry.sizes[inner_dim], outer=_product(geometry.sizes, outer_dims),
+            offset_lines=decompose("task / nblocks", outer_dims, geometry.sizes)
+            + base_offsets(geometry, n_ops, outer_dims, extra={inner_dim: "i0"}))
+    else:
+        row_dims = [d for d in range(len(geometry.sizes)) if d != keep]
+        spelling = Spelling(geometry, n_ops, (("rr", keep),))
+        reduced_spelling = Spelling(geometry, n_ops, ())
+        context.update(rows=_product(geometry.sizes, row_dims),
+                       offset_lines=decompose("row", row_dims, geometry.sizes)
+                       + base_offsets(geometry, n_ops, row_dims))
+    context["stages"] = [_stage_context(k, st.op, st.expr, spelling) for k, st in enumerate(kernel.stages)]
+    context["reduced_outputs_body"] = reduced_spelling.stores(reduced)
+    context["full_outputs_body"] = spelling.stores(full)
+    return context
+
+
+def _product(sizes: tuple[int, ...], dims: list[int]) -> int:
+    result = 1
+    for d in dims:
+        result *= sizes[d]
+    return result
+
+
+# ---- scan -------------------------------------------------------------------------------------
+
+def scan_geometry(kernel: ScanKernel) -> Geometry:
+    return collapse(kernel.domain, _all_strides(kernel), keep=kernel.scan_dim)
+
+
+def scan_context(name: str, kernel: ScanKernel, variant: str, block: int) -> dict:
+    geometry = scan_geometry(kernel)
+    keep, n_ops = geometry.keep, len(kernel.operands)
+    dtype = kernel.expr.dtype
+    value_type = RENDERER.compute_type(dtype)
+    if kernel.op in ("sum", "prod"):
+        acc_type = "double" if _is_float(dtype) else "int64_t"
+        init = "0" if kernel.op == "sum" else "1"
+        combine = f"a[l] {'+' if kernel.op == 'sum' else '*'} v"
+    else:
+        acc_type = value_type
+        init = _limits(dtype, lowest=kernel.op == "max")
+        combine = f"akg_{kernel.op}(a[l], v)"
+    context = {"name": name, "params": parameters(kernel), "scan_size": geometry.sizes[keep],
+               "variant": variant, "block": block, "acc_type": acc_type, "value_type": value_type,
+               "var_type": value_type, "init": init, "combine": combine}
+    if variant == "column":
+        if not column_possible(geometry):
+            raise RenderError("the column variant needs the scan dim followed by one mergeable inner dim")
+        inner_dim, outer_dims = keep + 1, list(range(keep))
+        spelling = Spelling(geometry, n_ops, (("rr", keep), ("l", inner_dim)))
+        context.update(inner=geometry.sizes[inner_dim], outer=_product(geometry.sizes, outer_dims),
+                       offset_lines=decompose("task / nblocks", outer_dims, geometry.sizes)
+                       + base_offsets(geometry, n_ops, outer_dims, extra={inner_dim: "i0"}))
+    else:
+        row_dims = [d for d in range(len(geometry.sizes)) if d != keep]
+        spelling = Spelling(geometry, n_ops, (("rr", keep),))
+        context.update(rows=_product(geometry.sizes, row_dims),
+                       offset_lines=decompose("row", row_dims, geometry.sizes)
+                       + base_offsets(geometry, n_ops, row_dims))
+    context["expr"] = spelling.expr(kernel.expr)
+    context["outputs_body"] = spelling.stores(list(enumerate(kernel.outputs)))
+    return context

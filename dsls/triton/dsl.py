@@ -1,0 +1,58 @@
+"""The Triton DSL plugin object: schedules, rendering, checks and the prompt guide."""
+from __future__ import annotations
+
+import ast
+import os
+from pathlib import Path
+
+from akg.ir import FusedGroup, MatmulKernel, Schedule
+from akg.targets import BuildError, HardwareSpec
+from akg.dsls.triton import schedules
+from akg.dsls.triton.render import render_groups
+
+# fp32 matmuls stay IEEE fp32 unless the user allows TF32 (about 3e-4 relative error).
+TF32_ENV = "AKG_TRITON_ALLOW_TF32"
+
+
+class TritonDSL:
+    name = "triton"
+    devices = ("cuda", "cpu")
+    families = ("pointwise", "reduction", "scan", "matmul_epilogue", "pool")
+    timing_meaningful_on = ("cuda",)
+
+    def __init__(self, allow_tf32: bool | None = None):
+        self.allow_tf32 = os.environ.get(TF32_ENV) == "1" if allow_tf32 is None else allow_tf32
+
+    def schedules(self, group: FusedGroup, hardware: HardwareSpec) -> list[Schedule]:
+        if group.family not in self.families:
+            return []
+        if isinstance(group.kernel, MatmulKernel) and hardware.backend == "cuda":
+            return schedules.unique(schedules.matmul(group.kernel, hardware, self.allow_tf32))
+        return schedules.for_group(group, hardware)
+
+    def render(self, groups: list[tuple[int, FusedGroup]], device: str) -> str:
+        return render_groups(groups, device)
+
+    def prebuild(self, source: str, device: str) -> None:
+        # Triton compiles each kernel at its first launch, inside the worker; only syntax is checked here.
+        try:
+            compile(source, "<candidate>", "exec")
+        except SyntaxError as err:
+            raise BuildError(f"line {err.lineno}: {err.msg}") from None
+
+    def lint(self, source: str) -> list[str]:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError as err:
+            return [f"syntax error at line {err.lineno}: {err.msg}"]
+        problems = []
+        jitted = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+                  and any("jit" in ast.unparse(d) for d in n.decorator_list)]
+        if not jitted:
+            problems.append("no @triton.jit kernel: the work would not run in Triton")
+        if not any(isinstance(n, ast.ClassDef) and n.name == "ModelNew" for n in tree.body):
+            problems.append("no class ModelNew at module level")
+        return problems
+
+    def guide(self) -> str:
+        return (Path(__file__).parent / "guide.md").read_text()

@@ -1,0 +1,186 @@
+"""Hand-built kernel specs for every Triton family, with inputs and a torch reference.
+
+Shared by the interpreter tests (tiny sizes), the GPU tests and bench/triton_kernels.py (GPU sizes),
+so all three exercise the same kernels.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from akg.ir import (Acc, Call, Const, FusedGroup, Load, MatmulKernel, Operand, Output, PointwiseKernel,
+                    PoolKernel, ReductionKernel, RIndex, ScanKernel, Schedule, Stage, StageRef, TensorType,
+                    contiguous_strides)
+
+F32 = "float32"
+
+
+def ttype(shape, dtype=F32) -> TensorType:
+    return TensorType(tuple(shape), dtype)
+
+
+def call(op, *args, dtype=F32):
+    return Call(op, tuple(args), dtype)
+
+
+def dense(value, shape, dtype=F32) -> Operand:
+    return Operand(value, ttype(shape, dtype), contiguous_strides(tuple(shape)))
+
+
+def reduced_strides(domain, dim) -> tuple[int, ...]:
+    strides = list(contiguous_strides(tuple(n for d, n in enumerate(domain) if d != dim)))
+    strides.insert(dim, 0)
+    return tuple(strides)
+
+
+@dataclass(frozen=True)
+class Case:
+    name: str
+    family: str
+    build: Callable[[tuple], object]                 # sizes -> kernel spec
+    inputs: Callable[[tuple, str], list]             # sizes, device -> tensors
+    reference: Callable[[list], list]                # tensors -> expected outputs
+    bytes_moved: Callable[[tuple], float]
+    flops: Callable[[tuple], float] = lambda s: 0.0
+
+    def group(self, sizes, schedule: Schedule = Schedule()) -> FusedGroup:
+        return FusedGroup((self.name,), self.family, self.build(sizes), schedule)
+
+
+# -- pointwise: y = gelu_tanh(x + bias) * 0.5 over (rows, cols) with a broadcast bias
+def _bias_gelu(s):
+    rows, cols = s
+    x = call("add", Load(0, F32), Load(1, F32))
+    inner = call("mul", Const(0.7978845608, F32), call("add", x, call("mul", Const(0.044715, F32),
+                                                                     call("mul", x, call("mul", x, x)))))
+    y = call("mul", call("mul", Const(0.5, F32), x), call("add", Const(1.0, F32), call("tanh", inner)))
+    bias = Operand("b", ttype((cols,)), (0, 1))
+    return PointwiseKernel((rows, cols), (dense("x", s), bias), (Output("y", y, ttype(s), contiguous_strides(s)),))
+
+
+def _bias_gelu_ref(t):
+    return [F.gelu(t[0] + t[1], approximate="tanh")]
+
+
+# -- softmax + logsumexp along dim 1 of (rows, cols): max, sum(exp), then the normalised row
+def _softmax(s, dim=1):
+    L = Load(0, F32)
+    shifted = call("sub", L, StageRef(0, F32))
+    y = call("div", call("exp", shifted), StageRef(1, F32))
+    lse = call("add", call("log", StageRef(1, F32)), StageRef(0, F32))
+    out_shape = tuple(n for d, n in enumerate(s) if d != dim)
+    return ReductionKernel(s, dim, (dense("x", s),), (Stage("max", L), Stage("sum", call("exp", shifted))),
+                           (Output("y", y, ttype(s), contiguous_strides(s)),
+                            Output("lse", lse, ttype(out_shape), reduced_strides(s, dim), reduced=True)))
+
+
+# -- layer norm without affine, two stages: mean, then variance; eps 1e-5
+def _layer_norm(s):
+    rows, cols = s
+    L = Load(0, F32)
+    mean = call("div", StageRef(0, F32), Const(float(cols), F32))
+    centered = call("sub", L, mean)
+    var = call("div", StageRef(1, F32), Const(float(cols), F32))
+    y = call("mul", centered, call("rsqrt", call("add", var, Const(1e-5, F32))))
+    return ReductionKernel(s, 1, (dense("x", s),), (Stage("sum", L), Stage("sum", call("mul", centered, centered))),
+                           (Output("y", y, ttype(s), contiguous_strides(s)),))
+
+
+# -- sum over the middle dim of (a, b, c): a column reduction
+def _sum_middle(s):
+    out = (s[0], s[2])
+    return ReductionKernel(s, 1, (dense("x", s),), (Stage("sum", Load(0, F32)),),
+                           (Output("y", StageRef(0, F32), ttype(out), reduced_strides(s, 1), reduced=True),))
+
+
+def _argmax_last(s):
+    return ReductionKernel(s, 1, (dense("x", s),), (Stage("argmax", Load(0, F32)),),
+                           (Output("i", StageRef(0, "int64", "index"), ttype((s[0],), "int64"),
+                                   reduced_strides(s, 1), reduced=True),))
+
+
+def _argmin_first(s):
+    return ReductionKernel(s, 0, (dense("x", s),), (Stage("argmin", Load(0, F32)),),
+                           (Output("i", StageRef(0, "int64", "index"), ttype((s[1],), "int64"),
+                                   reduced_strides(s, 0), reduced=True),))
+
+
+def _cumsum(s):
+    return ScanKernel(s, 1, "sum", Load(0, F32), (dense("x", s),),
+                      (Output("y", StageRef(0, F32), ttype(s), contiguous_strides(s)),))
+
+
+def _max_pool(s):
+    n, c, h, w = s
+    oh, ow = (h + 2 - 3) // 2 + 1, (w + 2 - 3) // 2 + 1
+    out = (n, c, oh, ow)
+    y = call("max", Acc(), Const(0.0, F32))   # fused relu
+    return PoolKernel("max", dense("x", s), out, (3, 3), (2, 2), (1, 1),
+                      outputs=(Output("y", y, ttype(out), contiguous_strides(out)),))
+
+
+def _linear_bias_relu(s):
+    m, n, k = s
+    a = Operand("x", ttype((m, k)), (0, k, 1))
+    b = Operand("w", ttype((n, k)), (0, 1, k))           # nn.Linear weight, read transposed
+    bias = Operand("bias", ttype((n,)), (0, 0, 1))
+    y = call("max", call("add", Acc(), Load(0, F32)), Const(0.0, F32))
+    return MatmulKernel(1, m, n, k, a, b, (bias,), (Output("y", y, ttype((m, n)), (0, n, 1)),))
+
+
+def _randn(*shapes):
+    return lambda s, device: [torch.randn(*shape(s), device=device) for shape in shapes]
+
+
+CASES = [
+    Case("bias_gelu", "pointwise", _bias_gelu, _randn(lambda s: s, lambda s: (s[1],)), _bias_gelu_ref,
+         lambda s: 4 * (2 * s[0] * s[1] + s[1])),
+    Case("softmax_lse", "reduction", _softmax, _randn(lambda s: s),
+         lambda t: [torch.softmax(t[0], 1), torch.logsumexp(t[0], 1)], lambda s: 4 * (2 * s[0] * s[1] + s[0])),
+    Case("layer_norm", "reduction", _layer_norm, _randn(lambda s: s),
+         lambda t: [F.layer_norm(t[0], (t[0].shape[1],))], lambda s: 8 * s[0] * s[1]),
+    Case("sum_middle", "reduction", _sum_middle, _randn(lambda s: s),
+         lambda t: [t[0].sum(1)], lambda s: 4 * (math.prod(s) + s[0] * s[2])),
+    Case("argmax_last", "reduction", _argmax_last, _randn(lambda s: s),
+         lambda t: [t[0].argmax(1)], lambda s: 4 * s[0] * s[1] + 8 * s[0]),
+    Case("argmin_first", "reduction", _argmin_first, _randn(lambda s: s),
+         lambda t: [t[0].argmin(0)], lambda s: 4 * s[0] * s[1] + 8 * s[1]),
+    Case("cumsum", "scan", _cumsum, _randn(lambda s: s), lambda t: [t[0].cumsum(1)], lambda s: 8 * s[0] * s[1]),
+    Case("max_pool_relu", "pool", _max_pool, _randn(lambda s: s),
+         lambda t: [torch.relu(F.max_pool2d(t[0], 3, 2, 1))],
+         lambda s: 4 * math.prod(s) * 1.25),
+    Case("linear_bias_relu", "matmul_epilogue", _linear_bias_relu, _randn(lambda s: (s[0], s[2]), lambda s: (s[1], s[2]), lambda s: (s[1],)),
+         lambda t: [torch.relu(F.linear(t[0], t[1], t[2]))],
+         lambda s: 4 * (s[0] * s[2] + s[1] * s[2] + s[0] * s[1]), lambda s: 2.0 * s[0] * s[1] * s[2]),
+]
+
+# Tiny sizes for the interpreter; GPU sizes of tens to hundreds of MB for the device.
+CPU_SIZES = {"bias_gelu": (5, 37), "softmax_lse": (6, 300), "layer_norm": (5, 200), "sum_middle": (3, 17, 10),
+             "argmax_last": (7, 50), "argmin_first": (40, 9), "cumsum": (4, 70), "max_pool_relu": (2, 3, 9, 11),
+             "linear_bias_relu": (33, 40, 48)}
+GPU_SIZES = {"bias_gelu": (8192, 8192), "softmax_lse": (4096, 16384), "layer_norm": (8192, 8192),
+             "sum_middle": (64, 4096, 256), "argmax_last": (8192, 8192), "argmin_first": (8192, 8192),
+             "cumsum": (8192, 4096), "max_pool_relu": (32, 64, 224, 224), "linear_bias_relu": (4096, 4096, 4096)}
+
+
+def load_group(source: str, index: int = 0):
+    """Execute rendered DSL text and return its launcher ``_akg_g{index}``."""
+    namespace: dict = {}
+    exec(compile(source, f"<akg-triton-g{index}>", "exec"), namespace)
+    return namespace[f"_akg_g{index}"]
+
+
+def max_error(got: list, want: list) -> float:
+    """Largest elementwise error relative to the reference scale; exact match for integer outputs."""
+    worst = 0.0
+    for g, w in zip(got, want):
+        assert g.shape == w.shape and g.dtype == w.dtype, (g.shape, w.shape, g.dtype, w.dtype)
+        if not w.is_floating_point():
+            worst = max(worst, float((g != w).sum()))
+            continue
+        worst = max(worst, float((g - w).abs().max() / (w.abs().max() + 1e-6)))
+    return worst
