@@ -124,23 +124,23 @@ def _settings(args):
         time_limit_s=getattr(args, "time_limit", None) or s.get("time_limit"),
         policy=args.policy or s.get("policy", "strict"),
         resume=getattr(args, "resume", False))
-    harness = HarnessConfig()
-    overrides = {k: v for k, v in h.items() if hasattr(harness, k)}
+    overrides = {k: v for k, v in h.items() if k != "seeds"}
+    if "seeds" in h:
+        overrides["seeds"] = tuple(range(h["seeds"]))
     if getattr(args, "trials", None):
         overrides["trials"] = args.trials
     if getattr(args, "no_compile", False):
         overrides["measure_compile"] = False
     if getattr(args, "no_time", False):
         overrides["time"] = False
-    for k, v in overrides.items():
-        setattr(harness, k, v)
-    return options, harness
+    return options, HarnessConfig().replace(**overrides).validate()
 
 
 def _progress(quiet: bool):
     if quiet:
         return None
     from rich.console import Console
+    from rich.markup import escape
     console = Console(stderr=True)
 
     def show(message: str, scored) -> None:
@@ -152,9 +152,10 @@ def _progress(quiet: bool):
             speed = dict(v.speedups).get("vs_eager")
             status = f"[green]ok[/green] {v.time_ms:.4g} ms" + (f" ({speed:.2f}x eager)" if speed else "")
         else:
-            status = f"[red]rejected[/red] {v.reason[:100]}"
+            status = f"[red]rejected[/red] {escape(v.reason[:100])}"
         reused = " [dim](stored)[/dim]" if scored.reused else ""
-        console.print(f"  {scored.candidate.id} {scored.candidate.description[:60]:<60} {status}{reused}")
+        what = escape(f"{scored.candidate.description[:70]:<70}")
+        console.print(f"  {scored.candidate.id} {what} {status}{reused}")
     return show
 
 

@@ -1,0 +1,10 @@
+"""akg's built-in passes: decompose (graph), fuse and lower (plan)."""
+from akg.plugins import hookimpl
+
+
+@hookimpl
+def akg_passes():
+    from akg.passes.decompose import DecomposePass
+    from akg.passes.fuse import FusePass
+    from akg.passes.lower import LowerPass
+    return [DecomposePass(), FusePass(), LowerPass()]

@@ -133,7 +133,7 @@ def _splice(node: ir.Node, tr, produced: list, known: dict[str, ir.TensorType]):
     """Name the decomposition's results like the original node's outputs."""
     mapping, nodes, types = {}, list(tr.nodes), dict(tr.types)
     known = {**known, **types}
-    for want, got in zip(node.outputs, produced):
+    for i, (want, got) in enumerate(zip(node.outputs, produced)):
         if isinstance(got, str) and got not in node.inputs and got not in mapping:
             mapping[got] = want
             types[want] = types.pop(got)
@@ -143,7 +143,7 @@ def _splice(node: ir.Node, tr, produced: list, known: dict[str, ir.TensorType]):
             source = known[mapping.get(got, got)] if got in known or got in mapping else None
             if source is None:
                 return None
-            nodes.append(ir.Node(f"{node.id}/copy", "cast", "pointwise", (got,), (want,),
+            nodes.append(ir.Node(f"{node.id}/copy{i}", "cast", "pointwise", (got,), (want,),
                                  (("args", (ir.ValueRef(got),)), ("dtype", source.dtype))))
             types[want] = ir.TensorType(source.shape, source.dtype, None)
     return [_rename(n, mapping) for n in nodes], types

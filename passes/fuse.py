@@ -30,6 +30,7 @@ class Strategy:
     matmul_kernel: bool = True      # False: matmul as a library call, epilogue as its own kernel
     pool_kernel: bool = True
     split_reductions: bool = False  # each reduction its own kernel, consumers in separate kernels
+    singletons: bool = False        # every node its own kernel
 
 
 STRATEGIES = (
@@ -119,6 +120,8 @@ class _Fuser:
         return ir.KernelPlan(self.graph, tuple(groups), self.strategy.name)
 
     def visit(self, node: ir.Node) -> None:
+        if self.strategy.singletons and node.kind != "view":
+            self.close()
         handler = {"pointwise": self.pointwise, "reduction": self.reduction, "scan": self.scan_node,
                    "view": self.view, "matmul": self.matmul, "pool": self.pool}.get(node.kind)
         if handler is not None:
@@ -346,7 +349,6 @@ class _Fuser:
         from akg.passes.heads import build_kernel
         members = set(g.nodes)
         needed = [v for v in g.exprs if v in self.graph.outputs or any(c.id not in members for c in self.consumers.get(v, []))]
-        needed = [v for v in needed if not isinstance(g.exprs[v], ir.Load) or v in self.graph.outputs]
         if not needed:
             return
         kernel, family = build_kernel(self, g, needed)

@@ -73,20 +73,23 @@ class Layouts:
         """(base value, element strides of ``value`` inside the base as it arrives) when ``value``
         is a chain of views of an arrived tensor, at storage offset 0; else None."""
         chain, base = [], value
-        while base not in self.arrival:
-            node = self.producers.get(base)
-            if node is None or node.kind != "view" or len(node.inputs) != 1:
-                return None
-            chain.append(node)
-            base = node.inputs[0]
-        if not chain:
-            return value, self.type_of(value).layout()
+        while base in self.producers and self.producers[base].kind == "view" and len(self.producers[base].inputs) == 1:
+            chain.append(self.producers[base])
+            base = self.producers[base].inputs[0]
+        replayed = self._replay(base, chain) if chain and base in self.arrival else None
+        if replayed is not None:
+            return replayed
+        if value in self.arrival:
+            return value, self.arrival[value].layout()
+        return None
+
+    def _replay(self, base: str, chain: list[ir.Node]):
         root = meta_tensor(self.arrival[base])
         current = root
         for node in reversed(chain):
             current = run_on_meta(node, {node.inputs[0]: current})
             if not isinstance(current, torch.Tensor) or not torch._C._is_alias_of(current, root):
                 return None
-        if current.storage_offset() != 0 or tuple(current.shape) != self.types[value].shape:
+        if current.storage_offset() != 0:
             return None
         return base, tuple(current.stride())

@@ -354,7 +354,7 @@ def _node_flops(node: ir.Node, types: dict[str, ir.TensorType]) -> float:
     out = types.get(node.outputs[0])
     if out is None:
         return 0.0
-    refs = [r.name for r in ir._value_refs(node.attr("args", ()))]
+    refs = ir._value_refs(node.attr("args", ()))
     if node.kind == "matmul":
         lhs = types[refs[1] if node.op.split(".")[1] in ("addmm", "baddbmm") else refs[0]]
         return 2.0 * out.numel * lhs.shape[-1]

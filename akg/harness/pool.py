@@ -23,6 +23,9 @@ from akg.harness.config import HarnessConfig
 from akg.harness.errors import HarnessError
 
 
+START_TIMEOUT_S = 120.0
+
+
 class WorkerFault(Exception):
     """The worker died or stopped answering. ``kind`` is "crash" or "timeout"; the message is
     one line for the verdict."""
@@ -71,7 +74,8 @@ class Worker:
 
     def _await_ready(self) -> None:
         if not self._ready:
-            hello = self._receive(self.config.timeout_s, "starting")
+            # Starting imports torch: on a loaded machine that alone can take many seconds.
+            hello = self._receive(max(self.config.timeout_s, START_TIMEOUT_S), "starting")
             self.network_isolated = bool(hello.get("network_isolated"))
             self._ready = True
 

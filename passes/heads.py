@@ -1,0 +1,136 @@
+"""Kernel specs from finished groups, and the heads of matmul and pool groups."""
+from __future__ import annotations
+
+from akg import ir
+from akg.passes import exprs
+from akg.passes.fuse import _Group, _JoinFailed, collapse, domain_strides
+
+
+def _pair(v, default) -> tuple[int, int]:
+    if v is None or v == []:
+        return default
+    if isinstance(v, int):
+        return (v, v)
+    return (v[0], v[0]) if len(v) == 1 else (int(v[0]), int(v[1]))
+
+
+def _resolved(fuser, value: str) -> tuple[str, tuple[int, ...]]:
+    found = fuser.layouts.resolve(value)
+    if found is None:
+        raise _JoinFailed(value)
+    return found
+
+
+def _operand_over(fuser, value: str, dmap: tuple, rank: int) -> ir.Operand:
+    base, strides = _resolved(fuser, value)
+    over = domain_strides(fuser.types[value].shape, strides, dmap, rank)
+    return ir.Operand(base, fuser.layouts.type_of(base), over)
+
+
+def matmul_head(fuser, node: ir.Node) -> _Group:
+    """A matmul group: the product is ``Acc()``; addmm/linear biases start the epilogue."""
+    kind = node.op.split(".")[1]
+    args, kwargs = node.attr("args", ()), dict(node.attr("kwargs", ()))
+    refs = [a.name if isinstance(a, ir.ValueRef) else a for a in args]
+    bias, beta, alpha = None, 1, 1
+    if kind in ("mm", "bmm", "matmul"):
+        a, b, b_transposed = refs[0], refs[1], False
+    elif kind == "addmm":
+        bias, a, b, b_transposed = refs[0], refs[1], refs[2], False
+        beta, alpha = kwargs.get("beta", 1), kwargs.get("alpha", 1)
+    elif kind == "linear":
+        a, b, b_transposed = refs[0], refs[1], True
+        bias = refs[2] if len(refs) > 2 else kwargs.get("bias")
+    else:
+        raise _JoinFailed(node.id)
+    ta, tb, out = fuser.types[a], fuser.types[b], node.outputs[0]
+    rank = len(ta.shape)
+    if rank not in (2, 3) or len(tb.shape) != rank or (b_transposed and rank != 2):
+        raise _JoinFailed(node.id)
+    k = ta.shape[-1]
+    m, n = ta.shape[-2], (tb.shape[0] if b_transposed else tb.shape[-1])
+    batch = ta.shape[0] if rank == 3 else 1
+    a_map = (0, 1, 2) if rank == 3 else (1, 2)
+    b_map = (2, 1) if b_transposed else a_map    # b's dims walk (k, n) or (n, k)
+    g = _Group("matmul", (batch, m, n))
+    g.head = (batch, m, n, k, _operand_over(fuser, a, a_map, 3), _operand_over(fuser, b, b_map, 3))
+    out_t = fuser.types[out]
+    g.maps[out] = (0, 1, 2) if len(out_t.shape) == 3 else (1, 2)
+    expr: ir.Expr = ir.Acc("float32")
+    if alpha != 1:
+        expr = ir.Call("mul", (expr, exprs.const(alpha, "float32")), "float32")
+    if bias is not None:
+        b_shape = fuser.types[bias].shape
+        offset = len(out_t.shape) - len(b_shape)
+        g.operands.append(_operand_over(fuser, bias, tuple(g.maps[out][i + offset] for i in range(len(b_shape))), 3))
+        load = exprs.cast(ir.Load(0, fuser.types[bias].dtype), "float32")
+        if beta != 1:
+            load = ir.Call("mul", (load, exprs.const(beta, "float32")), "float32")
+        expr = ir.Call("add", (expr, load), "float32")
+    g.exprs[out] = exprs.cast(expr, out_t.dtype)
+    g.nodes.append(node.id)
+    return g
+
+
+def pool_head(fuser, node: ir.Node) -> _Group:
+    kind = node.op.split(".")[1]
+    args = list(node.attr("args", ())) + [None] * 7
+    x, out = node.inputs[0], node.outputs[0]
+    if kind not in ("max_pool2d", "avg_pool2d") or len(fuser.types[x].shape) != 4 or node.attr("kwargs"):
+        raise _JoinFailed(node.id)
+    kernel = _pair(args[1], None)
+    stride = _pair(args[2], kernel)
+    padding = _pair(args[3], (0, 0))
+    if kind == "max_pool2d":
+        dilation, ceil_mode, include_pad, divisor = _pair(args[4], (1, 1)), args[5], True, None
+    else:
+        dilation, ceil_mode = (1, 1), args[4]
+        include_pad = True if args[5] is None else bool(args[5])
+        divisor = args[6]
+    if ceil_mode:
+        raise _JoinFailed(node.id)
+    base, strides = _resolved(fuser, x)
+    out_t = fuser.types[out]
+    g = _Group("pool", out_t.shape)
+    g.head = dict(op="max" if kind == "max_pool2d" else "avg",
+                  input=ir.Operand(base, fuser.layouts.type_of(base), strides), out_shape=out_t.shape,
+                  kernel=kernel, stride=stride, padding=padding, dilation=dilation,
+                  count_include_pad=include_pad, divisor_override=divisor)
+    g.exprs[out] = exprs.cast(ir.Acc("float32"), out_t.dtype)
+    g.maps[out] = (0, 1, 2, 3)
+    g.nodes.append(node.id)
+    return g
+
+
+def _outputs(fuser, g: _Group, needed: list[str]) -> list[ir.Output]:
+    outs = []
+    for v in needed:
+        t = fuser.types[v]
+        contiguous = ir.contiguous_strides(t.shape)
+        strides = domain_strides(t.shape, contiguous, g.maps[v], len(g.domain))
+        outs.append(ir.Output(v, g.exprs[v], ir.TensorType(t.shape, t.dtype, contiguous), strides, v in g.reduced))
+    return outs
+
+
+def build_kernel(fuser, g: _Group, needed: list[str]):
+    """(kernel spec, family) for a finished group."""
+    outs = _outputs(fuser, g, needed)
+    if g.kind == "matmul":
+        batch, m, n, k, a, b = g.head
+        return ir.MatmulKernel(batch, m, n, k, a, b, tuple(g.operands), tuple(outs)), "matmul_epilogue"
+    if g.kind == "pool":
+        return ir.PoolKernel(operands=tuple(g.operands), outputs=tuple(outs), **g.head), "pool"
+    sets = [op.strides for op in g.operands] + [o.strides for o in outs]
+    domain, sets, special = collapse(g.domain, sets, set(g.special))
+    n_ops = len(g.operands)
+    operands = tuple(ir.Operand(op.value, op.type, s) for op, s in zip(g.operands, sets[:n_ops]))
+    outputs = tuple(ir.Output(o.value, o.expr, o.type, s, o.reduced) for o, s in zip(outs, sets[n_ops:]))
+    if g.kind == "pointwise":
+        return ir.PointwiseKernel(domain, operands, outputs), "pointwise"
+    if len(special) != 1:
+        raise ir.IRError(f"group {g.nodes[0]}: reduce/scan dims do not collapse into one")
+    dim = special.pop()
+    if g.kind == "reduction":
+        return ir.ReductionKernel(domain, dim, operands, tuple(g.stages), outputs), "reduction"
+    op, expr = g.scan
+    return ir.ScanKernel(domain, dim, op, expr, operands, outputs), "scan"

@@ -1,0 +1,61 @@
+"""The CPU backend plugin: discovery, descriptors, host detection and timing."""
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from akg import plugins
+from akg.backends.cpu import host
+from akg.targets import Backend
+
+
+@pytest.fixture()
+def backend(tmp_path, monkeypatch):
+    monkeypatch.setenv("AKG_CACHE_DIR", str(tmp_path))
+    return type(plugins.get_backend("cpu"))()  # a fresh instance: nothing detected yet
+
+
+def test_backend_is_discovered_through_entry_points():
+    found = plugins.get_backend("cpu")
+    assert isinstance(found, Backend)
+    assert found.name == "cpu" and found.torch_device == "cpu" and found.available()
+
+
+def test_descriptors_load_with_sourced_figures():
+    specs = {s.name: s for s in plugins.get_backend("cpu").descriptors()}
+    assert {"x86-64-generic", "amd-epyc-9654", "intel-xeon-8480", "amd-epyc-7763"} <= set(specs)
+    for spec in specs.values():
+        assert spec.backend == "cpu" and spec.compute_units > 0 and spec.memory_bandwidth_gbs > 0
+        assert spec.peak("fp32") > 0 and spec.vector_width_bits in (128, 256, 512)
+        assert "Source" in open(spec.source).read() or spec.name == "x86-64-generic"
+
+
+def test_detect_describes_this_host_and_caches_bandwidth(backend, tmp_path):
+    spec = backend.detect()
+    assert spec.compute_units == len(os.sched_getaffinity(0))
+    assert spec.vector_width_bits in (128, 256, 512)
+    assert 0.5 < spec.memory_bandwidth_gbs < 5000
+    assert spec.peak("fp32") > 0
+    assert (tmp_path / "cpu" / "bandwidth.json").exists()
+    # A second process-level detection reads the cached figure instead of measuring again.
+    start = time.perf_counter()
+    again = type(backend)().detect()
+    assert again.memory_bandwidth_gbs == spec.memory_bandwidth_gbs
+    assert time.perf_counter() - start < 0.5
+
+
+def test_simd_width_from_cpu_flags():
+    assert host.simd_width_bits({"avx512f", "avx2"}) == 512
+    assert host.simd_width_bits({"avx2", "fma"}) == 256
+    assert host.simd_width_bits({"sse2"}) == 128
+
+
+def test_time_call_measures_wall_time(backend):
+    elapsed = backend.time_call(lambda: time.sleep(0.02))
+    assert 19 <= elapsed < 200
+    backend.synchronize()
+    backend.flush_cache()
+    profile = backend.profile(lambda: sum(range(200_000)))
+    assert profile["wall_ms"] > 0 and profile["cpu_ms"] >= 0

@@ -1,0 +1,56 @@
+"""kill -9 of a running `akg optimize`, then --resume: nothing verified is lost or re-measured."""
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBLEM = ROOT / "examples" / "problems" / "01_pointwise_chain.py"
+
+
+def _optimize(tmp_path, *extra):
+    return [sys.executable, "-m", "akg.cli", "optimize", str(PROBLEM), "--dsl", "cpp", "--device", "cpu",
+            "--budget", "6", "--no-compile", "--trials", "5", "--out", str(tmp_path / "out"),
+            "--store", str(tmp_path / "s.db"), *extra]
+
+
+def _verdicts(db: Path) -> dict[str, str]:
+    if not db.exists():
+        return {}
+    try:
+        with sqlite3.connect(db, timeout=30) as conn:
+            return dict(conn.execute("SELECT candidate, verdict FROM verdicts").fetchall())
+    except sqlite3.OperationalError:  # tables not created yet
+        return {}
+
+
+def test_sigkill_then_resume_keeps_every_verdict(tmp_path):
+    db = tmp_path / "s.db"
+    proc = subprocess.Popen(_optimize(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 400
+    while len(_verdicts(db)) < 2 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the conductor and its workers, mid-run
+    proc.wait()
+    before = _verdicts(db)
+    assert len(before) >= 2, "the run was killed before it stored two verdicts"
+
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM runs WHERE status='running'").fetchone()[0] == 1
+
+    r = subprocess.run(_optimize(tmp_path, "--resume", "--json"), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    after = _verdicts(db)
+    for cid, verdict in before.items():  # every stored verdict survives unchanged
+        assert after[cid] == verdict
+    reused = {c["id"] for c in report["candidates"] if c["reused"]}
+    assert set(before) <= reused | {report["candidates"][0]["id"]}  # stored ones were not measured again
+    with sqlite3.connect(db) as conn:
+        runs = conn.execute("SELECT status FROM runs").fetchall()
+    assert runs == [("done",)]  # the interrupted run was continued, not duplicated
