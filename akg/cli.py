@@ -56,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--json", action="store_true", help="print the verdict as JSON")
     p.add_argument("--no-time", action="store_true", help="check correctness only")
+    p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None)
 
     p = sub.add_parser("bench", help="optimize every problem in a folder and summarise", epilog=EPILOG,

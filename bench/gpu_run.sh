@@ -24,6 +24,6 @@ timeout "${AKG_GPU_BENCH_TIMEOUT:-300}" python3 bench/triton_kernels.py --out "$
 
 if command -v akg >/dev/null && akg bench --help >/dev/null 2>&1; then
     echo "== akg bench"
-    AKG_SIZE=gpu timeout "${AKG_GPU_SUITE_TIMEOUT:-600}" akg bench examples/problems --dsl triton --device cuda \
+    AKG_SIZE=gpu timeout "${AKG_GPU_SUITE_TIMEOUT:-120}" akg bench examples/problems --dsl triton --device cuda \
         --out "$OUTDIR/h100-triton.json" 2>&1 | tee "$OUTDIR/akg-bench.log" | tail -n 40
 fi

@@ -52,6 +52,7 @@ def measure_case(case, dsl, hardware) -> dict:
             row["failure"] = f"{type(exc).__name__}: {str(exc)[:300]}"
         rows.append(row)
     eager_ms = bench_ms(lambda: case.reference(inputs))
+    torch._dynamo.reset()   # one compiled function per case, not recompilations of one
     compiled = torch.compile(lambda *t: case.reference(list(t)))
     compiled(*inputs)
     compile_ms = bench_ms(lambda: compiled(*inputs))

@@ -6,7 +6,12 @@ Nodes are visited in graph order and grown greedily into groups over an iteratio
   expression, later reductions over the same rows become further stages, and pointwise consumers
   become reduced (once per row) or full (every element) outputs;
 - a scan takes its pointwise prologue and epilogue;
-- matmul and pool start a group whose pointwise consumers form the epilogue (``Acc()``).
+- matmul and pool start a group whose pointwise consumers form the epilogue (``Acc()``);
+- a node whose inputs all come from outside still joins a pointwise or reduction group when its
+  dims line up with the domain (gelu's two branches of x, a loss's second input, a per-row class
+  index), and a reduction of an outside tensor over the group's rows becomes one more stage
+  (torch's layer norm sums x twice; identical stages are computed once);
+- ``gather`` of one element per row along the reduce dim becomes a masked-sum stage.
 Every value inside a group has a *map*: for each of its dims, the domain dim it walks (None for
 size-1 dims), which is all that is needed to turn shapes into per-operand strides.
 Whatever joins no group (conv, gathers, unsupported ops, views that must exist) is a library call.
@@ -124,6 +129,8 @@ class _Fuser:
             self.close()
         handler = {"pointwise": self.pointwise, "reduction": self.reduction, "scan": self.scan_node,
                    "view": self.view, "matmul": self.matmul, "pool": self.pool}.get(node.kind)
+        if node.op == "aten.gather.default":
+            handler = self.gather
         if handler is not None:
             try:
                 handler(node)
@@ -187,17 +194,42 @@ class _Fuser:
                 if dmap[i + offset] not in (None, d):
                     return None
                 dmap[i + offset] = d
-        for j, size in enumerate(shape):
-            if size > 1 and dmap[j] is None:
-                # a dim only external operands have: it must line up with the domain by position
-                if len(shape) != len(g.domain) or g.domain[j] != size or j in dmap:
-                    return None
-                dmap[j] = j
-            if dmap[j] is not None and g.domain[dmap[j]] != size:
-                return None
-        if not any(isinstance(a, ir.ValueRef) and g.has(a.name) for a in node.attr("args", ())):
-            return None
-        return tuple(dmap)
+        joins_group = any(isinstance(a, ir.ValueRef) and g.has(a.name) for a in node.attr("args", ()))
+        if not joins_group and g.kind not in ("pointwise", "reduction"):
+            return None   # an unrelated node only rides along in groups without a fixed head
+        return self.place_external_dims(g, shape, tuple(dmap))
+
+    def place_external_dims(self, g: _Group, shape: tuple[int, ...], dmap: tuple) -> tuple | None:
+        """Complete ``dmap`` for dims that only external tensors have. They must line up with the
+        domain: by position (same rank), right-aligned like broadcasting, or, in a reduction
+        group, onto the row dims in order (a per-row value such as a class index)."""
+        for placement in self.external_placements(g, shape):
+            filled = list(dmap)
+            for j, size in enumerate(shape):
+                if size > 1 and filled[j] is None:
+                    filled[j] = placement[j]
+            if self.map_fits(g, shape, filled):
+                return tuple(filled)
+        return None
+
+    def external_placements(self, g: _Group, shape: tuple[int, ...]):
+        rank, big = len(g.domain), [j for j, s in enumerate(shape) if s > 1]
+        if len(shape) <= rank:
+            offset = rank - len(shape)
+            yield [j + offset for j in range(len(shape))]
+        if g.kind == "reduction":
+            rows = [d for d, s in enumerate(g.domain) if s > 1 and d not in g.special]
+            if len(rows) == len(big):
+                placement: list = [None] * len(shape)
+                for j, d in zip(big, rows):
+                    placement[j] = d
+                yield placement
+
+    def map_fits(self, g: _Group, shape: tuple[int, ...], dmap: list) -> bool:
+        walked = [d for s, d in zip(shape, dmap) if s > 1]
+        if len(set(walked)) != len(walked):
+            return False
+        return all(d is None or (0 <= d < len(g.domain) and g.domain[d] == s) for s, d in zip(shape, dmap) if s > 1)
 
     def may_join(self, g: _Group, node: ir.Node, dmap: tuple) -> bool:
         t = self.types[node.outputs[0]]
@@ -228,35 +260,71 @@ class _Fuser:
 
     # -- reductions ---------------------------------------------------------------------------
     def reduction(self, node: ir.Node) -> None:
-        x, out = node.inputs[0], node.outputs[0]
-        x_shape = self.types[x].shape
-        dims = node.attr("dims")
+        x = node.inputs[0]
         g = self.open
-        joined = g is not None and g.has(x) and x not in g.reduced and g.kind in ("pointwise", "reduction")
-        if joined:
-            xmap = g.maps[x]
-            rdims = tuple(sorted({xmap[d] for d in dims if x_shape[d] > 1}))
-            covers = sorted(d for s, d in zip(x_shape, xmap) if s > 1) == [d for d, s in enumerate(g.domain) if s > 1]
-            if g.kind == "pointwise":
-                joined = covers and bool(rdims) and self.rdims_ok(rdims)
-            else:
-                joined = covers and rdims == g.special and not self.strategy.split_reductions
-        if joined and g.kind == "pointwise":
-            g.kind, g.special = "reduction", rdims
-        if not joined:
-            rdims = tuple(d for d in dims if x_shape[d] > 1)
-            if not rdims or not self.rdims_ok(rdims):
-                raise _JoinFailed(node.id)
-            self.close()
-            g = self.open = _Group("reduction", x_shape, rdims)
-            xmap = tuple(range(len(x_shape)))
-            expr = self.operand(g, x, xmap)
-            if not self.reduce_dims_collapse_operand(g):
-                self.open = None
-                raise _JoinFailed(node.id)
+        joined = self.join_reduction(g, node) if g is not None else None
+        if joined is None:
+            g, expr, xmap = self.start_reduction(node)
         else:
-            expr = g.exprs[x]
+            expr, xmap = joined
         self.add_stage(g, node, expr, xmap)
+
+    def join_reduction(self, g: _Group, node: ir.Node):
+        """(stage expr, input map) when the reduction becomes a stage of the open group: its input
+        is computed there or read from outside over the same domain, and it reduces the group's
+        rows (e.g. layer norm's mean, variance and the mean torch computes a second time)."""
+        x, dims = node.inputs[0], node.attr("dims")
+        x_shape = self.types[x].shape
+        if g.kind not in ("pointwise", "reduction") or x in g.reduced:
+            return None
+        xmap = g.maps[x] if g.has(x) else self.place_external_dims(g, x_shape, (None,) * len(x_shape))
+        if xmap is None:
+            return None
+        rdims = tuple(sorted({xmap[d] for d in dims if x_shape[d] > 1}))
+        covers = sorted(d for s, d in zip(x_shape, xmap) if s > 1) == [d for d, s in enumerate(g.domain) if s > 1]
+        if not covers or not rdims:
+            return None
+        if g.kind == "pointwise":
+            if not self.rdims_ok(rdims) or not all(self.strides_collapse(op.strides, rdims, g.domain) for op in g.operands):
+                return None
+        elif rdims != g.special or self.strategy.split_reductions:
+            return None
+        if g.has(x):
+            expr = g.exprs[x]
+        else:
+            if not self.external_collapses(g, x, xmap, rdims):
+                return None
+            expr = self.operand(g, x, xmap)
+        if g.kind == "pointwise":
+            g.kind, g.special = "reduction", rdims
+        return expr, xmap
+
+    def start_reduction(self, node: ir.Node):
+        x, dims = node.inputs[0], node.attr("dims")
+        x_shape = self.types[x].shape
+        rdims = tuple(d for d in dims if x_shape[d] > 1)
+        if not rdims or not self.rdims_ok(rdims):
+            raise _JoinFailed(node.id)
+        self.close()
+        g = self.open = _Group("reduction", x_shape, rdims)
+        xmap = tuple(range(len(x_shape)))
+        expr = self.operand(g, x, xmap)
+        if not self.reduce_dims_collapse_operand(g):
+            self.open = None
+            raise _JoinFailed(node.id)
+        return g, expr, xmap
+
+    def external_collapses(self, g: _Group, value: str, vmap: tuple, rdims: tuple[int, ...]) -> bool:
+        resolved = self.layouts.resolve(value)
+        if resolved is None:
+            return False
+        strides = domain_strides(self.types[value].shape, resolved[1], vmap, len(g.domain))
+        return self.strides_collapse(strides, rdims, g.domain)
+
+    @staticmethod
+    def strides_collapse(strides: tuple[int, ...], rdims: tuple[int, ...], domain: tuple[int, ...]) -> bool:
+        """Several reduce dims must merge into one for this operand."""
+        return all(strides[rdims[i]] == strides[rdims[i + 1]] * domain[rdims[i + 1]] for i in range(len(rdims) - 1))
 
     def rdims_ok(self, rdims: tuple[int, ...]) -> bool:
         return list(rdims) == list(range(rdims[0], rdims[0] + len(rdims)))
@@ -271,14 +339,58 @@ class _Fuser:
         dims, keepdim = node.attr("dims"), node.attr("keepdim")
         if node.op in ("sum", "prod") and expr.dtype != t.dtype:
             expr = exprs.cast(expr, t.dtype)
-        g.stages.append(ir.Stage(node.op, expr))
-        index = len(g.stages) - 1
+        index = self.stage_index(g, ir.Stage(node.op, expr))
         part = "index" if node.op.startswith("arg") else "value"
         g.exprs[out] = ir.StageRef(index, t.dtype, part)
         x_dims = range(len(xmap))
         g.maps[out] = tuple(None if d in dims else xmap[d] for d in x_dims) if keepdim else tuple(xmap[d] for d in x_dims if d not in dims)
         g.reduced.add(out)
         g.nodes.append(node.id)
+
+    @staticmethod
+    def stage_index(g: _Group, stage: ir.Stage) -> int:
+        """Index of ``stage`` in the group, reusing an identical earlier stage (torch's norms
+        compute the mean twice; one pass over the row is enough)."""
+        if stage not in g.stages:
+            g.stages.append(stage)
+        return g.stages.index(stage)
+
+    # -- gathers ------------------------------------------------------------------------------
+    def gather(self, node: ir.Node) -> None:
+        """``gather(x, d, index)`` along the reduce dim of the open row group, with one index per
+        row (cross entropy's target logit), becomes the stage sum(where(RIndex == index, x, 0)):
+        the row is already being read, so picking one element of it costs no extra pass."""
+        args = node.attr("args", ())
+        g = self.open
+        if g is None or g.kind != "reduction" or len(g.special) != 1 or len(args) != 3 or node.attr("kwargs"):
+            raise _JoinFailed(node.id)
+        src, dim, index = args
+        if not (isinstance(src, ir.ValueRef) and isinstance(index, ir.ValueRef) and g.has(src.name)) or src.name in g.reduced:
+            raise _JoinFailed(node.id)
+        shape = self.types[src.name].shape
+        dim %= len(shape)
+        src_map = g.maps[src.name]
+        row_shape = tuple(1 if i == dim else s for i, s in enumerate(shape))
+        if src_map[dim] != g.special[0] or self.types[index.name].shape != row_shape:
+            raise _JoinFailed(node.id)
+        row_map = tuple(None if i == dim else d for i, d in enumerate(src_map))
+        picked = self.row_value(g, index.name, row_map)
+        value = g.exprs[src.name]
+        hit = ir.Call("eq", (ir.RIndex(), exprs.cast(picked, "int64")), "bool")
+        masked = ir.Call("where", (hit, value, exprs.const(0, value.dtype)), value.dtype)
+        out = node.outputs[0]
+        g.exprs[out] = ir.StageRef(self.stage_index(g, ir.Stage("sum", masked)), self.types[out].dtype)
+        g.maps[out] = row_map
+        g.reduced.add(out)
+        g.nodes.append(node.id)
+
+    def row_value(self, g: _Group, value: str, row_map: tuple) -> ir.Expr:
+        """A per-row value as an expression of the group: computed there, or read from outside."""
+        if g.has(value):
+            if value not in g.reduced:
+                raise _JoinFailed(value)
+            return g.exprs[value]
+        return self.operand(g, value, row_map)
 
     # -- scans --------------------------------------------------------------------------------
     def scan_node(self, node: ir.Node) -> None:
@@ -386,7 +498,7 @@ class FusePass:
             try:
                 plan = fuse(graph, strategy)
                 plan.verify()
-            except (ir.IRError, _JoinFailed):
+            except (ir.IRError, _JoinFailed, ValueError):
                 continue   # this strategy does not fit the graph; the others still may
             if _signature(plan) not in seen:
                 seen.add(_signature(plan))

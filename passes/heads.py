@@ -44,14 +44,16 @@ def matmul_head(fuser, node: ir.Node) -> _Group:
     else:
         raise _JoinFailed(node.id)
     ta, tb, out = fuser.types[a], fuser.types[b], node.outputs[0]
-    rank = len(ta.shape)
-    if rank not in (2, 3) or len(tb.shape) != rank or (b_transposed and rank != 2):
+    rank, b_rank = len(ta.shape), len(tb.shape)
+    if rank not in (2, 3) or b_rank not in (2, rank) or (b_transposed and b_rank != 2):
         raise _JoinFailed(node.id)
     k = ta.shape[-1]
     m, n = ta.shape[-2], (tb.shape[0] if b_transposed else tb.shape[-1])
     batch = ta.shape[0] if rank == 3 else 1
     a_map = (0, 1, 2) if rank == 3 else (1, 2)
-    b_map = (2, 1) if b_transposed else a_map    # b's dims walk (k, n) or (n, k)
+    # b's dims walk (k, n), or (n, k) for a linear weight; a 2-d b is shared by every batch
+    # (stride 0), so linear / matmul on (batch, rows, k) inputs need no reshape.
+    b_map = (2, 1) if b_transposed else (0, 1, 2) if b_rank == 3 else (1, 2)
     g = _Group("matmul", (batch, m, n))
     g.head = (batch, m, n, k, _operand_over(fuser, a, a_map, 3), _operand_over(fuser, b, b_map, 3))
     out_t = fuser.types[out]

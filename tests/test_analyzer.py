@@ -59,3 +59,11 @@ def test_analyze_conv_flops():
     a = analyze(load_problem(EXAMPLES / "27_conv2d_bias_relu.py"), [GPU])
     conv = 2 * 8 * 32 * 32 * 32 * 32 * 9
     assert conv <= a.flops < conv * 1.1
+
+
+def test_analyze_counts_flops_on_the_decomposed_graph():
+    """Layer norm is one library call when traced; its floor needs the ops inside it."""
+    a = analyze(load_problem(EXAMPLES / "08_layer_norm.py"), [GPU])
+    numel = 8 * 128 * 1024
+    assert a.flops >= 6 * numel   # two means, centring, square, scale, affine
+    assert all(n.op != "aten.native_layer_norm.default" for n in a.graph.nodes)

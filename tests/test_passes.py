@@ -113,3 +113,74 @@ def test_run_plan_notices_a_wrong_kernel():
     broken.verify()
     with pytest.raises(AssertionError):
         _check_plan(problem, broken, seed=3)
+
+
+# Generated kernels beat eager PyTorch mostly by fusing: these counts are the point of the fuser,
+# so a change that splits a norm or a loss into more passes over memory fails here.
+FUSE_ALL_KERNELS = {
+    "02_gelu": 1, "04_mish_softplus": 1, "06_softmax": 1, "07_log_softmax": 1, "08_layer_norm": 1,
+    "09_rms_norm": 1, "10_group_norm": 3, "16_logsumexp": 1, "19_mse_loss": 1, "20_cross_entropy": 2,
+    "21_smooth_l1_loss": 1, "22_kl_div": 1, "29_layer_norm_relu": 1,
+}
+
+
+@pytest.mark.parametrize("stem", sorted(FUSE_ALL_KERNELS))
+def test_fuse_all_kernel_count(stem):
+    plan = _plan(stem, "fuse-all")
+    assert len(plan.groups) <= FUSE_ALL_KERNELS[stem], [g.nodes for g in plan.groups]
+    assert all(g.family != "library" for g in plan.groups)
+
+
+def test_layer_norm_is_one_row_kernel_that_reads_the_mean_once():
+    (group,) = _plan("08_layer_norm", "fuse-all").groups
+    k = group.kernel
+    assert isinstance(k, ir.ReductionKernel) and k.domain == (8 * 128, 1024) and k.reduce_dim == 1
+    # torch's decomposition sums x twice (mean for the variance, mean for the output): one stage
+    assert [s.op for s in k.stages] == ["sum", "sum"]
+    assert [o.reduced for o in k.outputs] == [False]
+    affine = [op.strides for op in k.operands if op.value.startswith("p:")]
+    assert affine == [(0, 1), (0, 1)]
+
+
+def test_layer_norm_relu_fuses_the_activation_into_the_output():
+    (group,) = _plan("29_layer_norm_relu", "fuse-all").groups
+    assert isinstance(group.kernel, ir.ReductionKernel)
+    assert any(isinstance(e, ir.Call) and e.op == "max" for e in ir.walk(group.kernel.outputs[0].expr))
+
+
+def test_cross_entropy_picks_the_target_logit_in_the_row_kernel():
+    rows, total = _plan("20_cross_entropy", "fuse-all").groups
+    k = rows.kernel
+    assert isinstance(k, ir.ReductionKernel) and k.domain == (1024, 1000)
+    assert any(isinstance(e, ir.RIndex) for s in k.stages for e in ir.walk(s.expr))
+    assert isinstance(total.kernel, ir.ReductionKernel) and total.kernel.outputs[0].type.shape == ()
+
+
+def test_losses_fuse_their_prologue_into_the_mean():
+    for stem in ("19_mse_loss", "21_smooth_l1_loss"):
+        (group,) = _plan(stem, "fuse-all").groups
+        k = group.kernel
+        assert isinstance(k, ir.ReductionKernel) and k.rows == 1
+        assert sorted(op.value for op in k.operands) == ["predictions", "targets"]
+
+
+class _Linear3d(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(64, 32)
+
+    def forward(self, x, w):
+        return torch.relu(self.fc(x)) + torch.matmul(x, w)
+
+
+def test_linear_and_matmul_on_3d_inputs_are_matmul_kernels():
+    from akg.problem import from_module
+    model = _Linear3d().eval()
+    x, w = torch.randn(4, 16, 64), torch.randn(64, 32)
+    _, plans = plans_for(from_module(model, [x, w]))
+    fused = next(p for p in plans if p.name == "fuse-all")
+    assert [g.family for g in fused.groups] == ["matmul_epilogue", "matmul_epilogue"]
+    assert fused.groups[0].kernel.b.strides[0] == 0   # one weight for every batch
+    for plan in plans:
+        (got,) = run_plan(plan, [x, w], model_state(model))
+        torch.testing.assert_close(got, model(x, w), atol=1e-4, rtol=1e-4)

@@ -9,7 +9,7 @@ from akg.harness.errors import CandidateError, ConfigError, HarnessError
 from akg.harness.evaluation import POLICIES, judge
 from akg.harness.pool import WorkerFault, Workers
 from akg.harness.reference import Reference
-from akg.ir import Check, Verdict
+from akg.ir import Verdict
 from akg.problem import Problem, load_problem
 
 BASELINE_SEED = 1000
@@ -26,12 +26,12 @@ def _as_problem(problem: Problem | str | Path) -> Problem:
 def _check_source(source: str, candidate_id: str) -> None:
     if not isinstance(source, str):
         raise CandidateError(f"candidate {candidate_id}: source must be Python text, got {type(source).__name__}")
+    if "\0" in source:
+        raise CandidateError(f"candidate {candidate_id}: contains NUL bytes; the file must be plain Python text")
     try:
         compile(source, f"<candidate {candidate_id}>", "exec")
     except SyntaxError as e:
         raise CandidateError(f"candidate {candidate_id}: syntax error at line {e.lineno}: {e.msg}; fix the file") from None
-    except ValueError as e:
-        raise CandidateError(f"candidate {candidate_id}: {e}; the file must be plain Python text") from None
     if "ModelNew" not in source:
         raise CandidateError(f"candidate {candidate_id}: defines no ModelNew; add class ModelNew(nn.Module)")
 

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -168,7 +167,7 @@ class Workers:
         self._idle: queue.Queue[Worker] = queue.Queue()
         for w in self._all:
             self._idle.put(w)
-        self._lock = threading.Lock()
+
 
     def acquire(self) -> Worker:
         return self._idle.get()

@@ -3,13 +3,15 @@ temporary directory, and a summary table of every verdict at the end."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import pytest
 
-HERE = Path(__file__).parent
-PROBLEMS = HERE / "problems"
 SUMMARY: list[tuple[str, str, str, str]] = []
+
+
+@pytest.fixture(scope="session")
+def adversarial_summary() -> list[tuple[str, str, str, str]]:
+    """(candidate, expected, verdict, failed checks) rows for the table printed at the end."""
+    return SUMMARY
 
 
 @pytest.fixture(scope="session")

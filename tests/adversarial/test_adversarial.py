@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import HERE, PROBLEMS, SUMMARY
-
+HERE = Path(__file__).parent
+PROBLEMS = HERE / "problems"
 CANDIDATES = sorted((HERE / "candidates").glob("*.py"))
 
 
@@ -33,12 +33,12 @@ def test_suite_size():
 
 
 @pytest.mark.parametrize("path", CANDIDATES, ids=[p.stem for p in CANDIDATES])
-def test_candidate(pool, path: Path):
+def test_candidate(pool, adversarial_summary, path: Path):
     meta = header(path)
     expected, _, checks = meta["expect"].partition(" ")
     verdict = pool.evaluate(PROBLEMS / f"{meta['problem']}.py", path.read_text(), path.stem, policy=meta["policy"])
     failed = [c.name for c in verdict.checks if not c.passed]
-    SUMMARY.append((path.stem, expected, "accepted" if verdict.accepted else "rejected",
+    adversarial_summary.append((path.stem, expected, "accepted" if verdict.accepted else "rejected",
                     ",".join(failed) or verdict.reason[:60]))
     if expected == "accept":
         assert verdict.accepted, verdict.reason

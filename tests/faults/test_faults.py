@@ -6,7 +6,6 @@ import os
 import textwrap
 from pathlib import Path
 
-import pytest
 
 PROBLEM = Path(__file__).parent.parent / "adversarial" / "problems" / "scale_add.py"
 
@@ -123,7 +122,6 @@ def test_no_secrets_in_environment(fault_pool, monkeypatch):
     if leaked:
         raise RuntimeError("secret visible: " + ",".join(leaked))
     """
-    from akg.harness import WorkerPool
     fault_pool._workers.release(fault_pool._workers.acquire(), replace=True)  # a worker started now
     verdict = fault_pool.evaluate(PROBLEM, candidate("return x * 2.0 + y", prelude=prelude), "secrets", policy="standard")
     assert verdict.accepted, verdict.reason

@@ -5,8 +5,14 @@ so all three exercise the same kernels.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib.util
+import json
 import math
+import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -132,6 +138,13 @@ def _linear_bias_relu(s):
     return MatmulKernel(1, m, n, k, a, b, (bias,), (Output("y", y, ttype((m, n)), (0, n, 1)),))
 
 
+def _ties(s, device):
+    """Rows with repeated maxima and a constant row: argmax must return the first index."""
+    x = torch.randint(0, 3, s, device=device).float()
+    x[0] = 1.0
+    return [x]
+
+
 def _randn(*shapes):
     return lambda s, device: [torch.randn(*shape(s), device=device) for shape in shapes]
 
@@ -147,6 +160,8 @@ CASES = [
          lambda t: [t[0].sum(1)], lambda s: 4 * (math.prod(s) + s[0] * s[2])),
     Case("argmax_last", "reduction", _argmax_last, _randn(lambda s: s),
          lambda t: [t[0].argmax(1)], lambda s: 4 * s[0] * s[1] + 8 * s[0]),
+    Case("argmax_ties", "reduction", _argmax_last, _ties, lambda t: [t[0].argmax(1)],
+         lambda s: 4 * s[0] * s[1] + 8 * s[0]),
     Case("argmin_first", "reduction", _argmin_first, _randn(lambda s: s),
          lambda t: [t[0].argmin(0)], lambda s: 4 * s[0] * s[1] + 8 * s[1]),
     Case("cumsum", "scan", _cumsum, _randn(lambda s: s), lambda t: [t[0].cumsum(1)], lambda s: 8 * s[0] * s[1]),
@@ -160,18 +175,23 @@ CASES = [
 
 # Tiny sizes for the interpreter; GPU sizes of tens to hundreds of MB for the device.
 CPU_SIZES = {"bias_gelu": (5, 37), "softmax_lse": (6, 300), "layer_norm": (5, 200), "sum_middle": (3, 17, 10),
-             "argmax_last": (7, 50), "argmin_first": (40, 9), "cumsum": (4, 70), "max_pool_relu": (2, 3, 9, 11),
+             "argmax_last": (7, 50), "argmax_ties": (6, 45), "argmin_first": (40, 9), "cumsum": (4, 70), "max_pool_relu": (2, 3, 9, 11),
              "linear_bias_relu": (33, 40, 48)}
 GPU_SIZES = {"bias_gelu": (8192, 8192), "softmax_lse": (4096, 16384), "layer_norm": (8192, 8192),
-             "sum_middle": (64, 4096, 256), "argmax_last": (8192, 8192), "argmin_first": (8192, 8192),
+             "sum_middle": (64, 4096, 256), "argmax_last": (8192, 8192), "argmax_ties": (4096, 4096), "argmin_first": (8192, 8192),
              "cumsum": (8192, 4096), "max_pool_relu": (32, 64, 224, 224), "linear_bias_relu": (4096, 4096, 4096)}
 
 
 def load_group(source: str, index: int = 0):
-    """Execute rendered DSL text and return its launcher ``_akg_g{index}``."""
-    namespace: dict = {}
-    exec(compile(source, f"<akg-triton-g{index}>", "exec"), namespace)
-    return namespace[f"_akg_g{index}"]
+    """Import rendered DSL text from a file (Triton reads a kernel's source from its file) and
+    return its launcher ``_akg_g{index}``."""
+    folder = Path(tempfile.mkdtemp(prefix="akg-triton-"))
+    path = folder / f"group_{hashlib.sha256(source.encode()).hexdigest()[:16]}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, f"_akg_g{index}")
 
 
 def max_error(got: list, want: list) -> float:
@@ -184,3 +204,32 @@ def max_error(got: list, want: list) -> float:
             continue
         worst = max(worst, float((g - w).abs().max() / (w.abs().max() + 1e-6)))
     return worst
+
+
+def run_on_interpreter(requests: list[dict]) -> dict[str, float | str]:
+    """Render and run cases on the CPU: {request id: max error, or the failure as text}.
+    Each request: {"id", "case", "sizes" (optional), "knobs" (optional; default: the DSL's own)}."""
+    from akg.dsls.triton.dsl import TritonDSL
+    from akg.plugins import get_backend
+
+    dsl, cases = TritonDSL(), {c.name: c for c in CASES}
+    results: dict[str, float | str] = {}
+    for req in requests:
+        case = cases[req["case"]]
+        sizes = tuple(req.get("sizes") or CPU_SIZES[case.name])
+        knobs = req.get("knobs")
+        schedule = (Schedule().with_(**knobs) if knobs is not None
+                    else dsl.schedules(case.group(sizes), get_backend("cpu").detect())[0])
+        try:
+            launcher = load_group(dsl.render([(0, case.group(sizes, schedule))], "cpu"))
+            torch.manual_seed(0)
+            inputs = case.inputs(sizes, "cpu")
+            results[req["id"]] = max_error(list(launcher(*inputs)), case.reference(inputs))
+        except Exception as exc:   # reported per request so one failure does not hide the others
+            results[req["id"]] = f"{type(exc).__name__}: {exc}"
+    return results
+
+
+if __name__ == "__main__":
+    # Run as a fresh process with TRITON_INTERPRET=1 set before triton is first imported.
+    print(json.dumps(run_on_interpreter(json.load(sys.stdin))))
