@@ -3,8 +3,7 @@ from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "problems"
-EXAMPLE_PROBLEMS = sorted(EXAMPLES.glob("[0-9]*.py"))
+from example_paths import EXAMPLE_PROBLEMS, EXAMPLES  # noqa: F401  (re-exported for fixtures)
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,7 @@ from akg import ir
 from akg.agents.analyzer import analyze, format_analysis, trace
 from akg.problem import from_module, load_problem
 from akg.targets import HardwareSpec
-from conftest import EXAMPLES
+from example_paths import EXAMPLES
 
 GPU = HardwareSpec("test-gpu", "cuda", memory_bandwidth_gbs=1000.0, peak_tflops=(("fp32", 50.0),))
 

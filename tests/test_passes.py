@@ -9,7 +9,7 @@ from akg import ir, plugins
 from akg.agents.analyzer import plans_for
 from akg.planeval import run_plan, model_state
 from akg.problem import flatten_outputs, load_problem
-from conftest import EXAMPLE_PROBLEMS
+from example_paths import EXAMPLE_PROBLEMS
 
 
 @functools.lru_cache(maxsize=None)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from akg.problem import ProblemError, load_problem, validate
-from conftest import EXAMPLE_PROBLEMS
+from example_paths import EXAMPLE_PROBLEMS
 
 
 def test_there_are_enough_examples():

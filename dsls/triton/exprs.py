@@ -26,7 +26,7 @@ _INFIX = {"add": "+", "sub": "-", "mul": "*", "lt": "<", "le": "<=", "gt": ">", 
 _FLOAT_FUNCS = {
     "exp": "tl.exp", "exp2": "tl.exp2", "log": "tl.log", "log2": "tl.log2", "sqrt": "tl.sqrt_rn",
     "rsqrt": "tl.rsqrt", "sin": "tl.sin", "cos": "tl.cos", "erf": "tl.erf", "floor": "tl.floor",
-    "ceil": "tl.ceil", "sigmoid": "tl.sigmoid",
+    "ceil": "tl.ceil", "sigmoid": "_akg_sigmoid",
     "tan": "libdevice.tan", "tanh": "libdevice.tanh", "expm1": "libdevice.expm1", "log1p": "libdevice.log1p",
     "asin": "libdevice.asin", "acos": "libdevice.acos", "atan": "libdevice.atan",
     "sinh": "libdevice.sinh", "cosh": "libdevice.cosh", "asinh": "libdevice.asinh",
@@ -167,6 +167,10 @@ class ExprRenderer:
 
 
 PRELUDE_HELPERS = '''
+@triton.jit
+def _akg_sigmoid(x):
+    return 1.0 / (1.0 + tl.exp(-x))
+
 @triton.jit
 def _akg_floordiv(a, b):
     # Python/torch floor division; Triton's // truncates toward zero like C.

@@ -233,7 +233,7 @@ class ReductionBody:
         init = [f"a{k} = tl.full([ROWS, RBLOCK], {ident}, {tl_dtype(acc)})"]
         if st.op in ("argmax", "argmin"):
             cmp = ">" if st.op == "argmax" else "<"
-            init.append(f"a{k}_i = tl.zeros([ROWS, RBLOCK], tl.int32)")
+            init.append(f"a{k}_i = tl.full([ROWS, RBLOCK], 0, tl.int32)")
             # Strictly better values only, so each lane keeps its first occurrence; NaN wins like in torch.
             update = [f"e = {self.masked(k)}", f"better = (e {cmp} a{k}) | ((e != e) & (a{k} == a{k}))",
                       f"a{k}_i = tl.where(better, r, a{k}_i)", f"a{k} = tl.where(better, e, a{k})"]
@@ -249,7 +249,7 @@ class ReductionBody:
             return [f"s{k}, s{k}_i = tl.reduce(({values}, {idx}), 1, _akg_{op}_combine, keep_dims=True)",
                     f"s{k}_i = s{k}_i.to(tl.int64)"]
         if op == "sum":
-            return [f"s{k} = tl.sum({values}, axis=1, keep_dims=True)"]
+            return [f"s{k} = tl.reduce({values}, 1, _akg_add, keep_dims=True)"]
         return [f"s{k} = tl.reduce({values}, 1, {_COMBINE[op]}, keep_dims=True)"]
 
     def online_pair(self, k: int) -> list[str]:
@@ -262,10 +262,10 @@ class ReductionBody:
                   f"a{k + 1} = a{k + 1} * scale + tl.where(m, tl.exp(e - top), 0.0)",
                   f"a{k} = top"]
         return ([f"a{k} = tl.full([ROWS, RBLOCK], float(\"-inf\"), tl.float32)",
-                 f"a{k + 1} = tl.zeros([ROWS, RBLOCK], tl.float32)"]
+                 f"a{k + 1} = tl.full([ROWS, RBLOCK], 0.0, tl.float32)"]
                 + chunk_header(True, self.rows.size) + indent(loads + update, True)
-                + [f"s{k} = tl.max(a{k}, axis=1, keep_dims=True)",
-                   f"s{k + 1} = tl.sum(a{k + 1} * tl.exp(a{k} - s{k}), axis=1, keep_dims=True)"])
+                + [f"s{k} = tl.reduce(a{k}, 1, _akg_max, keep_dims=True)",
+                   f"s{k + 1} = tl.reduce(a{k + 1} * tl.exp(a{k} - s{k}), 1, _akg_add, keep_dims=True)"])
 
     def reduced_outputs(self) -> list[str]:
         outs = [(j, o) for j, o in enumerate(self.k.outputs) if o.reduced]
@@ -320,7 +320,7 @@ def scan_context(name: str, group: FusedGroup, device: str) -> dict:
     render = expr_renderer(device, stage_dtypes={0: acc}).render
     ident = identity(k.op, acc)
     loads = [rows.load(i) for i in used_operands([k.expr] + [o.expr for o in k.outputs])]
-    scan = {"sum": "tl.cumsum(e, axis=1)", "prod": "tl.cumprod(e, axis=1)",
+    scan = {"sum": "tl.associative_scan(e, 1, _akg_add)", "prod": "tl.associative_scan(e, 1, _akg_mul)",
             "max": "tl.associative_scan(e, 1, _akg_max)", "min": "tl.associative_scan(e, 1, _akg_min)"}[k.op]
     step = loads + [f"e = tl.where(m, ({render(k.expr)}).to({tl_dtype(acc)}), {ident})", f"s0 = {scan}"]
     if looped:
@@ -402,6 +402,9 @@ def matmul_context(name: str, group: FusedGroup, device: str) -> dict:
     )
 
 
+# Kernels call only these helpers and Triton builtins, never triton.language.standard's @jit
+# functions (tl.sum, tl.cumsum, tl.zeros, ...): those are compiled-mode objects when triton was
+# imported before TRITON_INTERPRET was set, and would fail inside an interpreted kernel.
 REDUCE_HELPERS = '''
 @triton.jit
 def _akg_add(a, b):
