@@ -102,7 +102,7 @@ def _one_line(e: Exception) -> str:
 def _exit_code(e: Exception) -> int:
     from akg.problem import ProblemError
     from akg.store import StoreError
-    if isinstance(e, AkgError):
+    if isinstance(getattr(e, "exit_code", None), int):  # AkgError, HarnessError and subclasses
         return e.exit_code
     if isinstance(e, ProblemError):
         return errors.EXIT_USAGE
@@ -115,26 +115,22 @@ def _exit_code(e: Exception) -> int:
 
 def _settings(args):
     from akg.config import load_config
-    from akg.harness import HarnessConfig
     from akg.search import SearchOptions
 
-    cfg = load_config(args.config)
-    s, h = cfg["search"], cfg["harness"]
+    s, harness = load_config(args.config)
     options = SearchOptions(
         budget=getattr(args, "budget", None) or s.get("budget", 24),
         time_limit_s=getattr(args, "time_limit", None) or s.get("time_limit"),
         policy=args.policy or s.get("policy", "strict"),
         resume=getattr(args, "resume", False))
-    overrides = {k: v for k, v in h.items() if k != "seeds"}
-    if "seeds" in h:
-        overrides["seeds"] = tuple(range(h["seeds"]))
+    overrides = {}
     if getattr(args, "trials", None):
         overrides["trials"] = args.trials
     if getattr(args, "no_compile", False):
         overrides["measure_compile"] = False
     if getattr(args, "no_time", False):
         overrides["time"] = False
-    return options, HarnessConfig().replace(**overrides).validate()
+    return options, harness.replace(**overrides)
 
 
 def _progress(quiet: bool):

@@ -1,4 +1,4 @@
-"""Optional TOML config file (``--config akg.toml``): defaults for search and harness options.
+"""Optional TOML config file (``--config akg.toml``): defaults for the search and the harness.
 
 ```toml
 [search]
@@ -6,11 +6,9 @@ budget = 24
 time_limit = 600      # seconds
 policy = "strict"
 
-[harness]
-seeds = 3
+[harness]             # any HarnessConfig field, see docs/verification.md
+seeds = [0, 1, 2]
 trials = 30
-warmup = 5
-timeout_s = 120
 measure_compile = true
 ```
 Command-line flags override the file. Unknown sections or keys are errors, so a typo never
@@ -23,16 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from akg.errors import ConfigError
+from akg.harness.config import HarnessConfig, config_from_dict
 
-SCHEMA: dict[str, dict[str, type | tuple[type, ...]]] = {
-    "search": {"budget": int, "time_limit": (int, float), "policy": str},
-    "harness": {"seeds": int, "trials": int, "warmup": int, "timeout_s": (int, float), "measure_compile": bool},
-}
+SEARCH_KEYS: dict[str, type | tuple[type, ...]] = {"budget": int, "time_limit": (int, float), "policy": str}
 
 
-def load_config(path: str | Path | None) -> dict[str, dict[str, Any]]:
+def load_config(path: str | Path | None) -> tuple[dict[str, Any], HarnessConfig]:
+    """The [search] table (checked) and the HarnessConfig built from [harness]."""
     if path is None:
-        return {section: {} for section in SCHEMA}
+        return {}, HarnessConfig()
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text())
@@ -40,22 +37,21 @@ def load_config(path: str | Path | None) -> dict[str, dict[str, Any]]:
         raise ConfigError(f"config {path}: cannot read ({e.strerror})") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path}: not valid TOML ({e})") from None
-    return _checked(path, data)
+    unknown = [s for s in data if s not in ("search", "harness") or not isinstance(data[s], dict)]
+    if unknown:
+        raise ConfigError(f"config {path}: unknown section [{unknown[0]}]; known: [search], [harness]")
+    search = _search(path, data.get("search", {}))
+    harness = config_from_dict(data.get("harness", {}), where=f"config {path}: [harness]")
+    return search, harness
 
 
-def _checked(path: Path, data: dict) -> dict[str, dict[str, Any]]:
-    result: dict[str, dict[str, Any]] = {section: {} for section in SCHEMA}
-    for section, values in data.items():
-        if section not in SCHEMA or not isinstance(values, dict):
-            raise ConfigError(f"config {path}: unknown section [{section}]; known: {', '.join(SCHEMA)}")
-        for key, value in values.items():
-            expected = SCHEMA[section].get(key)
-            if expected is None:
-                raise ConfigError(f"config {path}: unknown key {section}.{key}; known: {', '.join(SCHEMA[section])}")
-            if not isinstance(value, expected) or (isinstance(value, bool) and expected is int):
-                raise ConfigError(f"config {path}: {section}.{key} = {value!r} has the wrong type")
-            result[section][key] = value
-    policy = result["search"].get("policy")
-    if policy is not None and policy not in ("strict", "standard"):
-        raise ConfigError(f"config {path}: search.policy must be 'strict' or 'standard', not {policy!r}")
-    return result
+def _search(path: Path, values: dict) -> dict[str, Any]:
+    for key, value in values.items():
+        expected = SEARCH_KEYS.get(key)
+        if expected is None:
+            raise ConfigError(f"config {path}: unknown key search.{key}; known: {', '.join(SEARCH_KEYS)}")
+        if not isinstance(value, expected) or isinstance(value, bool):
+            raise ConfigError(f"config {path}: search.{key} = {value!r} has the wrong type")
+    if values.get("policy", "strict") not in ("strict", "standard"):
+        raise ConfigError(f"config {path}: search.policy must be 'strict' or 'standard', not {values['policy']!r}")
+    return dict(values)
