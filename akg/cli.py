@@ -147,7 +147,8 @@ def _progress(quiet: bool):
         v = scored.verdict
         if v.accepted:
             speed = dict(v.speedups).get("vs_eager")
-            status = f"[green]ok[/green] {v.time_ms:.4g} ms" + (f" ({speed:.2f}x eager)" if speed else "")
+            timing = f" {v.time_ms:.4g} ms" if v.time_ms is not None else ""
+            status = "[green]ok[/green]" + timing + (f" ({speed:.2f}x eager)" if speed else "")
         else:
             status = f"[red]rejected[/red] {escape(v.reason[:100])}"
         reused = " [dim](stored)[/dim]" if scored.reused else ""

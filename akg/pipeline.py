@@ -77,6 +77,11 @@ def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, sto
     from akg.harness import WorkerPool
 
     validate(problem)
+    if target.device not in target.dsl.timing_meaningful_on:
+        # e.g. Triton under its CPU interpreter: timing means nothing there, and each interpreted
+        # run is slow, so check correctness on fewer (still fresh, still varied) cases.
+        harness_config = harness_config.replace(time=False, measure_compile=False, seeds=harness_config.seeds[:1],
+                                                distributions=("problem", "uniform"))
     floor_ms, analysis = floor_for(problem, target.hardware)
     _, plans, notes = plan_problem(problem)
     with WorkerPool(device=target.device, workers=1, config=harness_config) as pool:

@@ -24,6 +24,15 @@ from akg.targets import BuildError, DSL, HardwareSpec, RenderError
 MIN_SPEEDUP = 1.0
 
 
+# Checks whose failure may not repeat (a loaded machine, a killed worker): such verdicts are
+# measured again instead of reused from the store.
+TRANSIENT_CHECKS = ("time_limit", "worker_alive")
+
+
+def _transient(verdict: Verdict) -> bool:
+    return any(c.name in TRANSIENT_CHECKS and not c.passed for c in verdict.checks)
+
+
 @dataclass
 class SearchOptions:
     budget: int = 24                      # most candidates to measure (reference excluded)
@@ -109,7 +118,8 @@ class Search:
         made = [self._candidate(p, parent) for p in plans]
         builds: dict[str, Future] = {}
         for c in made:
-            if isinstance(c, Candidate) and self.store.verdict(c.id, *self._key()) is None:
+            known = self.store.verdict(c.id, *self._key()) if isinstance(c, Candidate) else None
+            if isinstance(c, Candidate) and (known is None or _transient(known)):
                 builds[c.id] = self._builds.submit(self._prebuild, c)
         results = []
         for c in made:
@@ -126,7 +136,7 @@ class Search:
     def _measure(self, candidate: Candidate, build: Future | None) -> Scored:
         self.store.add_candidate(self.problem.digest, candidate, self.run_id, len(self.scored))
         known = self.store.verdict(candidate.id, *self._key())
-        if known is not None:
+        if known is not None and not _transient(known):
             return Scored(candidate, known, reused=True)
         self.measured += 1
         build_error = build.result() if build is not None else None

@@ -1,29 +1,49 @@
 #!/usr/bin/env bash
-# One call on a CUDA machine: install akg, run the GPU tests, the Triton micro-benchmark and, when the
-# CLI has it, `akg bench` over examples/problems. Everything lands in OUTDIR.
-#   bench/gpu_run.sh OUTDIR
+# One call on a CUDA machine: install akg, then the steps asked for, everything landing in OUTDIR.
+#   bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]
+# STEPS: comma-separated from tests (pytest -m gpu), kernels (bench/triton_kernels.py),
+#        suite (akg bench over examples/problems/FIRST..LAST at GPU sizes). Default: all three.
+# FIRST/LAST: problem number range for the suite step (default 1 99), so a long suite can be
+# split over several calls; each call's JSON is merged with bench/merge_results.py.
 set -uo pipefail
-OUTDIR=${1:?usage: bench/gpu_run.sh OUTDIR}
+OUTDIR=${1:?usage: bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]}
+STEPS=${2:-tests,kernels,suite}
+FIRST=${3:-1}
+LAST=${4:-99}
 mkdir -p "$OUTDIR"
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
-export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-$(mktemp -d)} AKG_CACHE_DIR=${AKG_CACHE_DIR:-$(mktemp -d)}
+export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/akg-triton-cache} AKG_CACHE_DIR=${AKG_CACHE_DIR:-/tmp/akg-cache}
 
 python3 -m pip install -q --no-deps --no-build-isolation -e . >"$OUTDIR/install.log" 2>&1 \
     || { echo "akg did not install: see $OUTDIR/install.log"; exit 2; }
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } >"$OUTDIR/env.txt" 2>&1
+cat "$OUTDIR/env.txt"
 
-echo "== pytest -m gpu"
-timeout "${AKG_GPU_TEST_TIMEOUT:-240}" python3 -m pytest -m gpu tests/gpu -q -p no:cacheprovider -x 2>&1 \
-    | tee "$OUTDIR/pytest-gpu.log" | tail -n 15
+if [[ ",$STEPS," == *",tests,"* ]]; then
+    echo "== pytest -m gpu"
+    timeout "${AKG_GPU_TEST_TIMEOUT:-240}" python3 -m pytest -m gpu tests -q -p no:cacheprovider 2>&1 \
+        | tee "$OUTDIR/pytest-gpu.log" | tail -n 15
+fi
 
-echo "== bench/triton_kernels.py"
-timeout "${AKG_GPU_BENCH_TIMEOUT:-300}" python3 bench/triton_kernels.py --out "$OUTDIR/triton-kernels.json" 2>&1 \
-    | tee "$OUTDIR/triton-kernels.log" | grep -v Warning | tail -n 20
+if [[ ",$STEPS," == *",kernels,"* ]]; then
+    echo "== bench/triton_kernels.py"
+    timeout "${AKG_GPU_BENCH_TIMEOUT:-300}" python3 bench/triton_kernels.py --out "$OUTDIR/triton-kernels.json" 2>&1 \
+        | tee "$OUTDIR/triton-kernels.log" | grep -v Warning | tail -n 20
+fi
 
-if command -v akg >/dev/null && akg bench --help >/dev/null 2>&1; then
-    echo "== akg bench"
-    AKG_SIZE=gpu timeout "${AKG_GPU_SUITE_TIMEOUT:-120}" akg bench examples/problems --dsl triton --device cuda \
-        --out "$OUTDIR/h100-triton.json" 2>&1 | tee "$OUTDIR/akg-bench.log" | tail -n 40
+if [[ ",$STEPS," == *",suite,"* ]]; then
+    echo "== akg bench problems $FIRST..$LAST"
+    SUITE=$(mktemp -d)
+    for f in examples/problems/[0-9]*.py; do
+        n=$((10#$(basename "$f" | cut -d_ -f1)))
+        if (( n >= FIRST && n <= LAST )); then cp "$f" "$SUITE/"; fi
+    done
+    AKG_SIZE=gpu timeout "${AKG_GPU_SUITE_TIMEOUT:-420}" akg bench "$SUITE" --dsl triton --device cuda \
+        --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/suite.db" --results-dir "$OUTDIR/best" \
+        --out "$OUTDIR/suite-$FIRST-$LAST.json" 2>"$OUTDIR/suite-$FIRST-$LAST.log" | tail -n 40
+    tail -n 5 "$OUTDIR/suite-$FIRST-$LAST.log"
+    # Only a few files come back from a call: pack each problem's best.py and report.json.
+    tar -czf "$OUTDIR/best-$FIRST-$LAST.tar.gz" -C "$OUTDIR" best suite.db 2>/dev/null && rm -rf "$OUTDIR/best" "$OUTDIR/suite.db"*
 fi
