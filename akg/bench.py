@@ -16,7 +16,7 @@ import torch
 
 import akg
 from akg.pipeline import Target, optimize_problem, _atomic_write
-from akg.problem import ProblemError, load_problem
+from akg.problem import load_problem
 from akg.search import SearchOptions
 from akg.store import Store
 
@@ -65,9 +65,12 @@ def run_bench(suite: Path, target: Target, out_file: Path, store: Store, options
             out_dir = results_dir / path.stem if results_dir else None
             report = optimize_problem(problem, target, out_dir, store, options, harness_config, progress)
             rows.append(_row(report))
-        except ProblemError as e:
-            rows.append({"problem": path.stem, "correct": False, "origin": None, "error": str(e),
+        except Exception as e:  # one broken problem must not end the suite; its row says why
+            message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            rows.append({"problem": path.stem, "correct": False, "origin": None, "error": message,
                          "speedup_vs_eager": None, "speedup_vs_compile": None})
+            if progress:
+                progress(f"problem {path.stem} failed: {message}", None)
         _write(out_file, target, suite, rows)  # after every problem, so an interrupted bench keeps its rows
     return _write(out_file, target, suite, rows)
 

@@ -136,13 +136,16 @@ def _settings(args):
 def _progress(quiet: bool):
     if quiet:
         return None
+    import time
     from rich.console import Console
     from rich.markup import escape
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
+    started = time.monotonic()
 
     def show(message: str, scored) -> None:
+        stamp = f"[dim]{time.monotonic() - started:7.1f}s[/dim]"
         if scored is None:
-            console.print(f"[dim]·[/dim] {message}")
+            console.print(f"{stamp} {escape(message)}")
             return
         v = scored.verdict
         if v.accepted:
@@ -153,7 +156,7 @@ def _progress(quiet: bool):
             status = f"[red]rejected[/red] {escape(v.reason[:100])}"
         reused = " [dim](stored)[/dim]" if scored.reused else ""
         what = escape(f"{scored.candidate.description[:70]:<70}")
-        console.print(f"  {scored.candidate.id} {what} {status}{reused}")
+        console.print(f"{stamp}   {scored.candidate.id} {what} {status}{reused}")
     return show
 
 

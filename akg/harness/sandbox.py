@@ -33,7 +33,10 @@ def worker_environment(scratch: Path, cache_dirs: dict[str, str]) -> dict[str, s
     env = {k: v for k, v in os.environ.items() if not is_secret_name(k)}
     env.update(cache_dirs)
     env.update({"TMPDIR": str(scratch), "TEMP": str(scratch), "TMP": str(scratch),
-                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1"})
+                "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+                # torch.compile (the baseline) compiles in the worker itself: a pool of compile
+                # subprocesses would run into the worker's process cap and outlive its process group.
+                "TORCHINDUCTOR_COMPILE_THREADS": "1"})
     return env
 
 
