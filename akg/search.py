@@ -40,6 +40,8 @@ class SearchOptions:
     policy: str = "strict"
     resume: bool = False
     near_floor: float = 1.15              # stop once a candidate is within this factor of the roofline floor
+    screen: bool = True                   # judge search candidates on fewer cases; fully re-verify the winner
+    finalists: int = 3                    # how many of the fastest screened candidates may be fully verified
     build_workers: int = max(1, min(8, os.cpu_count() or 1))
 
 
@@ -89,8 +91,16 @@ class Search:
         limit = self.options.time_limit_s
         return limit is not None and time.monotonic() - self.started > limit
 
-    def _key(self) -> tuple[str, str, str]:
-        return (self.device, self.hardware.name, self.options.policy)
+    def _key(self, full: bool = False) -> tuple[str, str, str]:
+        # Screened and fully verified verdicts are stored apart: a screened pass is not a verification.
+        level = self.options.policy if full or not self.options.screen else f"{self.options.policy}+screen"
+        return (self.device, self.hardware.name, level)
+
+    def _screen_config(self):
+        full = self.pool.config
+        if not self.options.screen:
+            return full
+        return full.replace(seeds=full.seeds[:1], distributions=("problem", "uniform"))
 
     def best_generated(self) -> Scored | None:
         ok = [s for s in self.scored if s.verdict.accepted and s.candidate.origin != "reference"]
@@ -143,12 +153,28 @@ class Search:
         if build_error:
             verdict = Verdict(candidate.id, "build", False, False, errors=(build_error[:2000],))
         else:
-            verdict = self.pool.evaluate(self.problem, candidate.source, candidate.id,
-                                         policy=self.options.policy, floor_ms=self.floor_ms)
-            if not self.timing_meaningful:
-                verdict = replace(verdict, timing_meaningful=False)
+            verdict = self._judge(candidate, self._screen_config())
         self.store.add_verdict(verdict, *self._key())
         return Scored(candidate, verdict)
+
+    def _judge(self, candidate: Candidate, config) -> Verdict:
+        verdict = self.pool.evaluate(self.problem, candidate.source, candidate.id,
+                                     policy=self.options.policy, floor_ms=self.floor_ms, config=config)
+        return verdict if self.timing_meaningful else replace(verdict, timing_meaningful=False)
+
+    def _verify_fully(self, scored: Scored) -> Scored:
+        """The full harness (every seed and distribution, fresh timing) on a screened candidate."""
+        if not self.options.screen:
+            return scored
+        known = self.store.verdict(scored.candidate.id, *self._key(full=True))
+        if known is not None and not _transient(known):
+            return Scored(scored.candidate, known, reused=True)
+        self.progress(f"full verification of {scored.candidate.id}", None)
+        verdict = self._judge(scored.candidate, self.pool.config)
+        self.store.add_verdict(verdict, *self._key(full=True))
+        final = Scored(scored.candidate, verdict)
+        self.progress("candidate", final)
+        return final
 
     # -- the search ----------------------------------------------------------------------------
 
@@ -223,8 +249,20 @@ class Search:
         return bool(self.floor_ms and best and self.timing_meaningful
                     and best.time_ms <= self.floor_ms * self.options.near_floor)
 
+    def _finalist(self, notes: list[str]) -> Scored | None:
+        """The fastest screened candidate that also passes full verification."""
+        ok = sorted((s for s in self.scored if s.verdict.accepted and s.candidate.origin != "reference"),
+                    key=lambda s: s.time_ms)
+        for screened in ok[:self.options.finalists]:
+            final = self._verify_fully(screened)
+            self.scored[self.scored.index(screened)] = final
+            if final.verdict.accepted:
+                return final
+            notes.append(f"{screened.candidate.id} passed screening but failed full verification: {final.verdict.reason[:200]}")
+        return None
+
     def _choose(self, reference: Scored, notes: list[str]) -> Scored:
-        best = self.best_generated()
+        best = self._finalist(notes)
         if best is None:
             notes.append("no generated candidate was verified; the reference is the result")
             return reference

@@ -82,18 +82,21 @@ class WorkerPool:
             return self._references[key]
 
     def evaluate(self, problem, source: str, candidate_id: str, *, policy: str = "strict",
-                 floor_ms: float | None = None) -> Verdict:
+                 floor_ms: float | None = None, config: HarnessConfig | None = None) -> Verdict:
+        """Judge one candidate. ``config`` overrides the pool's for this call only (e.g. fewer
+        cases while screening); it must keep the pool's first seed, which built the parameters."""
         problem = _as_problem(problem)
         _check_policy(policy)
         _check_source(source, candidate_id)
+        config = self.config if config is None else config.validate()
         reference = self._reference(problem)
         compile_ms = None
-        if self.config.time and self.config.measure_compile:
+        if config.time and config.measure_compile:
             compile_ms = self.baselines(problem).get("compile_ms")
         worker = self._workers.acquire()
         replace = True
         try:
-            verdict, replace = judge(worker, reference, source, candidate_id, policy, self.config, floor_ms, compile_ms)
+            verdict, replace = judge(worker, reference, source, candidate_id, policy, config, floor_ms, compile_ms)
             return verdict
         finally:
             self._workers.release(worker, replace)

@@ -60,7 +60,7 @@ def compare_case(expected: list[torch.Tensor], infos: list[OutputInfo], actual: 
         result.checks += meta
         if any(not c.passed for c in meta) or act is None:
             continue
-        value_checks, max_abs, rel = _value_checks(exp, act, config, where)
+        value_checks, max_abs, rel = _value_checks(exp, act, config, where, device)
         result.checks += value_checks
         result.max_abs_err = max(result.max_abs_err, max_abs)
         result.rel_err = max(result.rel_err, rel)
@@ -82,8 +82,15 @@ def _metadata_checks(exp: torch.Tensor, info: OutputInfo, device: str, where: st
     return checks
 
 
-def _value_checks(exp: torch.Tensor, act: torch.Tensor, config: HarnessConfig, where: str):
-    exp, act = exp.cpu(), act.cpu()
+def comparison_device(device: str) -> str:
+    """Where to compare: on the GPU when judging a GPU candidate (float64 passes over hundreds of
+    MB take seconds on a CPU), else the CPU. The conductor's own copy, never the worker's."""
+    return "cuda" if device_type(device) == "cuda" and torch.cuda.is_available() else "cpu"
+
+
+def _value_checks(exp: torch.Tensor, act: torch.Tensor, config: HarnessConfig, where: str, device: str = "cpu"):
+    target = comparison_device(device)
+    exp, act = exp.to(target), act.to(target)
     if not exp.is_floating_point() and not exp.is_complex():
         equal = torch.equal(exp, act)
         mismatches = int((exp != act).sum()) if not equal else 0
