@@ -4,7 +4,8 @@
 # STEPS: comma-separated from tests (pytest -m gpu), kernels (bench/triton_kernels.py),
 #        suite (akg bench over examples/problems/FIRST..LAST at GPU sizes). Default: all three.
 # FIRST/LAST: problem number range for the suite step (default 1 99), so a long suite can be
-# split over several calls; each call's JSON is merged with bench/merge_results.py.
+# split over several calls; each call's JSON is merged with bench/merge_results.py. FIRST may
+# instead be a comma-separated list of problem numbers (LAST is then ignored).
 set -uo pipefail
 OUTDIR=${1:?usage: bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]}
 STEPS=${2:-tests,kernels,suite}
@@ -34,16 +35,19 @@ if [[ ",$STEPS," == *",kernels,"* ]]; then
 fi
 
 if [[ ",$STEPS," == *",suite,"* ]]; then
+    TAG=$(echo "$FIRST-$LAST" | tr ',' '_')
     echo "== akg bench problems $FIRST..$LAST"
     SUITE=$(mktemp -d)
     for f in examples/problems/[0-9]*.py; do
         n=$((10#$(basename "$f" | cut -d_ -f1)))
-        if (( n >= FIRST && n <= LAST )); then cp "$f" "$SUITE/"; fi
+        if [[ "$FIRST" == *,* ]]; then
+            [[ ",$FIRST," == *",$n,"* ]] && cp "$f" "$SUITE/"
+        elif (( n >= FIRST && n <= LAST )); then cp "$f" "$SUITE/"; fi
     done
     AKG_SIZE=gpu timeout "${AKG_GPU_SUITE_TIMEOUT:-420}" akg bench "$SUITE" --dsl triton --device cuda \
         --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/suite.db" --results-dir "$OUTDIR/best" \
-        --out "$OUTDIR/suite-$FIRST-$LAST.json" 2>"$OUTDIR/suite-$FIRST-$LAST.log" | tail -n 40
-    tail -n 5 "$OUTDIR/suite-$FIRST-$LAST.log"
+        --out "$OUTDIR/suite-$TAG.json" 2>"$OUTDIR/suite-$TAG.log" | tail -n 40
+    tail -n 5 "$OUTDIR/suite-$TAG.log"
     # Only a few files come back from a call: pack each problem's best.py and report.json.
-    tar -czf "$OUTDIR/best-$FIRST-$LAST.tar.gz" -C "$OUTDIR" best suite.db 2>/dev/null && rm -rf "$OUTDIR/best" "$OUTDIR/suite.db"*
+    tar -czf "$OUTDIR/best-$TAG.tar.gz" -C "$OUTDIR" best suite.db 2>/dev/null && rm -rf "$OUTDIR/best" "$OUTDIR/suite.db"*
 fi

@@ -33,6 +33,8 @@ class Spelling:
 
     def leaf(self, expr: Expr) -> str:
         if isinstance(expr, Load):
+            if expr.operand >= self.n_operands:  # a value this kernel stored in its own output
+                return f"out{expr.operand - self.n_operands}[{self.offset(expr.operand)}]"
             element = f"in{expr.operand}[{self.offset(expr.operand)}]"
             if RENDERER.compute_type(expr.dtype) == RENDERER.storage_type(expr.dtype):
                 return element
@@ -116,9 +118,14 @@ def _stage_context(k: int, op: str, value: Expr, spelling: Spelling) -> dict:
     value_type = RENDERER.compute_type(dtype)
     acc, ai = f"a{k}[l]", f"ai{k}[l]"
     is_arg = op in ("argmax", "argmin")
+    lane_type = None
     if op in ("sum", "prod"):
         # Wide accumulators: float sums of long rows would otherwise lose digits torch keeps.
         acc_type = "double" if _is_float(dtype) else "int64_t"
+        if op == "sum" and value_type == "float":
+            # Float lanes inside short blocks keep the loop at full SIMD width; each block's
+            # lanes are folded into the double total, so error grows with the block, not the row.
+            lane_type = "float"
         symbol = "+" if op == "sum" else "*"
         init = "0" if op == "sum" else "1"
         update = f"{acc} {symbol}= v;"
@@ -146,7 +153,8 @@ def _stage_context(k: int, op: str, value: Expr, spelling: Spelling) -> dict:
         raise RenderError(f"reduce op {op!r} is not supported by the cpp DSL")
     return {"k": k, "acc_type": acc_type, "value_type": value_type, "var_type": value_type,
             "init": init, "step": update, "fold": fold, "chunk_fold": chunk_fold,
-            "is_arg": is_arg, "expr": spelling.expr(value)}
+            "is_arg": is_arg, "expr": spelling.expr(value), "lane_type": lane_type or acc_type,
+            "blocked": lane_type is not None, "store": ""}
 
 
 def reduction_geometry(kernel: ReductionKernel) -> Geometry:
@@ -183,9 +191,51 @@ def reduction_context(name: str, kernel: ReductionKernel, variant: str, lanes: i
                        offset_lines=decompose("row", row_dims, geometry.sizes)
                        + base_offsets(geometry, n_ops, row_dims))
     context["stages"] = [_stage_context(k, st.op, st.expr, spelling) for k, st in enumerate(kernel.stages)]
+    if variant != "column":
+        full = _reuse_stage_values(kernel, full, context["stages"], spelling)
     context["reduced_outputs_body"] = reduced_spelling.stores(reduced)
     context["full_outputs_body"] = spelling.stores(full)
     return context
+
+
+def _replace(expr: Expr, old: Expr, new: Expr) -> Expr:
+    if expr == old:
+        return new
+    if isinstance(expr, Call):
+        return Call(expr.op, tuple(_replace(a, old, new) for a in expr.args), expr.dtype)
+    return expr
+
+
+def _contains(expr: Expr, sub: Expr) -> bool:
+    return expr == sub or (isinstance(expr, Call) and any(_contains(a, sub) for a in expr.args))
+
+
+def _reuse_stage_values(kernel: ReductionKernel, full: list[tuple[int, Output]], stages: list[dict],
+                        spelling: Spelling) -> list[tuple[int, Output]]:
+    """Softmax-like kernels: where a full output's expression contains a stage's per-element
+    expression (exp(x - max) in softmax), the stage loop stores those values into that output and
+    the output loop reads them back, so the expensive part is computed once per element."""
+    n_ops = len(kernel.operands)
+    taken: set[int] = set()
+    result = list(full)
+    for k_stage in reversed(range(len(kernel.stages))):
+        value = kernel.stages[k_stage].expr
+        if not isinstance(value, Call) or not _is_float(value.dtype):
+            continue
+        for pos, (k, out) in enumerate(result):
+            if k in taken or out.type.dtype != value.dtype:
+                continue
+            if RENDERER.compute_type(out.type.dtype) != RENDERER.storage_type(out.type.dtype):
+                continue
+            if not _contains(out.expr, value) or out.expr == value:
+                continue
+            stored = Load(n_ops + k, value.dtype)
+            result[pos] = (k, Output(out.value, _replace(out.expr, value, stored), out.type, out.strides,
+                                     out.reduced))
+            stages[k_stage]["store"] = f"out{k}[{spelling.offset(n_ops + k)}] = v;"
+            taken.add(k)
+            break
+    return result
 
 
 def _product(sizes: tuple[int, ...], dims: list[int]) -> int:
