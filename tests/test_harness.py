@@ -172,3 +172,50 @@ def test_tester_agent():
         ok = tester.test(problem, Candidate("c1", None, "cpp", HONEST, None, "user"))
         bad = tester.test(problem, Candidate("c2", None, "cpp", HONEST.replace("2.0", "2.5"), None, "user"))
     assert ok.accepted and not bad.accepted and ok.candidate_id == "c1"
+
+
+LINEAR_PROBLEM = '''
+import torch
+import torch.nn as nn
+
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = nn.Linear(64, 32)
+
+    def forward(self, x):
+        return torch.relu(self.lin(x))
+
+def get_inputs():
+    return [torch.randn(16, 64)]
+
+def get_init_inputs():
+    return []
+'''
+
+COMPOSITE_CANDIDATE = '''
+import torch
+import torch.nn as nn
+{problem}
+AKG_LIBRARY_OPS = {declared!r}
+
+class ModelNew(Model):
+    def forward(self, x):
+        return torch.ops.aten.relu.default(torch.ops.aten.linear.default(x, self.lin.weight, self.lin.bias))
+'''
+
+
+def test_strict_attributes_what_a_declared_composite_op_dispatches(tmp_path):
+    """aten.linear dispatches aten.t and aten.addmm: declaring linear covers them, not relu."""
+    from akg.harness import HarnessConfig, evaluate
+    problem = tmp_path / "linear_relu.py"
+    problem.write_text(LINEAR_PROBLEM)
+    config = HarnessConfig(time=False, measure_compile=False)
+    verdicts = {}
+    for declared in (("aten.linear.default",), ("aten.linear.default", "aten.relu.default")):
+        source = COMPOSITE_CANDIDATE.format(problem=LINEAR_PROBLEM, declared=declared)
+        verdicts[declared] = evaluate(problem, source, f"c{len(declared)}", device="cpu", policy="strict", config=config)
+    only_linear = verdicts[("aten.linear.default",)]
+    assert not only_linear.accepted
+    assert "aten.relu.default" in only_linear.reason and "addmm" not in only_linear.reason
+    assert verdicts[("aten.linear.default", "aten.relu.default")].accepted

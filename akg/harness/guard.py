@@ -14,6 +14,7 @@ import time
 from typing import Any, Iterable
 
 import torch
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
 # Ops a forward may dispatch under "strict" without declaring them: allocation, views, metadata,
@@ -46,14 +47,37 @@ def op_full_name(op: Any) -> str:
 
 
 class OpRecorder(TorchDispatchMode):
-    """Records every framework op dispatched inside its scope."""
+    """Records every framework op dispatched inside its scope, except the ops a declared library
+    op dispatches itself (``aten.linear`` runs ``aten.addmm``): those are attributed to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, declared: Iterable[str] = ()) -> None:
         super().__init__()
         self.ops: list[str] = []
+        self.declared = frozenset(declared)
+        self.inside_declared = 0
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        self.ops.append(op_full_name(func))
+        if not self.inside_declared:
+            self.ops.append(op_full_name(func))
+        return func(*args, **(kwargs or {}))
+
+
+class DeclaredOpScope(TorchFunctionMode):
+    """Sees calls of declared ops before they decompose (composite ops never reach the dispatch
+    mode by their own name) and tells the recorder that what follows belongs to them."""
+
+    def __init__(self, recorder: OpRecorder) -> None:
+        super().__init__()
+        self.recorder = recorder
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if isinstance(func, torch._ops.OpOverload) and op_full_name(func) in self.recorder.declared:
+            self.recorder.ops.append(op_full_name(func))
+            self.recorder.inside_declared += 1
+            try:
+                return func(*args, **(kwargs or {}))
+            finally:
+                self.recorder.inside_declared -= 1
         return func(*args, **(kwargs or {}))
 
 

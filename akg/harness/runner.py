@@ -199,10 +199,10 @@ class LoadedCandidate:
         _poison(message["output_nbytes"], pattern, self.state.device)
         args = clone_args(inputs)
         threads_before = guard.python_threads()
-        recorder = guard.OpRecorder() if record and self.policy == "strict" else None
+        recorder = guard.OpRecorder(self.declared) if record and self.policy == "strict" else None
         with torch.no_grad():
             if recorder is not None:
-                with recorder:
+                with recorder, guard.DeclaredOpScope(recorder):
                     returned = self.model(*args)
             else:
                 returned = self.model(*args)
