@@ -9,6 +9,8 @@ translation (``translate_fx``).
 """
 from __future__ import annotations
 
+import warnings
+
 import math
 import operator
 from typing import Any, Iterable
@@ -269,7 +271,9 @@ def trace(problem: Problem) -> ir.Graph:
     model = problem.build_model(0).eval()
     inputs = problem.example_inputs(0)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            # torch.export's own deprecation notices say nothing about the user's program.
+            warnings.simplefilter("ignore", FutureWarning)
             reference = model(*inputs)
             exported = torch.export.export(model, tuple(inputs)).run_decompositions({})
     except Exception as e:   # export's messages are long; the first line says what failed
