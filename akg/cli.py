@@ -180,7 +180,7 @@ def cmd_optimize(args) -> int:
 def _print_summary(report: dict, out: Path) -> None:
     from rich.console import Console
     best = report["best"]
-    c = Console()
+    c = Console(soft_wrap=True)
     eager = report["baselines"]["eager_ms"]
     comp = report["baselines"]["compile_ms"]
     fmt = lambda v, unit="": "n/a" if v is None else f"{v:.4g}{unit}"
@@ -245,7 +245,7 @@ def cmd_verify(args) -> int:
 
 def _print_verdict(v) -> None:
     from rich.console import Console
-    c = Console()
+    c = Console(soft_wrap=True)
     c.print("[green]accepted[/green]" if v.accepted else f"[red]rejected[/red]: {v.reason}")
     for check in v.checks:
         mark = "[green]✓[/green]" if check.passed else "[red]✗[/red]"
