@@ -16,12 +16,11 @@ silently falls back to a default.
 """
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
 
 from akg.errors import ConfigError
-from akg.harness.config import HarnessConfig, config_from_dict
+from akg.harness.config import HarnessConfig, config_from_dict, read_toml
 
 SEARCH_KEYS: dict[str, type | tuple[type, ...]] = {"budget": int, "time_limit": (int, float), "policy": str}
 
@@ -31,12 +30,7 @@ def load_config(path: str | Path | None) -> tuple[dict[str, Any], HarnessConfig]
     if path is None:
         return {}, HarnessConfig()
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except OSError as e:
-        raise ConfigError(f"config {path}: cannot read ({e.strerror})") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"config {path}: not valid TOML ({e})") from None
+    data = read_toml(path)
     unknown = [s for s in data if s not in ("search", "harness") or not isinstance(data[s], dict)]
     if unknown:
         raise ConfigError(f"config {path}: unknown section [{unknown[0]}]; known: [search], [harness]")

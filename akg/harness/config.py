@@ -84,16 +84,21 @@ class HarnessConfig:
 _FIELDS = {f.name: f for f in dataclasses.fields(HarnessConfig)}
 
 
-def load_config(path: str | Path) -> HarnessConfig:
-    """Read a ``[harness]`` table (or a bare table) from TOML. Tolerances are a sub-table
-    ``[harness.tolerances.float32] rtol = ..`` merged over the defaults."""
+def read_toml(path: str | Path) -> dict:
+    """A TOML file as a dict; unreadable or malformed files are a one-line ConfigError."""
     path = Path(path)
     try:
-        data = tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text())
     except OSError as e:
         raise ConfigError(f"config {path}: cannot read ({e.strerror}); check the path") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"config {path}: not valid TOML ({e}); fix the syntax") from None
+
+
+def load_config(path: str | Path) -> HarnessConfig:
+    """Read a ``[harness]`` table (or a bare table) from TOML. Tolerances are a sub-table
+    ``[harness.tolerances.float32] rtol = ..`` merged over the defaults."""
+    data = read_toml(path)
     return config_from_dict(data.get("harness", data), where=str(path))
 
 
