@@ -14,7 +14,7 @@ PROBLEM = ROOT / "examples" / "problems" / "12_mean_middle_dim.py"
 
 def _optimize(tmp_path, *extra):
     return [sys.executable, "-m", "akg.cli", "optimize", str(PROBLEM), "--dsl", "cpp", "--device", "cpu",
-            "--budget", "12", "--no-compile", "--trials", "20", "--out", str(tmp_path / "out"),
+            "--budget", "12", "--no-compile", "--trials", "100", "--out", str(tmp_path / "out"),
             "--store", str(tmp_path / "s.db"), *extra]
 
 
