@@ -48,6 +48,6 @@ if [[ ",$STEPS," == *",suite,"* ]]; then
         --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/suite.db" --results-dir "$OUTDIR/best" \
         --out "$OUTDIR/suite-$TAG.json" 2>"$OUTDIR/suite-$TAG.log" | tail -n 40
     tail -n 5 "$OUTDIR/suite-$TAG.log"
-    # Only a few files come back from a call: pack each problem's best.py and report.json.
+    # Keep OUTDIR to a handful of files: pack each problem's best.py and report.json.
     tar -czf "$OUTDIR/best-$TAG.tar.gz" -C "$OUTDIR" best suite.db 2>/dev/null && rm -rf "$OUTDIR/best" "$OUTDIR/suite.db"*
 fi
