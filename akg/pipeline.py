@@ -62,10 +62,11 @@ def plan_problem(problem: Problem) -> tuple[Any, list, list[str]]:
                           "only the reference runs"]
 
 
-def floor_for(problem: Problem, hardware: HardwareSpec) -> tuple[float | None, dict]:
+def floor_for(problem: Problem, hardware: HardwareSpec, graph=None) -> tuple[float | None, dict]:
+    """The roofline floor and analysis summary; ``graph`` (the decomposed trace) saves a second trace."""
     from akg.agents import analyzer
     try:
-        analysis = analyzer.analyze(problem, [hardware])
+        analysis = analyzer.analyze(problem, [hardware], graph)
     except Exception:
         return None, {}
     floor = dict(analysis.roofline_ms).get(hardware.name)
@@ -82,8 +83,8 @@ def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, sto
         # run is slow, so check correctness on fewer (still fresh, still varied) cases.
         harness_config = harness_config.replace(time=False, measure_compile=False, seeds=harness_config.seeds[:1],
                                                 distributions=("problem", "uniform"))
-    floor_ms, analysis = floor_for(problem, target.hardware)
-    _, plans, notes = plan_problem(problem)
+    graph, plans, notes = plan_problem(problem)
+    floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
     with WorkerPool(device=target.device, workers=1, config=harness_config) as pool:
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
         result = search.run(plans, floor_ms)

@@ -102,9 +102,19 @@ class Search:
             return full
         return full.replace(seeds=full.seeds[:1], distributions=("problem", "uniform"))
 
-    def best_generated(self) -> Scored | None:
+    def _accepted_generated(self) -> list[Scored]:
+        """Accepted generated candidates, fastest first."""
         ok = [s for s in self.scored if s.verdict.accepted and s.candidate.origin != "reference"]
-        return min(ok, key=lambda s: s.time_ms) if ok else None
+        return sorted(ok, key=lambda s: s.time_ms)
+
+    def best_generated(self) -> Scored | None:
+        ok = self._accepted_generated()
+        return ok[0] if ok else None
+
+    def _stored(self, candidate_id: str, full: bool = False) -> Verdict | None:
+        """The stored verdict this target may reuse, or None when it must be measured."""
+        known = self.store.verdict(candidate_id, *self._key(full))
+        return None if known is None or _transient(known) else known
 
     # -- candidates ----------------------------------------------------------------------------
 
@@ -112,7 +122,7 @@ class Search:
         try:
             return coder.make_candidate(plan, self.dsl, self.device, self.problem.source, self.problem.name, parent)
         except RenderError as e:
-            failed = Candidate(f"render-{abs(hash((plan.name, str(plan.groups)))) % 10**12:012d}", parent,
+            failed = Candidate("render-" + coder.candidate_id(plan.name + str(plan.groups)), parent,
                                self.dsl.name, "# render failed\n", None, "template", plan.name)
             return Scored(failed, Verdict(failed.id, "build", False, False, errors=(f"render: {e}",)))
 
@@ -128,8 +138,7 @@ class Search:
         made = [self._candidate(p, parent) for p in plans]
         builds: dict[str, Future] = {}
         for c in made:
-            known = self.store.verdict(c.id, *self._key()) if isinstance(c, Candidate) else None
-            if isinstance(c, Candidate) and (known is None or _transient(known)):
+            if isinstance(c, Candidate) and self._stored(c.id) is None:
                 builds[c.id] = self._builds.submit(self._prebuild, c)
         results = []
         for c in made:
@@ -145,8 +154,8 @@ class Search:
 
     def _measure(self, candidate: Candidate, build: Future | None) -> Scored:
         self.store.add_candidate(self.problem.digest, candidate, self.run_id, len(self.scored))
-        known = self.store.verdict(candidate.id, *self._key())
-        if known is not None and not _transient(known):
+        known = self._stored(candidate.id)
+        if known is not None:
             return Scored(candidate, known, reused=True)
         self.measured += 1
         build_error = build.result() if build is not None else None
@@ -166,8 +175,8 @@ class Search:
         """The full harness (every seed and distribution, fresh timing) on a screened candidate."""
         if not self.options.screen:
             return scored
-        known = self.store.verdict(scored.candidate.id, *self._key(full=True))
-        if known is not None and not _transient(known):
+        known = self._stored(scored.candidate.id, full=True)
+        if known is not None:
             return Scored(scored.candidate, known, reused=True)
         self.progress(f"full verification of {scored.candidate.id}", None)
         verdict = self._judge(scored.candidate, self.pool.config)
@@ -251,9 +260,7 @@ class Search:
 
     def _finalist(self, notes: list[str]) -> Scored | None:
         """The fastest screened candidate that also passes full verification."""
-        ok = sorted((s for s in self.scored if s.verdict.accepted and s.candidate.origin != "reference"),
-                    key=lambda s: s.time_ms)
-        for screened in ok[:self.options.finalists]:
+        for screened in self._accepted_generated()[:self.options.finalists]:
             final = self._verify_fully(screened)
             self.scored[self.scored.index(screened)] = final
             if final.verdict.accepted:
