@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 import akg
-from akg.pipeline import Target, optimize_problem, _atomic_write
+from akg.pipeline import Target, optimize_problem, atomic_write
 from akg.problem import load_problem
 from akg.search import SearchOptions
 from akg.store import Store
@@ -87,7 +87,7 @@ def _write(out_file: Path, target: Target, suite: Path, rows: list[dict]) -> dic
     except ImportError:
         pass
     out_file.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_file, json.dumps(result, indent=2, default=str) + "\n")
+    atomic_write(out_file, json.dumps(result, indent=2, default=str) + "\n")
     return result
 
 

@@ -145,11 +145,11 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
 
 def write_results(out_dir: Path, best_source: str, report: dict) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / "best.py", best_source)
-    _atomic_write(out_dir / "report.json", json.dumps(report, indent=2, default=str) + "\n")
+    atomic_write(out_dir / "best.py", best_source)
+    atomic_write(out_dir / "report.json", json.dumps(report, indent=2, default=str) + "\n")
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
     # Write-then-rename: a crash mid-write never leaves a truncated best.py behind.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
