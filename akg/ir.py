@@ -380,6 +380,14 @@ class LibraryCall:
     def verify(self) -> None:
         _require(self.op.count(".") >= 1, f"library op {self.op!r} is not an overload name like aten.mm.default")
 
+    @property
+    def converts_layout(self) -> bool:
+        return self.op in LAYOUT_CONVERSION_OPS
+
+
+# Library ops that only copy a tensor into another memory format; they compute nothing.
+LAYOUT_CONVERSION_OPS = frozenset({"aten.clone.default", "aten.contiguous.default"})
+
 
 KernelSpec = Union[PointwiseKernel, ReductionKernel, ScanKernel, MatmulKernel, PoolKernel, LibraryCall]
 

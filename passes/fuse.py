@@ -19,11 +19,11 @@ Whatever joins no group (conv, gathers, unsupported ops, views that must exist) 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from akg import ir
 from akg.passes import exprs
-from akg.passes.layout import Layouts
+from akg.passes.layout import CHANNELS_LAST, Layouts, channels_last_convs
 from akg.targets import PassContext
 
 _SCAN_OPS = {"cumsum": "sum", "cumprod": "prod"}
@@ -483,6 +483,17 @@ def fuse(graph: ir.Graph, strategy: Strategy) -> ir.KernelPlan:
     return _Fuser(graph, strategy).plan()
 
 
+def _variants(graph: ir.Graph):
+    """(graph, strategy) pairs to fuse: every strategy on the graph as traced, then on the graph
+    with channels-last convolutions, when it has any (which layout wins is measured, not guessed)."""
+    for strategy in STRATEGIES:
+        yield graph, strategy
+    channels_last = channels_last_convs(graph)
+    if channels_last is not None:
+        for strategy in STRATEGIES:
+            yield channels_last, replace(strategy, name=strategy.name + CHANNELS_LAST)
+
+
 def _signature(plan: ir.KernelPlan):
     return tuple((g.family, g.nodes) for g in plan.groups)
 
@@ -494,9 +505,9 @@ class FusePass:
 
     def run(self, graph: ir.Graph, context: PassContext) -> list[ir.KernelPlan]:
         plans, seen = [], set()
-        for strategy in STRATEGIES:
+        for variant, strategy in _variants(graph):
             try:
-                plan = fuse(graph, strategy)
+                plan = fuse(variant, strategy)
                 plan.verify()
             except (ir.IRError, _JoinFailed, ValueError):
                 continue   # this strategy does not fit the graph; the others still may

@@ -4,8 +4,13 @@ A kernel reads a tensor "as it arrives": graph inputs and parameters with their 
 kernel outputs freshly allocated and contiguous, library results as the op produces them. Views
 are followed back to the tensor they alias, so a kernel reads the base tensor through strides and
 the view costs nothing. Layouts are found by replaying ops on meta tensors.
+
+``channels_last_convs`` rewrites a graph so that its 2-d convolutions run in channels-last memory
+format; the fuse pass builds the "+channels-last" plans from it.
 """
 from __future__ import annotations
+
+import re
 
 import torch
 
@@ -93,3 +98,117 @@ class Layouts:
         if current.storage_offset() != 0:
             return None
         return base, tuple(current.stride())
+
+
+# ----------------------------------------------------------------------------------------------
+# channels-last convolutions
+# ----------------------------------------------------------------------------------------------
+
+CHANNELS_LAST = "+channels-last"   # suffix of the plans fused from the channels-last graph
+
+_CHANNELS_LAST_KWARGS = (("memory_format", torch.channels_last),)
+
+
+def channels_last_convs(graph: ir.Graph) -> ir.Graph | None:
+    """``graph`` with its 2-d convolutions run in channels-last (NHWC) memory format, or None when
+    no convolution qualifies.
+
+    cuDNN and oneDNN are much faster on NHWC; the inputs are converted before each such conv (the
+    activation is a full copy; the weight, converted on every call too, is small). Which format a
+    conv returns depends on the backend chosen at run time, which meta tensors cannot see (the meta
+    kernel always says contiguous), so the output is pinned with ``contiguous(channels_last)``: a
+    no-op where the backend already wrote NHWC, a copy elsewhere. Its consumers then read it with
+    the strides the layout replay finds for the pinned value."""
+    types, consumers = graph.type_map(), graph.consumers()
+    names = _NameSource(set(types) | {n.id for n in graph.nodes})
+    converted: dict[str, str] = {}   # value -> its channels-last copy, shared by every conv reading it
+    renamed: dict[str, str] = {}     # conv output -> its pinned channels-last value
+    nodes: list[ir.Node] = []
+    for node in graph.nodes:
+        node = _rename_inputs(node, renamed)
+        if not _runs_channels_last(node, types, consumers, graph.outputs):
+            nodes.append(node)
+            continue
+        x, w = node.inputs[0], node.inputs[1]
+        for v in (x, w):
+            if v not in converted:
+                converted[v] = names.fresh(f"{v}.nhwc")
+                nodes.append(_layout_node(names.fresh(f"{node.id}:to-nhwc:{v}"), "aten.clone.default", v, converted[v]))
+        nodes.append(_rename_inputs(node, {x: converted[x], w: converted[w]}))
+        out = node.outputs[0]
+        renamed[out] = names.fresh(f"{out}.nhwc")
+        nodes.append(_layout_node(names.fresh(f"{node.id}:pin-nhwc"), "aten.contiguous.default", out, renamed[out]))
+    if not renamed:
+        return None
+    return ir.Graph(graph.inputs, graph.params, tuple(nodes), graph.outputs,
+                    graph.types + _replayed_types(nodes, types), graph.constants, graph.returns_tuple)
+
+
+def _runs_channels_last(node: ir.Node, types: dict, consumers: dict, outputs: tuple[str, ...]) -> bool:
+    """A conv over 4-d input and weight whose output only feeds pointwise ops: those become the
+    epilogue kernel, which reads NHWC through strides and writes its own output contiguous. Other
+    consumers (views, reductions over channels) would need the old layout, and a conv that is itself
+    a graph output would come back in the wrong memory format."""
+    if node.kind != "conv" or len(node.inputs) < 2 or len(node.outputs) != 1:
+        return False
+    x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
+    if not all(v in types and len(types[v].shape) == 4 for v in (x, w, out)):
+        return False
+    users = consumers.get(out, [])
+    return out not in outputs and bool(users) and all(u.kind == "pointwise" for u in users)
+
+
+def _layout_node(node_id: str, op: str, src: str, out: str) -> ir.Node:
+    return ir.Node(node_id, op, "library", (src,), (out,),
+                   (("args", (ir.ValueRef(src),)), ("kwargs", _CHANNELS_LAST_KWARGS)))
+
+
+def _rename_inputs(node: ir.Node, mapping: dict[str, str]) -> ir.Node:
+    if not any(v in mapping for v in node.inputs):
+        return node
+    attrs = tuple((k, _rename_refs(v, mapping)) for k, v in node.attrs)
+    return ir.Node(node.id, node.op, node.kind, tuple(mapping.get(v, v) for v in node.inputs), node.outputs, attrs)
+
+
+def _rename_refs(a, mapping: dict[str, str]):
+    if isinstance(a, ir.ValueRef):
+        return ir.ValueRef(mapping.get(a.name, a.name))
+    if isinstance(a, (list, tuple)):
+        return type(a)(_rename_refs(x, mapping) for x in a)
+    return a
+
+
+def _replayed_types(nodes: list[ir.Node], types: dict[str, ir.TensorType]) -> tuple:
+    """Types of the values the rewrite added, with the strides their ops produce on meta tensors."""
+    metas: dict[str, torch.Tensor] = {}
+    added = []
+    for node in nodes:
+        if node.outputs[0] in types:
+            continue
+        src, out = node.inputs[0], node.outputs[0]
+        metas.setdefault(src, meta_tensor(types[src]))
+        result = run_on_meta(node, metas)
+        if not isinstance(result, torch.Tensor):
+            raise ir.IRError(f"node {node.id}: {node.op} does not run on meta tensors")
+        t = types[src]
+        added.append((out, ir.TensorType(t.shape, t.dtype, tuple(result.stride()))))
+    return tuple(added)
+
+
+class _NameSource:
+    """Names the graph does not use yet. Candidates turn value names into identifiers by replacing
+    punctuation, so names are compared in that form ("x.nhwc" would clash with "x_nhwc")."""
+
+    def __init__(self, taken: set[str]):
+        self.taken = {self._identifier(t) for t in taken}
+
+    def fresh(self, wanted: str) -> str:
+        name, i = wanted, 1
+        while self._identifier(name) in self.taken:
+            name, i = f"{wanted}{i}", i + 1
+        self.taken.add(self._identifier(name))
+        return name
+
+    @staticmethod
+    def _identifier(name: str) -> str:
+        return re.sub(r"[^0-9a-zA-Z_]", "_", name)

@@ -40,6 +40,12 @@ VARIANTS = {
     "argmax-ties-looped": ("argmax_ties", knobs(variant="looped", ROWS=2, RBLOCK=8)),
     "argmin-persistent": ("argmin_first", knobs(variant="persistent", ROWS=4, RBLOCK=64)),
     "cumsum-looped": ("cumsum", knobs(variant="looped", ROWS=2, RBLOCK=16)),
+    "mse-split": ("mse_all", knobs(variant="split", ROWS=1, RBLOCK=128, SPLIT=7)),
+    "logsumexp-split-online": ("logsumexp", knobs(variant="split", ROWS=2, RBLOCK=64, SPLIT=4, online=True)),
+    "sum-middle-split": ("sum_middle", knobs(variant="split", ROWS=8, RBLOCK=4, SPLIT=3)),
+    "argmax-split": ("argmax_last", knobs(variant="split", ROWS=1, RBLOCK=8, SPLIT=4)),
+    "argmax-ties-split": ("argmax_ties", knobs(variant="split", ROWS=2, RBLOCK=8, SPLIT=3)),
+    "argmin-first-split": ("argmin_first", knobs(variant="split", ROWS=4, RBLOCK=8, SPLIT=3)),
     "gelu-small-block": ("bias_gelu", knobs(BLOCK=32)),
     "matmul-small-tiles": ("linear_bias_relu", knobs(BM=16, BN=32, BK=16, GROUP_M=2, num_stages=1, precision="ieee")),
 }

@@ -11,6 +11,7 @@ from triton_specs import CASES, CPU_SIZES, GPU_SIZES  # noqa: E402
 
 from akg.dsls.triton.dsl import TritonDSL  # noqa: E402
 from akg.plugins import find_hardware, get_backend, get_dsl  # noqa: E402
+from akg.ir import Schedule  # noqa: E402
 from akg.targets import BuildError, RenderError  # noqa: E402
 
 
@@ -68,3 +69,32 @@ def test_lint_and_prebuild_report_problems():
     assert any("jit" in p for p in dsl.lint("class ModelNew:\n    pass\n"))
     with pytest.raises(BuildError, match="line 1"):
         dsl.prebuild("def broken(:\n", "cuda")
+
+
+def _variants(case_name: str, sizes) -> list[str]:
+    case = next(c for c in CASES if c.name == case_name)
+    return [s.get("variant") for s in TritonDSL().schedules(case.group(sizes), find_hardware("h100-sxm"))]
+
+
+def test_few_long_rows_are_split_first_and_many_rows_are_not():
+    assert _variants("mse_all", (1 << 26,))[0] == "split"          # one row of 67M elements
+    assert _variants("logsumexp", (16, 1 << 20))[0] == "split"      # online pair, 16 rows
+    assert "split" not in _variants("logsumexp", (8192, 8192))      # rows fill the SMs already
+    assert "split" not in _variants("mse_all", (4096,))             # too short to pay for a second kernel
+
+
+def test_split_is_not_offered_when_outputs_need_the_finished_row():
+    # softmax writes a full-domain output from the row's max and sum: partials cannot produce it
+    assert "split" not in _variants("softmax_lse", (16, 1 << 20))
+    case = next(c for c in CASES if c.name == "softmax_lse")
+    with pytest.raises(RenderError, match="split variant"):
+        TritonDSL().render([(0, case.group((16, 1 << 20), Schedule().with_(variant="split", RBLOCK=1024, SPLIT=8)))], "cuda")
+
+
+def test_squares_are_products_not_libdevice_pow():
+    from akg.dsls.triton.exprs import ExprRenderer
+    from akg.ir import Call, Const, Load
+    render = ExprRenderer(lambda e: f"x{e.operand}").render
+    assert render(Call("pow", (Load(0, "float32"), Const(2.0, "float32")), "float32")) == "(x0 * x0)"
+    assert "libdevice.pow" in render(Call("pow", (Load(0, "float32"), Const(2.5, "float32")), "float32"))
+    assert "libdevice.pow" in render(Call("pow", (Load(0, "float16"), Const(2.0, "float32")), "float16"))

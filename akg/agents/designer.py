@@ -39,7 +39,14 @@ def plan_options(plan: KernelPlan, dsl: DSL, hardware: HardwareSpec) -> PlanOpti
 def renderable_plans(plans: list[KernelPlan], dsl: DSL, hardware: HardwareSpec) -> list[PlanOptions]:
     found = [po for po in (plan_options(p, dsl, hardware) for p in plans) if po is not None]
     # Plans with fewer library groups first: they are the ones the DSL actually generates.
-    return sorted(found, key=lambda po: sum(isinstance(g.kernel, LibraryCall) for g in po.plan.groups))
+    return sorted(found, key=lambda po: library_compute_count(po.plan))
+
+
+def library_compute_count(plan: KernelPlan) -> int:
+    """Library groups that compute. Memory-format conversions do not count: a channels-last plan
+    leaves the same work to the framework as the plan it was made from, so it is not put behind
+    plans that generate less."""
+    return sum(isinstance(g.kernel, LibraryCall) and not g.kernel.converts_layout for g in plan.groups)
 
 
 def generated_group_count(plan: KernelPlan) -> int:

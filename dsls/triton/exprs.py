@@ -100,6 +100,8 @@ class ExprRenderer:
         if op in _INFIX:
             a, b = (self._arg(x, d) for x in e.args)
             return f"({a} {_INFIX[op]} {b})"
+        if op == "pow" and self._small_power(e) is not None:
+            return self._small_power(e)
         if op in _FLOAT_FUNCS:
             fn = _FLOAT_FUNCS[op]
             if self.interpreter and fn.startswith("libdevice."):
@@ -108,6 +110,15 @@ class ExprRenderer:
                 fn = _INTERPRETER_FUNCS[op]
             return self._float_func(fn, e)
         return self._special(op, e)
+
+    def _small_power(self, e: Call) -> str | None:
+        """x**2 and x**3 as products, as ATen computes them: libdevice.pow costs tens of
+        instructions per element, enough to slow a memory-bound kernel."""
+        base, exponent = e.args
+        if not isinstance(exponent, Const) or exponent.value not in (2, 3) or e.dtype not in ("float32", "float64"):
+            return None
+        x = self._upcast(base, e.dtype)
+        return f"({x} * {x})" if exponent.value == 2 else f"({x} * {x} * {x})"
 
     def _float_func(self, fn: str, e: Call) -> str:
         half = e.dtype in ("float16", "bfloat16")

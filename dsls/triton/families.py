@@ -85,10 +85,15 @@ def pointwise_context(name: str, group: FusedGroup, device: str) -> dict:
     coords = [f"c{d}" for d in range(len(lay.sizes))]
     op_strides, out_strides = lay.strides[:len(k.operands)], lay.strides[len(k.operands):]
     exprs = [o.expr for o in k.outputs]
-    loads = [f"x{i} = tl.load(p{i} + {offset(coords, op_strides[i])}, mask=mask)"
-             for i in used_operands(exprs)]
+
+    def at(strides) -> str:
+        # A 0-d tensor's offset is 0; it must still be a block, like the mask, for tl.load/tl.store.
+        text = offset(coords, strides)
+        return "offs * 0" if text == "0" else text
+
+    loads = [f"x{i} = tl.load(p{i} + {at(op_strides[i])}, mask=mask)" for i in used_operands(exprs)]
     render = expr_renderer(device).render
-    stores = [f"tl.store(q{j} + {offset(coords, out_strides[j])}, "
+    stores = [f"tl.store(q{j} + {at(out_strides[j])}, "
               f"{store_value(render(o.expr), o.expr, o.type.dtype, '[BLOCK]')}, mask=mask)"
               for j, o in enumerate(k.outputs)]
     reads, writes = launcher_names(group, len(k.outputs))
@@ -170,9 +175,12 @@ class RowLayout:
         return f"tl.store({self.along(f'bq{j}', self.n_operands + j)}, {value}, mask=m)"
 
 
-def chunk_header(looped: bool, size: int) -> list[str]:
+def chunk_header(looped: bool, size: int, span: tuple[str, str] | None = None) -> list[str]:
+    """The loop (or single chunk) over the reduced dim; ``span`` limits a loop to a slice of it
+    (a split reduction's program covers ``[start, stop)``)."""
     head = ["r = rbase", f"m = rmask & (r < {size})"]
-    return [f"for r0 in range(0, {size}, RBLOCK):", "    r = r0 + rbase", f"    m = rmask & (r < {size})"] if looped else head
+    start, stop = span or ("0", str(size))
+    return [f"for r0 in range({start}, {stop}, RBLOCK):", "    r = r0 + rbase", f"    m = rmask & (r < {size})"] if looped else head
 
 
 def indent(lines: list[str], looped: bool) -> list[str]:
@@ -198,13 +206,20 @@ def online_softmax_pairs(stages) -> dict[int, int]:
 class ReductionBody:
     """The statements of one reduction kernel for a variant ("persistent" or "looped")."""
 
-    def __init__(self, k: ReductionKernel, rows: RowLayout, looped: bool, online: bool, device: str):
-        self.k, self.rows, self.looped, self.device = k, rows, looped, device
+    def __init__(self, k: ReductionKernel, rows: RowLayout, looped: bool, online: bool, device: str,
+                 span: tuple[str, str] | None = None):
+        self.k, self.rows, self.looped, self.device, self.span = k, rows, looped, device, span
         self.pairs = online_softmax_pairs(k.stages) if (looped and online) else {}
         self.acc_dtypes = {i: accumulator_dtype(st.op, st.expr.dtype) for i, st in enumerate(k.stages)}
         self.render = expr_renderer(device, stage_dtypes=self.acc_dtypes).render
+        # A persistent row block is loaded once: later stages and the outputs reuse the registers.
+        self.loaded: set[int] = set()
 
     def lines(self) -> list[str]:
+        return self.stage_lines() + self.reduced_outputs() + self.full_outputs()
+
+    def stage_lines(self) -> list[str]:
+        """Every stage, ending with its row result ``s{k}`` (``[ROWS, 1]``)."""
         out: list[str] = []
         k = 0
         while k < len(self.k.stages):
@@ -214,9 +229,18 @@ class ReductionBody:
             else:
                 out += self.stage(k)
                 k += 1
-        out += self.reduced_outputs()
-        out += self.full_outputs()
         return out
+
+    def chunks(self) -> list[str]:
+        return chunk_header(True, self.rows.size, self.span)
+
+    def loads(self, exprs: list[Expr]) -> list[str]:
+        wanted = used_operands(exprs)
+        if self.looped:
+            return [self.rows.load(i) for i in wanted]
+        fresh = [i for i in wanted if i not in self.loaded]
+        self.loaded.update(fresh)
+        return [self.rows.load(i) for i in fresh]
 
     def masked(self, k: int) -> str:
         st = self.k.stages[k]
@@ -225,11 +249,12 @@ class ReductionBody:
 
     def stage(self, k: int) -> list[str]:
         st, acc = self.k.stages[k], self.acc_dtypes[k]
-        loads = [self.rows.load(i) for i in used_operands([st.expr])]
         ident = identity(st.op, acc)
         if not self.looped:
-            lines = chunk_header(False, self.rows.size) + loads + [f"e{k} = {self.masked(k)}"]
+            header = [] if self.loaded else chunk_header(False, self.rows.size)
+            lines = header + self.loads([st.expr]) + [f"e{k} = {self.masked(k)}"]
             return lines + self.finish(k, f"e{k}", "r")
+        loads = self.loads([st.expr])
         init = [f"a{k} = tl.full([ROWS, RBLOCK], {ident}, {tl_dtype(acc)})"]
         if st.op in ("argmax", "argmin"):
             cmp = ">" if st.op == "argmax" else "<"
@@ -239,7 +264,7 @@ class ReductionBody:
                       f"a{k}_i = tl.where(better, r, a{k}_i)", f"a{k} = tl.where(better, e, a{k})"]
         else:
             update = [f"a{k} = {_COMBINE[st.op]}(a{k}, {self.masked(k)})"]
-        body = chunk_header(True, self.rows.size) + indent(loads + update, True)
+        body = self.chunks() + indent(loads + update, True)
         return init + body + self.finish(k, f"a{k}", f"a{k}_i")
 
     def finish(self, k: int, values: str, index: str) -> list[str]:
@@ -254,7 +279,7 @@ class ReductionBody:
 
     def online_pair(self, k: int) -> list[str]:
         st = self.k.stages[k]
-        loads = [self.rows.load(i) for i in used_operands([st.expr])]
+        loads = self.loads([st.expr])
         update = [f"e = tl.where(m, ({self.render(st.expr)}).to(tl.float32), float(\"-inf\"))",
                   f"top = tl.maximum(a{k}, e)",
                   # A lane that has seen only padding keeps max -inf; exp(-inf - -inf) would be NaN.
@@ -263,7 +288,7 @@ class ReductionBody:
                   f"a{k} = top"]
         return ([f"a{k} = tl.full([ROWS, RBLOCK], float(\"-inf\"), tl.float32)",
                  f"a{k + 1} = tl.full([ROWS, RBLOCK], 0.0, tl.float32)"]
-                + chunk_header(True, self.rows.size) + indent(loads + update, True)
+                + self.chunks() + indent(loads + update, True)
                 + [f"s{k} = tl.reduce(a{k}, 1, _akg_max, keep_dims=True)",
                    f"s{k + 1} = tl.reduce(a{k + 1} * tl.exp(a{k} - s{k}), 1, _akg_add, keep_dims=True)"])
 
@@ -280,10 +305,11 @@ class ReductionBody:
         outs = [(j, o) for j, o in enumerate(self.k.outputs) if not o.reduced]
         if not outs:
             return []
-        body = [self.rows.load(i) for i in used_operands([o.expr for _, o in outs])]
+        body = self.loads([o.expr for _, o in outs])
         for j, o in outs:
             body.append(self.rows.store(j, store_value(self.render(o.expr), o.expr, o.type.dtype, "[ROWS, RBLOCK]")))
-        return chunk_header(self.looped, self.rows.size) + indent(body, self.looped)
+        header = chunk_header(True, self.rows.size) if self.looped else ([] if self.loaded else chunk_header(False, self.rows.size))
+        return header + indent(body, self.looped)
 
 
 def rowwise_context(name: str, group: FusedGroup, device: str, rows: RowLayout, body: list[str],
@@ -305,10 +331,115 @@ def rowwise_context(name: str, group: FusedGroup, device: str, rows: RowLayout, 
 def reduction_context(name: str, group: FusedGroup, device: str) -> dict:
     k: ReductionKernel = group.kernel
     s = group.schedule
+    if s.get("variant") == "split":
+        return split_reduction_context(name, group, device)
     looped = s.get("variant", "persistent") == "looped"
     rows = RowLayout(k.domain, k.reduce_dim, k.operands, k.outputs)
     body = ReductionBody(k, rows, looped, s.get("online", True), device).lines()
     return rowwise_context(name, group, device, rows, body, looped)
+
+
+# ----------------------------------------------------------------------------------------------
+# split reduction: few long rows are cut into SPLIT slices reduced by separate programs into a
+# workspace of partials (``w{k}``: [rows, SPLIT]), then a second kernel combines each row's
+# partials and computes the reduced outputs.
+# ----------------------------------------------------------------------------------------------
+
+def split_obstacle(k: ReductionKernel) -> str | None:
+    """Why a split reduction cannot compute ``k`` (None when it can): every stage must combine
+    from independent partials, and every output must need only the finished row results."""
+    if any(not o.reduced for o in k.outputs):
+        return "an output over the full domain needs each finished row, not partials"
+    second_of_pair = set(online_softmax_pairs(k.stages).values())
+    for i, st in enumerate(k.stages):
+        if i not in second_of_pair and any(isinstance(e, StageRef) for e in walk(st.expr)):
+            return f"stage {i} ({st.op}) depends on an earlier stage's row result"
+    return None
+
+
+def split_geometry(size: int, split: int, rblock: int) -> tuple[int, int]:
+    """(chunk, split): each program covers ``chunk`` elements, a multiple of RBLOCK, and no
+    program is left without work."""
+    chunk = math.ceil(math.ceil(size / max(split, 1)) / rblock) * rblock
+    return chunk, math.ceil(size / chunk)
+
+
+def workspace_names(k: ReductionKernel) -> list[str]:
+    names = []
+    for i, st in enumerate(k.stages):
+        names.append(f"w{i}")
+        if st.op in ("argmax", "argmin"):
+            names.append(f"w{i}_i")
+    return names
+
+
+def workspace_allocs(k: ReductionKernel, n_rows: int, split: int, dev: str) -> list[str]:
+    lines = []
+    for i, st in enumerate(k.stages):
+        acc = accumulator_dtype(st.op, st.expr.dtype)
+        lines.append(f"w{i} = torch.empty(({n_rows}, {split}), dtype={torch_dtype(acc)}, device={dev})")
+        if st.op in ("argmax", "argmin"):
+            lines.append(f"w{i}_i = torch.empty(({n_rows}, {split}), dtype=torch.int64, device={dev})")
+    return lines
+
+
+def partial_stores(k: ReductionKernel) -> list[str]:
+    lines = []
+    for i, st in enumerate(k.stages):
+        lines.append(f"tl.store(w{i} + rows * SPLIT + split, s{i}, mask=rmask)")
+        if st.op in ("argmax", "argmin"):
+            lines.append(f"tl.store(w{i}_i + rows * SPLIT + split, s{i}_i, mask=rmask)")
+    return lines
+
+
+def combine_lines(k: ReductionKernel, acc_dtypes: dict[int, str]) -> list[str]:
+    """Each row's partials, combined into the stage results ``s{k}`` the outputs read."""
+    pairs = online_softmax_pairs(k.stages)
+    lines, i = [], 0
+    at = "rows * SPLIT + sp"
+    while i < len(k.stages):
+        st = k.stages[i]
+        ident = identity(st.op, acc_dtypes[i])
+        if i in pairs:
+            # Partial (max, sum of exp relative to that max) pairs: rescale each sum to the row max.
+            lines += [f"pm = tl.load(w{i} + {at}, mask=sm, other=float(\"-inf\"))",
+                      f"pl = tl.load(w{i + 1} + {at}, mask=sm, other=0.0)",
+                      f"s{i} = tl.reduce(pm, 1, _akg_max, keep_dims=True)",
+                      f"s{i + 1} = tl.reduce(tl.where(pm == float(\"-inf\"), 0.0, pl * tl.exp(pm - s{i})), 1, "
+                      f"_akg_add, keep_dims=True)"]
+            i += 2
+            continue
+        lines.append(f"p{i}v = tl.load(w{i} + {at}, mask=sm, other={ident})")
+        if st.op in ("argmax", "argmin"):
+            # Padding slots carry the largest index, so a real partial always wins a tie.
+            lines += [f"p{i}i = tl.load(w{i}_i + {at}, mask=sm, other={2**62})",
+                      f"s{i}, s{i}_i = tl.reduce((p{i}v, p{i}i), 1, _akg_{st.op}_combine, keep_dims=True)"]
+        else:
+            lines.append(f"s{i} = tl.reduce(p{i}v, 1, {_COMBINE[st.op]}, keep_dims=True)")
+        i += 1
+    return lines
+
+
+def split_reduction_context(name: str, group: FusedGroup, device: str) -> dict:
+    k: ReductionKernel = group.kernel
+    s = group.schedule
+    obstacle = split_obstacle(k)
+    if obstacle:
+        raise RenderError(f"split variant: {obstacle}")
+    rows = RowLayout(k.domain, k.reduce_dim, k.operands, k.outputs)
+    rblock = s.get("RBLOCK", 1024)
+    chunk, split = split_geometry(rows.size, s.get("SPLIT", 8), rblock)
+    body = ReductionBody(k, rows, True, s.get("online", True), device, span=("rstart", "rstart + CHUNK"))
+    part = body.stage_lines() + partial_stores(k)
+    combine = combine_lines(k, body.acc_dtypes) + body.reduced_outputs()
+    context = rowwise_context(name, group, device, rows, part, True)
+    reads = context["reads"]
+    context.update(
+        template="reduction_split", part_body=part, combine_body=combine, workspaces=workspace_names(k),
+        workspace_allocs=workspace_allocs(k, rows.n_rows, split, device_expr(reads, device)),
+        split=split, chunk=chunk, sblock=max(sched.next_pow2(split), 2),
+    )
+    return context
 
 
 def scan_context(name: str, group: FusedGroup, device: str) -> dict:

@@ -48,7 +48,9 @@ def render_group(env: jinja2.Environment, index: int, group: FusedGroup, device:
         raise RenderError(f"group {index} ({group.family}): the triton DSL has no template for this family")
     try:
         context = builder(f"_akg_g{index}", group, device)
-        return env.get_template(f"{group.family}.j2").render(**context)
+        # A family's variant may have its own skeleton (the split reduction's two kernels).
+        template = context.pop("template", group.family)
+        return env.get_template(f"{template}.j2").render(**context)
     except RenderError as err:
         raise RenderError(f"group {index} ({group.family}, nodes {', '.join(group.nodes)}): {err}") from None
     except jinja2.TemplateError as err:

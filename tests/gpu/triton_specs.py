@@ -72,6 +72,12 @@ def _bias_gelu_ref(t):
     return [F.gelu(t[0] + t[1], approximate="tanh")]
 
 
+# -- a 0-d pointwise kernel (a loss's final division): offsets are constant, yet loads are blocks
+def _scalar_div(s):
+    y = call("div", Load(0, F32), Const(4.0, F32))
+    return PointwiseKernel((), (Operand("x", ttype(()), ()),), (Output("y", y, ttype(()), ()),))
+
+
 # -- softmax + logsumexp along dim 1 of (rows, cols): max, sum(exp), then the normalised row
 def _softmax(s, dim=1):
     L = Load(0, F32)
@@ -101,6 +107,24 @@ def _sum_middle(s):
     out = (s[0], s[2])
     return ReductionKernel(s, 1, (dense("x", s),), (Stage("sum", Load(0, F32)),),
                            (Output("y", StageRef(0, F32), ttype(out), reduced_strides(s, 1), reduced=True),))
+
+
+# -- mean((a - b)^2) over every element: one long row, the case a split reduction exists for
+def _mse_all(s):
+    (n,) = s
+    d = call("sub", Load(0, F32), Load(1, F32))
+    mean = call("div", StageRef(0, F32), Const(float(n), F32))
+    return ReductionKernel(s, 0, (dense("a", s), dense("b", s)), (Stage("sum", call("mul", d, d)),),
+                           (Output("loss", mean, ttype(()), (0,), reduced=True),))
+
+
+# -- logsumexp along dim 1 alone: the online max/sum pair with only a reduced output
+def _logsumexp(s):
+    L = Load(0, F32)
+    lse = call("add", call("log", StageRef(1, F32)), StageRef(0, F32))
+    stages = (Stage("max", L), Stage("sum", call("exp", call("sub", L, StageRef(0, F32)))))
+    return ReductionKernel(s, 1, (dense("x", s),), stages,
+                           (Output("lse", lse, ttype((s[0],)), reduced_strides(s, 1), reduced=True),))
 
 
 def _argmax_last(s):
@@ -158,6 +182,12 @@ CASES = [
          lambda t: [F.layer_norm(t[0], (t[0].shape[1],))], lambda s: 8 * s[0] * s[1]),
     Case("sum_middle", "reduction", _sum_middle, _randn(lambda s: s),
          lambda t: [t[0].sum(1)], lambda s: 4 * (math.prod(s) + s[0] * s[2])),
+    Case("scalar_div", "pointwise", _scalar_div, lambda s, device: [torch.randn((), device=device)],
+         lambda t: [t[0] / 4.0], lambda s: 8),
+    Case("mse_all", "reduction", _mse_all, _randn(lambda s: s, lambda s: s),
+         lambda t: [F.mse_loss(t[0], t[1])], lambda s: 8 * s[0]),
+    Case("logsumexp", "reduction", _logsumexp, _randn(lambda s: s),
+         lambda t: [torch.logsumexp(t[0], 1)], lambda s: 4 * (s[0] * s[1] + s[0])),
     Case("argmax_last", "reduction", _argmax_last, _randn(lambda s: s),
          lambda t: [t[0].argmax(1)], lambda s: 4 * s[0] * s[1] + 8 * s[0]),
     Case("argmax_ties", "reduction", _argmax_last, _ties, lambda t: [t[0].argmax(1)],
@@ -174,10 +204,10 @@ CASES = [
 ]
 
 # Tiny sizes for the interpreter; GPU sizes of tens to hundreds of MB for the device.
-CPU_SIZES = {"bias_gelu": (5, 37), "softmax_lse": (6, 300), "layer_norm": (5, 200), "sum_middle": (3, 17, 10),
+CPU_SIZES = {"scalar_div": (), "mse_all": (3000,), "logsumexp": (3, 700), "bias_gelu": (5, 37), "softmax_lse": (6, 300), "layer_norm": (5, 200), "sum_middle": (3, 17, 10),
              "argmax_last": (7, 50), "argmax_ties": (6, 45), "argmin_first": (40, 9), "cumsum": (4, 70), "max_pool_relu": (2, 3, 9, 11),
              "linear_bias_relu": (33, 40, 48)}
-GPU_SIZES = {"bias_gelu": (8192, 8192), "softmax_lse": (4096, 16384), "layer_norm": (8192, 8192),
+GPU_SIZES = {"scalar_div": (), "mse_all": (8192 * 8192,), "logsumexp": (16, 1 << 20), "bias_gelu": (8192, 8192), "softmax_lse": (4096, 16384), "layer_norm": (8192, 8192),
              "sum_middle": (64, 4096, 256), "argmax_last": (8192, 8192), "argmax_ties": (4096, 4096), "argmin_first": (8192, 8192),
              "cumsum": (8192, 4096), "max_pool_relu": (32, 64, 224, 224), "linear_bias_relu": (4096, 4096, 4096)}
 
