@@ -10,6 +10,7 @@ import datetime
 import json
 import math
 import platform
+import statistics
 from pathlib import Path
 
 import torch
@@ -25,6 +26,36 @@ FAST_P = (0.0, 1.0, 1.5, 2.0)
 
 def problem_files(suite: Path) -> list[Path]:
     return sorted(p for p in Path(suite).glob("*.py") if not p.name.startswith("_"))
+
+
+# Bytes copied to measure the device's practical memory roof: far beyond any cache.
+COPY_BYTES = {"cuda": 1 << 30}
+COPY_BYTES_DEFAULT = 1 << 26
+
+
+def copy_bandwidth_gbs(backend) -> float | None:
+    """The measured device-to-device copy rate (bytes read + written per second), timed like every
+    candidate: the practical memory roof, beside the descriptor's datasheet bandwidth."""
+    nbytes = COPY_BYTES.get(backend.name, COPY_BYTES_DEFAULT)
+    try:
+        src = torch.ones(nbytes // 4, dtype=torch.float32, device=backend.torch_device)
+        dst = torch.empty_like(src)
+        times = []
+        for trial in range(13):
+            backend.flush_cache()
+            ms = backend.time_call(lambda: (dst.copy_(src), backend.synchronize()))
+            if trial >= 3:
+                times.append(ms)
+        return 2 * nbytes / (statistics.median(times) * 1e-3) / 1e9
+    except (RuntimeError, MemoryError):   # a device too small or busy: the column stays empty
+        return None
+
+
+def hbm_fraction(row: dict, datasheet_gbs: float, copy_gbs: float | None) -> float | None:
+    """Achieved bandwidth over the measured copy rate, for memory-bound problems."""
+    if row.get("bound") != "memory" or not row.get("roofline_fraction") or not copy_gbs or not datasheet_gbs:
+        return None
+    return row["roofline_fraction"] * datasheet_gbs / copy_gbs
 
 
 def _row(report: dict) -> dict:
@@ -57,6 +88,7 @@ def summarize(rows: list[dict]) -> dict:
 def run_bench(suite: Path, target: Target, out_file: Path, store: Store, options: SearchOptions,
               harness_config, progress=None, results_dir: Path | None = None) -> dict:
     rows = []
+    copy_gbs = copy_bandwidth_gbs(target.backend)
     for path in problem_files(suite):
         if progress:
             progress(f"problem {path.stem}", None)
@@ -64,22 +96,25 @@ def run_bench(suite: Path, target: Target, out_file: Path, store: Store, options
             problem = load_problem(path)
             out_dir = results_dir / path.stem if results_dir else None
             report = optimize_problem(problem, target, out_dir, store, options, harness_config, progress)
-            rows.append(_row(report))
+            row = _row(report)
+            row["hbm_fraction"] = hbm_fraction(row, target.hardware.memory_bandwidth_gbs, copy_gbs)
+            rows.append(row)
         except Exception as e:  # one broken problem must not end the suite; its row says why
             message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             rows.append({"problem": path.stem, "correct": False, "origin": None, "error": message,
                          "speedup_vs_eager": None, "speedup_vs_compile": None})
             if progress:
                 progress(f"problem {path.stem} failed: {message}", None)
-        _write(out_file, target, suite, rows)  # after every problem, so an interrupted bench keeps its rows
-    return _write(out_file, target, suite, rows)
+        _write(out_file, target, suite, rows, copy_gbs)  # after every problem, so an interrupted bench keeps its rows
+    return _write(out_file, target, suite, rows, copy_gbs)
 
 
-def _write(out_file: Path, target: Target, suite: Path, rows: list[dict]) -> dict:
+def _write(out_file: Path, target: Target, suite: Path, rows: list[dict], copy_gbs: float | None = None) -> dict:
     result = {"akg_version": akg.__version__, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
               "suite": str(suite), "dsl": target.dsl.name, "device": target.device, "hardware": target.hardware.name,
               "hardware_display": target.hardware.display_name, "torch": torch.__version__,
               "python": platform.python_version(), "machine": platform.machine(),
+              "datasheet_bandwidth_gbs": target.hardware.memory_bandwidth_gbs, "copy_bandwidth_gbs": copy_gbs,
               "summary": summarize(rows), "problems": rows}
     try:
         import triton
@@ -92,14 +127,15 @@ def _write(out_file: Path, target: Target, suite: Path, rows: list[dict]) -> dic
 
 
 def markdown_table(result: dict) -> str:
-    lines = ["| problem | result | time ms | eager ms | compile ms | vs eager | vs compile | roofline |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| problem | result | time ms | eager ms | compile ms | vs eager | vs compile | roofline | of copy bw |",
+             "|---|---|---|---|---|---|---|---|---|"]
     fmt = lambda v, d=3: "—" if v is None else f"{v:.{d}f}"
     for r in result["problems"]:
         what = "error" if r.get("error") else ("generated" if r["origin"] not in (None, "reference") else "reference")
         lines.append(f"| {r['problem']} | {what} | {fmt(r.get('time_ms'))} | {fmt(r.get('eager_ms'))} | "
                      f"{fmt(r.get('compile_ms'))} | {fmt(r.get('speedup_vs_eager'), 2)} | "
-                     f"{fmt(r.get('speedup_vs_compile'), 2)} | {fmt(r.get('roofline_fraction'), 2)} |")
+                     f"{fmt(r.get('speedup_vs_compile'), 2)} | {fmt(r.get('roofline_fraction'), 2)} | "
+                     f"{fmt(r.get('hbm_fraction'), 2)} |")
     s = result["summary"]
     lines.append("")
     lines.append(f"fast_0 {s['fast_0']:.2f} · fast_1 {s['fast_1']:.2f} · fast_1.5 {s['fast_1.5']:.2f} · "

@@ -14,7 +14,8 @@ def merge(parts: list[dict]) -> dict:
     merged = dict(parts[0])
     merged["problems"] = [rows[name] for name in sorted(rows)]
     merged["summary"] = summarize(merged["problems"])
-    merged["parts"] = [{"suite": p["suite"], "date": p["date"], "problems": len(p["problems"])} for p in parts]
+    merged["parts"] = [{"suite": p["suite"], "date": p["date"], "problems": len(p["problems"]),
+                        "copy_bandwidth_gbs": p.get("copy_bandwidth_gbs")} for p in parts]
     return merged
 
 
