@@ -46,6 +46,8 @@ VARIANTS = {
     "argmax-split": ("argmax_last", knobs(variant="split", ROWS=1, RBLOCK=8, SPLIT=4)),
     "argmax-ties-split": ("argmax_ties", knobs(variant="split", ROWS=2, RBLOCK=8, SPLIT=3)),
     "argmin-first-split": ("argmin_first", knobs(variant="split", ROWS=4, RBLOCK=8, SPLIT=3)),
+    "nhwc-tiled": ("nhwc_bias_relu", knobs(variant="tiled", YBLOCK=4, XBLOCK=8)),
+    "nhwc-tiled-ragged": ("nhwc_bias_relu", knobs(variant="tiled", YBLOCK=2, XBLOCK=16)),
     "gelu-small-block": ("bias_gelu", knobs(BLOCK=32)),
     "matmul-small-tiles": ("linear_bias_relu", knobs(BM=16, BN=32, BK=16, GROUP_M=2, num_stages=1, precision="ieee")),
 }

@@ -98,3 +98,8 @@ def test_squares_are_products_not_libdevice_pow():
     assert render(Call("pow", (Load(0, "float32"), Const(2.0, "float32")), "float32")) == "(x0 * x0)"
     assert "libdevice.pow" in render(Call("pow", (Load(0, "float32"), Const(2.5, "float32")), "float32"))
     assert "libdevice.pow" in render(Call("pow", (Load(0, "float16"), Const(2.0, "float32")), "float16"))
+
+
+def test_operands_read_transposed_get_tiled_schedules_first():
+    assert _variants("nhwc_bias_relu", (32, 128, 128, 128))[0] == "tiled"
+    assert "tiled" not in _variants("bias_gelu", (8192, 8192))

@@ -11,7 +11,7 @@ from akg.ir import (Acc, Expr, FusedGroup, Load, MatmulKernel, Operand, Output, 
                     PoolKernel, ReductionKernel, RIndex, ScanKernel, StageRef, walk, FLOAT_DTYPES)
 from akg.targets import RenderError
 from akg.dsls.triton.exprs import ExprRenderer, literal, tl_dtype
-from akg.dsls.triton.layout import collapse, coordinate_lines, needs_int64, offset
+from akg.dsls.triton.layout import collapse, coordinate_lines, needs_int64, offset, transposed_dims
 from akg.dsls.triton import schedules as sched
 
 
@@ -77,9 +77,49 @@ def expr_renderer(device: str, **leaf_names) -> ExprRenderer:
 # pointwise
 # ----------------------------------------------------------------------------------------------
 
+MAX_GRID_Y = 65535   # CUDA's limit on a grid's second axis
+
+
+def tiled_pointwise_context(name: str, group: FusedGroup, device: str, lay, n_operands: int) -> dict:
+    k: PointwiseKernel = group.kernel
+    s = group.schedule
+    dims = transposed_dims(lay.sizes, lay.strides[:n_operands], lay.strides[n_operands:])
+    if dims is None:
+        raise RenderError("tiled variant: no operand is read transposed to the outputs")
+    y, x = dims
+    if math.ceil(lay.sizes[y] / s.get("YBLOCK", 64)) > MAX_GRID_Y:
+        raise RenderError(f"tiled variant: {lay.sizes[y]} rows of tiles exceed the grid's second axis")
+    rest = [d for d in range(len(lay.sizes)) if d not in (y, x)]
+    coords = {d: f"c{d}" for d in rest}
+    coords[y], coords[x] = "yy", "xx"
+    names = [coords[d] for d in range(len(lay.sizes))]
+    exprs = [o.expr for o in k.outputs]
+    loads = [f"x{i} = tl.load(p{i} + {offset(names, lay.strides[i])}, mask=mask)" for i in used_operands(exprs)]
+    render = expr_renderer(device).render
+    stores = [f"tl.store(q{j} + {offset(names, lay.strides[n_operands + j])}, "
+              f"{store_value(render(o.expr), o.expr, o.type.dtype, '[YBLOCK, XBLOCK]')}, mask=mask)"
+              for j, o in enumerate(k.outputs)]
+    reads, writes = launcher_names(group, len(k.outputs))
+    xblock, yblock = s.get("XBLOCK", 64), s.get("YBLOCK", 64)
+    tensors = [op.strides for op in k.operands] + [o.strides for o in k.outputs]
+    return dict(
+        template="pointwise_tiled", name=name, reads=reads, writes=writes,
+        params=[f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))],
+        args=reads + writes, wide=needs_int64(k.domain, tensors),
+        rest_coords=coordinate_lines("rest", tuple(lay.sizes[d] for d in rest), "r_"),
+        rest_names=[(f"c{d}", f"r_{i}") for i, d in enumerate(rest)],
+        loads=loads, stores=stores, allocs=alloc_lines(k.outputs, device_expr(reads, device)),
+        X=lay.sizes[x], Y=lay.sizes[y], x_tiles=math.ceil(lay.sizes[x] / xblock), y_tiles=math.ceil(lay.sizes[y] / yblock),
+        rest_count=math.prod(lay.sizes[d] for d in rest), xblock=xblock, yblock=yblock, num_warps=s.get("num_warps", 4),
+    )
+
+
 def pointwise_context(name: str, group: FusedGroup, device: str) -> dict:
     k: PointwiseKernel = group.kernel
     s = group.schedule
+    if s.get("variant") == "tiled":
+        tensors = [op.strides for op in k.operands] + [o.strides for o in k.outputs]
+        return tiled_pointwise_context(name, group, device, collapse(k.domain, tensors), len(k.operands))
     tensors = [op.strides for op in k.operands] + [o.strides for o in k.outputs]
     lay = collapse(k.domain, tensors)
     coords = [f"c{d}" for d in range(len(lay.sizes))]

@@ -58,3 +58,16 @@ def needs_int64(sizes: tuple[int, ...], strides: list[tuple[int, ...]]) -> bool:
     span = math.prod(sizes) if sizes else 1
     reach = max((sum((n - 1) * s for n, s in zip(sizes, v)) for v in strides), default=0)
     return max(span, reach) > INT32_LIMIT
+
+
+def transposed_dims(sizes: tuple[int, ...], operand_strides, output_strides) -> tuple[int, int] | None:
+    """(y, x) of a pointwise domain whose outputs are contiguous along x (the last dim) while an
+    operand is contiguous along an earlier y: a 1-d block would read that operand with a stride,
+    so a tiled variant loads [YBLOCK, XBLOCK] tiles and lets Triton transpose through shared memory."""
+    if len(sizes) < 2 or any(o[-1] != 1 for o in output_strides):
+        return None
+    x = len(sizes) - 1
+    for strides in operand_strides:
+        if strides[x] not in (0, 1) and 1 in strides[:x]:
+            return strides.index(1), x
+    return None

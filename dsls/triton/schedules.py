@@ -10,6 +10,7 @@ import math
 
 from akg.ir import FusedGroup, MatmulKernel, PointwiseKernel, PoolKernel, ReductionKernel, ScanKernel, Schedule
 from akg.targets import HardwareSpec
+from akg.dsls.triton.layout import collapse, transposed_dims
 
 MAX_SCHEDULES = 12
 # Elements of a row block one program keeps in registers: beyond this a persistent row spills.
@@ -39,7 +40,7 @@ def for_group(group: FusedGroup, hw: HardwareSpec) -> list[Schedule]:
     if hw.backend != "cuda":
         return [interpreter_schedule(k)]
     if isinstance(k, PointwiseKernel):
-        return unique(pointwise(math.prod(k.domain), hw))
+        return unique(tiled_pointwise(k) + pointwise(math.prod(k.domain), hw))
     if isinstance(k, ReductionKernel):
         return unique(reduction(k, hw))
     if isinstance(k, ScanKernel):
@@ -76,6 +77,17 @@ def pointwise(numel: int, hw: HardwareSpec) -> list[Schedule]:
             continue
         out.append(schedule(BLOCK=min(block, max(next_pow2(numel), 128)), num_warps=warps))
     return out
+
+
+def tiled_pointwise(k: PointwiseKernel) -> list[Schedule]:
+    """2-d tiles when an operand is read transposed to the outputs (e.g. a channels-last
+    convolution result feeding an NCHW output); none otherwise."""
+    tensors = [op.strides for op in k.operands] + [o.strides for o in k.outputs]
+    lay = collapse(k.domain, tensors)
+    if transposed_dims(lay.sizes, lay.strides[:len(k.operands)], lay.strides[len(k.operands):]) is None:
+        return []
+    return [schedule(variant="tiled", YBLOCK=y, XBLOCK=x, num_warps=w)
+            for y, x, w in ((64, 64, 4), (32, 128, 4), (128, 32, 4), (64, 128, 8), (32, 32, 4))]
 
 
 def reduction(k: ReductionKernel, hw: HardwareSpec) -> list[Schedule]:

@@ -72,6 +72,21 @@ def _bias_gelu_ref(t):
     return [F.gelu(t[0] + t[1], approximate="tanh")]
 
 
+# -- relu(x + bias) where x is channels-last (NHWC in memory) and the output NCHW-contiguous:
+#    the channels-last convolution epilogue, an operand read transposed to the output
+def _nhwc_bias_relu(s):
+    n, c, h, w = s
+    x = Operand("x", ttype(s), (c * h * w, 1, w * c, c))
+    bias = Operand("b", ttype((c, 1, 1)), (0, 1, 0, 0))
+    y = call("max", call("add", Load(0, F32), Load(1, F32)), Const(0.0, F32))
+    return PointwiseKernel(s, (x, bias), (Output("y", y, ttype(s), contiguous_strides(s)),))
+
+
+def _nhwc_inputs(s, device):
+    return [torch.randn(*s, device=device).contiguous(memory_format=torch.channels_last),
+            torch.randn(s[1], 1, 1, device=device)]
+
+
 # -- a 0-d pointwise kernel (a loss's final division): offsets are constant, yet loads are blocks
 def _scalar_div(s):
     y = call("div", Load(0, F32), Const(4.0, F32))
@@ -182,6 +197,8 @@ CASES = [
          lambda t: [F.layer_norm(t[0], (t[0].shape[1],))], lambda s: 8 * s[0] * s[1]),
     Case("sum_middle", "reduction", _sum_middle, _randn(lambda s: s),
          lambda t: [t[0].sum(1)], lambda s: 4 * (math.prod(s) + s[0] * s[2])),
+    Case("nhwc_bias_relu", "pointwise", _nhwc_bias_relu, _nhwc_inputs, lambda t: [torch.relu(t[0] + t[1]).contiguous()],
+         lambda s: 8 * math.prod(s)),
     Case("scalar_div", "pointwise", _scalar_div, lambda s, device: [torch.randn((), device=device)],
          lambda t: [t[0] / 4.0], lambda s: 8),
     Case("mse_all", "reduction", _mse_all, _randn(lambda s: s, lambda s: s),
@@ -204,10 +221,10 @@ CASES = [
 ]
 
 # Tiny sizes for the interpreter; GPU sizes of tens to hundreds of MB for the device.
-CPU_SIZES = {"scalar_div": (), "mse_all": (3000,), "logsumexp": (3, 700), "bias_gelu": (5, 37), "softmax_lse": (6, 300), "layer_norm": (5, 200), "sum_middle": (3, 17, 10),
+CPU_SIZES = {"nhwc_bias_relu": (2, 5, 3, 7), "scalar_div": (), "mse_all": (3000,), "logsumexp": (3, 700), "bias_gelu": (5, 37), "softmax_lse": (6, 300), "layer_norm": (5, 200), "sum_middle": (3, 17, 10),
              "argmax_last": (7, 50), "argmax_ties": (6, 45), "argmin_first": (40, 9), "cumsum": (4, 70), "max_pool_relu": (2, 3, 9, 11),
              "linear_bias_relu": (33, 40, 48)}
-GPU_SIZES = {"scalar_div": (), "mse_all": (8192 * 8192,), "logsumexp": (16, 1 << 20), "bias_gelu": (8192, 8192), "softmax_lse": (4096, 16384), "layer_norm": (8192, 8192),
+GPU_SIZES = {"nhwc_bias_relu": (32, 128, 128, 128), "scalar_div": (), "mse_all": (8192 * 8192,), "logsumexp": (16, 1 << 20), "bias_gelu": (8192, 8192), "softmax_lse": (4096, 16384), "layer_norm": (8192, 8192),
              "sum_middle": (64, 4096, 256), "argmax_last": (8192, 8192), "argmax_ties": (4096, 4096), "argmin_first": (8192, 8192),
              "cumsum": (8192, 4096), "max_pool_relu": (32, 64, 224, 224), "linear_bias_relu": (4096, 4096, 4096)}
 
