@@ -67,3 +67,14 @@ def test_analyze_counts_flops_on_the_decomposed_graph():
     numel = 8 * 128 * 1024
     assert a.flops >= 6 * numel   # two means, centring, square, scale, affine
     assert all(n.op != "aten.native_layer_norm.default" for n in a.graph.nodes)
+
+
+def test_conv_floor_uses_the_tf32_peak_torch_allows(monkeypatch):
+    tensor_cores = HardwareSpec("tc-gpu", "cuda", memory_bandwidth_gbs=1e9, peak_tflops=(("fp32", 50.0), ("tf32", 400.0)))
+    problem = load_problem(EXAMPLES / "27_conv2d_bias_relu.py")
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", True)
+    fast = dict(analyze(problem, [tensor_cores, GPU]).roofline_ms)
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+    exact = dict(analyze(problem, [tensor_cores, GPU]).roofline_ms)
+    assert fast["tc-gpu"] == pytest.approx(exact["tc-gpu"] / 8, rel=0.05)   # conv FLOPs dominate
+    assert fast["test-gpu"] == pytest.approx(exact["test-gpu"])              # no TF32 peak: fp32 rate

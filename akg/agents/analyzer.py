@@ -409,21 +409,54 @@ def precision_mode(graph: ir.Graph) -> str:
     return "fp32"
 
 
+def tf32_kinds(mode: str) -> set[str]:
+    """Node kinds whose fp32 FLOPs torch runs on TF32 tensor cores with its current settings:
+    convolutions by default (cudnn.allow_tf32), matmuls only when the user allowed it. Their
+    floor uses the TF32 peak; a floor at the fp32 SIMT peak would be one no library call meets."""
+    if mode != "fp32":
+        return set()
+    kinds = {"conv"} if torch.backends.cudnn.allow_tf32 else set()
+    if torch.backends.cuda.matmul.allow_tf32:
+        kinds.add("matmul")
+    return kinds
+
+
+def compute_ms(hw: HardwareSpec, flops_by_mode: dict[str, float], base_mode: str) -> float:
+    """Time at peak for FLOPs split by precision mode. Hardware without a TF32 peak (CPUs) runs
+    those FLOPs at the base mode's peak; 0 where no peak is known."""
+    total = 0.0
+    for m, f in flops_by_mode.items():
+        peak = hw.peak(m) or hw.peak(base_mode)
+        total += f / (peak * 1e12) * 1e3 if f and peak else 0.0
+    return total
+
+
+def floor_ms(hw: HardwareSpec, flops_by_mode: dict[str, float], bytes_moved: float, base_mode: str) -> float:
+    memory = bytes_moved / (hw.memory_bandwidth_gbs * 1e9) * 1e3 if hw.memory_bandwidth_gbs else 0.0
+    return max(memory, compute_ms(hw, flops_by_mode, base_mode))
+
+
 def analyze(problem: Problem, hardware: list[HardwareSpec], graph: ir.Graph | None = None) -> ir.Analysis:
     """FLOPs (counted on the decomposed graph), fewest bytes, and the roofline floor on each
     hardware. ``graph`` defaults to the problem's decomposed trace."""
     graph = graph or decomposed(trace(problem))
     types = graph.type_map()
-    flops = sum(_node_flops(n, types) for n in graph.nodes)
+    mode = precision_mode(graph)
+    on_tf32 = tf32_kinds(mode)
+    flops_by_mode = {mode: 0.0, "tf32": 0.0}
+    for n in graph.nodes:
+        flops_by_mode["tf32" if n.kind in on_tf32 else mode] += _node_flops(n, types)
+    flops = sum(flops_by_mode.values())
     touched = [v for v in graph.inputs + graph.params if v in types] + list(dict.fromkeys(graph.outputs))
     bytes_moved = float(sum(types[v].nbytes for v in touched))
-    mode = precision_mode(graph)
-    roofline = tuple((h.name, h.roofline_ms(flops, bytes_moved, mode)) for h in hardware)
+    roofline = tuple((h.name, floor_ms(h, flops_by_mode, bytes_moved, mode)) for h in hardware)
     intensity = flops / bytes_moved if bytes_moved else math.inf
     ridge = [h.peak(mode) * 1e12 / (h.memory_bandwidth_gbs * 1e9) for h in hardware if h.memory_bandwidth_gbs and h.peak(mode)]
     bound = "compute" if ridge and intensity >= min(ridge) else "memory"
     kinds = sorted({n.kind for n in graph.nodes})
     notes = [f"node kinds: {', '.join(kinds)}", f"precision mode {mode}"]
+    if flops_by_mode["tf32"]:
+        notes.append(f"{', '.join(sorted(on_tf32))} FLOPs at the TF32 peak (torch allows TF32 for them)")
     library = sorted({n.op for n in graph.nodes if n.kind == "library"})
     if library:
         notes.append(f"library ops (one flop per output element): {', '.join(library)}")
