@@ -107,6 +107,7 @@ class Layouts:
 CHANNELS_LAST = "+channels-last"   # suffix of the plans fused from the channels-last graph
 
 _CHANNELS_LAST_KWARGS = (("memory_format", torch.channels_last),)
+_CONTIGUOUS_KWARGS = (("memory_format", torch.contiguous_format),)
 
 
 def channels_last_convs(graph: ir.Graph) -> ir.Graph | None:
@@ -118,7 +119,12 @@ def channels_last_convs(graph: ir.Graph) -> ir.Graph | None:
     conv returns depends on the backend chosen at run time, which meta tensors cannot see (the meta
     kernel always says contiguous), so the output is pinned with ``contiguous(channels_last)``: a
     no-op where the backend already wrote NHWC, a copy elsewhere. Its consumers then read it with
-    the strides the layout replay finds for the pinned value."""
+    the strides the layout replay finds for the pinned value.
+
+    A conv with other consumers (views into a group norm, reductions) or that is itself a graph
+    output is instead converted back with ``contiguous(contiguous_format)`` (a copy where the
+    backend wrote NHWC, a no-op elsewhere), so everything downstream sees the NCHW value it sees in
+    the traced graph. Whether the NHWC conv pays for that copy is for the search to measure."""
     types, consumers = graph.type_map(), graph.consumers()
     names = _NameSource(set(types) | {n.id for n in graph.nodes})
     converted: dict[str, str] = {}   # value -> its channels-last copy, shared by every conv reading it
@@ -129,6 +135,7 @@ def channels_last_convs(graph: ir.Graph) -> ir.Graph | None:
         if not _runs_channels_last(node, types, consumers, graph.outputs):
             nodes.append(node)
             continue
+        epilogue_reads_nhwc = _feeds_only_pointwise(node, consumers, graph.outputs)
         x, w = node.inputs[0], node.inputs[1]
         for v in (x, w):
             if v not in converted:
@@ -136,31 +143,43 @@ def channels_last_convs(graph: ir.Graph) -> ir.Graph | None:
                 nodes.append(_layout_node(names.fresh(f"{node.id}:to-nhwc:{v}"), "aten.clone.default", v, converted[v]))
         nodes.append(_rename_inputs(node, {x: converted[x], w: converted[w]}))
         out = node.outputs[0]
-        renamed[out] = names.fresh(f"{out}.nhwc")
-        nodes.append(_layout_node(names.fresh(f"{node.id}:pin-nhwc"), "aten.contiguous.default", out, renamed[out]))
+        if epilogue_reads_nhwc:
+            renamed[out] = names.fresh(f"{out}.nhwc")
+            nodes.append(_layout_node(names.fresh(f"{node.id}:pin-nhwc"), "aten.contiguous.default", out, renamed[out]))
+        else:
+            renamed[out] = names.fresh(f"{out}.nchw")
+            nodes.append(_layout_node(names.fresh(f"{node.id}:to-nchw"), "aten.contiguous.default", out, renamed[out],
+                                      _CONTIGUOUS_KWARGS))
     if not renamed:
         return None
-    return ir.Graph(graph.inputs, graph.params, tuple(nodes), graph.outputs,
+    outputs = tuple(renamed.get(v, v) for v in graph.outputs)
+    return ir.Graph(graph.inputs, graph.params, tuple(nodes), outputs,
                     graph.types + _replayed_types(nodes, types), graph.constants, graph.returns_tuple)
 
 
 def _runs_channels_last(node: ir.Node, types: dict, consumers: dict, outputs: tuple[str, ...]) -> bool:
-    """A conv over 4-d input and weight whose output only feeds pointwise ops: those become the
-    epilogue kernel, which reads NHWC through strides and writes its own output contiguous. Other
-    consumers (views, reductions over channels) would need the old layout, and a conv that is itself
-    a graph output would come back in the wrong memory format."""
+    """A conv over 4-d input and weight whose output is used (by a consumer or as a graph output)."""
     if node.kind != "conv" or len(node.inputs) < 2 or len(node.outputs) != 1:
         return False
     x, w, out = node.inputs[0], node.inputs[1], node.outputs[0]
     if not all(v in types and len(types[v].shape) == 4 for v in (x, w, out)):
         return False
+    return out in outputs or bool(consumers.get(out))
+
+
+def _feeds_only_pointwise(node: ir.Node, consumers: dict, outputs: tuple[str, ...]) -> bool:
+    """Whether the conv output only feeds pointwise ops: those become the epilogue kernel, which
+    reads NHWC through strides and writes its own output contiguous. Other consumers (views,
+    reductions over channels) need the NCHW layout, and a conv that is itself a graph output would
+    come back in the wrong memory format, so those get the conversion back."""
+    out = node.outputs[0]
     users = consumers.get(out, [])
     return out not in outputs and bool(users) and all(u.kind == "pointwise" for u in users)
 
 
-def _layout_node(node_id: str, op: str, src: str, out: str) -> ir.Node:
+def _layout_node(node_id: str, op: str, src: str, out: str, kwargs=_CHANNELS_LAST_KWARGS) -> ir.Node:
     return ir.Node(node_id, op, "library", (src,), (out,),
-                   (("args", (ir.ValueRef(src),)), ("kwargs", _CHANNELS_LAST_KWARGS)))
+                   (("args", (ir.ValueRef(src),)), ("kwargs", kwargs)))
 
 
 def _rename_inputs(node: ir.Node, mapping: dict[str, str]) -> ir.Node:
