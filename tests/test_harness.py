@@ -219,3 +219,51 @@ def test_strict_attributes_what_a_declared_composite_op_dispatches(tmp_path):
     assert not only_linear.accepted
     assert "aten.relu.default" in only_linear.reason and "addmm" not in only_linear.reason
     assert verdicts[("aten.linear.default", "aten.relu.default")].accepted
+
+
+# ---- a reference less exact than the tolerance: the float64 second look -----------------------
+
+CANCELLING_VARIANCE = '''
+import torch
+import torch.nn as nn
+
+class Model(nn.Module):
+    def forward(self, x):
+        # E[x^2] - E[x]^2 in float32: catastrophic cancellation for data far from zero
+        return (x * x).mean(-1) - x.mean(-1) ** 2
+
+def get_inputs():
+    return [100.0 + torch.randn(16, 4096)]
+
+def get_init_inputs():
+    return []
+'''
+
+VARIANCE_CANDIDATE = '''
+import torch
+import torch.nn as nn
+
+class ModelNew(nn.Module):
+    def forward(self, x):
+        return ((x - x.mean(-1, keepdim=True)) ** 2).mean(-1) * {scale}
+'''
+
+
+@pytest.mark.parametrize("scale, accepted", [(1.0, True), (1.01, False)])
+def test_a_candidate_more_exact_than_an_inexact_reference_passes_a_wrong_one_does_not(tmp_path, scale, accepted):
+    """The two-pass variance is exact where the reference's cancellation is ~0.2% off: the fixed
+    tolerance rejects it, the float64 result shows it is the more exact one. Off by 1% it fails."""
+    problem = tmp_path / "variance.py"
+    problem.write_text(CANCELLING_VARIANCE)
+    config = HarnessConfig(seeds=(0,), distributions=("problem",), time=False, measure_compile=False, timeout_s=60.0)
+    verdict = evaluate(problem, VARIANCE_CANDIDATE.format(scale=scale), f"var{scale}", policy="standard", config=config)
+    assert verdict.accepted is accepted, verdict.reason
+    if not accepted:
+        assert "vs float64" in verdict.reason
+
+
+def test_second_look_keeps_the_first_verdict_when_the_reference_is_exact():
+    from akg.harness.accuracy import judged_against_truth
+    exact = torch.linspace(1, 2, 1000, dtype=torch.float64)
+    assert judged_against_truth(exact.float(), exact.float() * 1.01, exact, "out") is not None
+    assert judged_against_truth(exact, exact * 1.01, exact, "out") is None     # reference error 0

@@ -55,12 +55,15 @@ def load_candidate(path: str | Path) -> str:
 class WorkerPool:
     """Persistent workers for many candidates. Thread-safe: each evaluate takes one idle worker."""
 
-    def __init__(self, device: str = "cpu", workers: int = 1, config: HarnessConfig = HarnessConfig()) -> None:
+    def __init__(self, device: str = "cpu", workers: int = 1, config: HarnessConfig = HarnessConfig(),
+                 standby: bool = True) -> None:
+        """``standby``: keep a started process ready to replace each worker (for pools that judge
+        many candidates; a pool for one candidate would only start it to kill it)."""
         if not isinstance(config, HarnessConfig):
             raise ConfigError(f"config must be a HarnessConfig, got {type(config).__name__}")
         self.device = device
         self.config = config.validate()
-        self._workers = Workers(device, workers, self.config)
+        self._workers = Workers(device, workers, self.config, standby)
         self._references: dict[str, Reference] = {}
         self._baselines: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -73,6 +76,8 @@ class WorkerPool:
 
     def close(self) -> None:
         self._workers.close()
+        for reference in self._references.values():
+            reference.close()
 
     def _reference(self, problem: Problem) -> Reference:
         key = f"{problem.path}:{problem.digest}"
@@ -110,6 +115,7 @@ class WorkerPool:
             return self._baselines[key]
         worker = self._workers.acquire()
         try:
+            worker.settle_standby()
             reply = worker.request({"op": "baselines", "problem_path": str(Path(problem.path).resolve()),
                                     "param_seed": self.config.seeds[0], "seed": BASELINE_SEED,
                                     "warmup": self.config.warmup, "trials": self.config.trials,
@@ -133,5 +139,5 @@ def evaluate(problem, source: str, candidate_id: str, *, device: str = "cpu", po
     problem = _as_problem(problem)
     _check_policy(policy)
     _check_source(source, candidate_id)
-    with WorkerPool(device=device, workers=1, config=config) as pool:
+    with WorkerPool(device=device, workers=1, config=config, standby=False) as pool:
         return pool.evaluate(problem, source, candidate_id, policy=policy, floor_ms=floor_ms)

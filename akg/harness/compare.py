@@ -6,9 +6,11 @@ object before converting it) and plain CPU tensors.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 
+from akg.harness.accuracy import judged_against_truth
 from akg.harness.config import HarnessConfig
 from akg.ir import Check
 
@@ -48,8 +50,11 @@ def device_type(device: str) -> str:
 
 
 def compare_case(expected: list[torch.Tensor], infos: list[OutputInfo], actual: list[torch.Tensor | None],
-                 device: str, config: HarnessConfig, case: str) -> CaseResult:
-    """All checks of one test case. Only failures carry details; passes are summarised by name."""
+                 device: str, config: HarnessConfig, case: str,
+                 truth: Callable[[], list[torch.Tensor] | None] | None = None) -> CaseResult:
+    """All checks of one test case. Only failures carry details; passes are summarised by name.
+    ``truth`` gives the float64 outputs, asked for only when a floating output misses the fixed
+    tolerance (see accuracy.py)."""
     result = CaseResult(checks=[])
     if len(infos) != len(expected):
         result.checks.append(Check("output_count", False, f"{case}: returned {len(infos)} outputs, expected {len(expected)}"))
@@ -61,10 +66,32 @@ def compare_case(expected: list[torch.Tensor], infos: list[OutputInfo], actual: 
         if any(not c.passed for c in meta) or act is None:
             continue
         value_checks, max_abs, rel = _value_checks(exp, act, config, where, device)
+        if truth is not None and _only_tolerance_failed(value_checks):
+            value_checks, rel = _second_look(value_checks, rel, exp, act, truth, i, where)
         result.checks += value_checks
         result.max_abs_err = max(result.max_abs_err, max_abs)
         result.rel_err = max(result.rel_err, rel)
     return result
+
+
+def _only_tolerance_failed(checks: list[Check]) -> bool:
+    failed = {c.name for c in checks if not c.passed}
+    return bool(failed) and failed <= {"allclose", "rel_norm"}
+
+
+def _second_look(checks: list[Check], rel: float, exp: torch.Tensor, act: torch.Tensor, truth, index: int,
+                 where: str) -> tuple[list[Check], float]:
+    """The value checks redone against float64 when the reference's own error exceeds the tolerance."""
+    if not exp.is_floating_point():
+        return checks, rel
+    exact = truth()
+    if exact is None or index >= len(exact):
+        return checks, rel
+    judged = judged_against_truth(exp, act, exact[index], where)
+    if judged is None:
+        return checks, rel
+    redone, cand_rel = judged
+    return [c for c in checks if c.name not in ("allclose", "rel_norm")] + redone, cand_rel
 
 
 def _metadata_checks(exp: torch.Tensor, info: OutputInfo, device: str, where: str) -> list[Check]:
@@ -97,17 +124,21 @@ def _value_checks(exp: torch.Tensor, act: torch.Tensor, config: HarnessConfig, w
         return [Check("allclose", equal, "" if equal else f"{where}: {mismatches} of {exp.numel()} values differ (exact match required)")], float(mismatches > 0), float(mismatches > 0)
     tol = config.tolerance(dtype_name(exp.dtype))
     e, a = exp.double(), act.double()
-    checks = [_nan_check(e, a, where)]
+    finite = torch.isfinite(e)
+    # Where both sides are all finite the positions trivially agree; only then is the mask all true.
+    all_finite = bool(finite.all()) and bool(torch.isfinite(a).all())
+    checks = [Check("nan_positions", True) if all_finite else _nan_check(e, a, where)]
     if not checks[0].passed:
         return checks, float("inf"), float("inf")
-    finite = torch.isfinite(e)
-    e_f, a_f = e[finite], a[finite]
+    # Indexing with an all-true mask would only copy both tensors (slow for hundreds of MB).
+    e_f, a_f = (e, a) if all_finite else (e[finite], a[finite])
     if e_f.numel() == 0:
         return checks, 0.0, 0.0
-    diff = (a_f - e_f).abs()
+    diff = (a_f - e_f).abs_()
     max_abs = float(diff.max())
-    scale = max(1.0, float(e_f.abs().max()))
-    bad = diff > tol.atol * scale + tol.rtol * e_f.abs()
+    e_abs = e_f.abs()
+    scale = max(1.0, float(e_abs.max()))
+    bad = diff > e_abs.mul_(tol.rtol).add_(tol.atol * scale)
     n_bad = int(bad.sum())
     checks.append(Check("allclose", n_bad == 0, "" if n_bad == 0 else
                         f"{where}: {n_bad} of {e_f.numel()} values outside rtol={tol.rtol:g} atol={tol.atol:g} (max abs err {max_abs:.3g})"))
@@ -132,6 +163,8 @@ def same_values(a: torch.Tensor, b: torch.Tensor) -> bool:
     """Bitwise-equal values, NaNs equal to NaNs."""
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
-    if a.is_floating_point():
-        return torch.equal(torch.nan_to_num(a, nan=0.5), torch.nan_to_num(b, nan=0.5)) and torch.equal(a.isnan(), b.isnan())
-    return torch.equal(a, b)
+    if torch.equal(a, b):
+        return True  # one pass, no copies; NaNs never compare equal here, so the path below sees them
+    if not a.is_floating_point():
+        return False
+    return torch.equal(torch.nan_to_num(a, nan=0.5), torch.nan_to_num(b, nan=0.5)) and torch.equal(a.isnan(), b.isnan())

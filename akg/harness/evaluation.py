@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from akg.harness.compare import OutputInfo, compare_case, same_values
+from akg.harness.compare import OutputInfo, compare_case, comparison_device, same_values
 from akg.harness.config import HarnessConfig
 from akg.harness.pool import Worker, WorkerFault
 from akg.harness.reference import ExpectedCase, Reference
@@ -118,6 +118,7 @@ def _correctness(worker, reference: Reference, policy: str, config: HarnessConfi
         case_name = f"seed {seed} {distribution}"
         expected = reference.case(seed, distribution)
         reply = worker.request({"op": "run", "seed": seed, "distribution": distribution,
+                                "inputs": reference.shared_inputs(seed, distribution),
                                 "output_nbytes": expected.output_nbytes, "async_delay_s": config.async_delay_s},
                                config.timeout_s, f"running {case_name}")
         if not reply.get("ok"):
@@ -125,18 +126,23 @@ def _correctness(worker, reference: Reference, policy: str, config: HarnessConfi
             run.errors.append(str(reply.get("error", "forward failed")))
             return False
         run.book.add("runs", True)
-        _check_case(reply, expected, previous, case_name, policy, worker.device, config, run)
+        truth = lambda seed=seed, distribution=distribution: reference.truth(seed, distribution)
+        _check_case(reply, expected, previous, case_name, policy, worker.device, config, run, truth)
         previous = (expected, reply["outputs"][0])
         if not run.book.ok:
             return False
     return True
 
 
-def _check_case(reply, expected: ExpectedCase, previous, case_name, policy, device, config, run: Run) -> None:
+def _check_case(reply, expected: ExpectedCase, previous, case_name, policy, device, config, run: Run,
+                truth=None) -> None:
     infos = [OutputInfo.from_wire(d) for d in reply["infos"]]
     first, second = reply["outputs"]
+    # Moved to where the comparison runs once for both passes (a copy per pass costs on a GPU).
+    target = comparison_device(device)
+    expected_there = [e.to(target) for e in expected.outputs]
     for outputs in (first, second):
-        result = compare_case(expected.outputs, infos, outputs, device, config, case_name)
+        result = compare_case(expected_there, infos, outputs, device, config, case_name, truth)
         run.book.extend(result.checks)
         run.max_abs_err = max(run.max_abs_err, result.max_abs_err)
         run.rel_err = max(run.rel_err, result.rel_err)
@@ -195,8 +201,10 @@ def _check_fresh(reply, expected: ExpectedCase, previous, outputs: list, case_na
 
 
 def _timing(worker, reference: Reference, config: HarnessConfig, floor_ms, compile_ms, run: Run) -> None:
-    reply = worker.request({"op": "time", "seeds": list(TIMING_SEEDS), "warmup": config.warmup,
-                            "trials": config.trials}, config.timeout_s, "timing")
+    worker.settle_standby()
+    reply = worker.request({"op": "time", "seeds": list(TIMING_SEEDS), "warmup": config.warmup, "trials": config.trials,
+                            "inputs": [reference.shared_inputs(s, "problem") for s in TIMING_SEEDS]},
+                           config.timeout_s, "timing")
     if not reply.get("ok"):
         run.fail("runs", f"timing: {reply.get('error', 'forward failed')}")
         return

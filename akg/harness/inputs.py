@@ -1,23 +1,40 @@
 """Test inputs: the problem's own draw for a seed, moved to another value distribution.
 
-The conductor (for the reference) and the worker (for the candidate) both call ``make_inputs``;
-it is deterministic in (problem, seed, distribution), so the two sides agree without shipping
-tensors across the process boundary.
+The draw is deterministic in (problem, seed, distribution). The conductor draws each case once
+and passes the result to workers in sealed memory files (``Reference.shared_inputs``); a worker
+that gets none draws the same values itself with ``make_inputs``.
 """
 from __future__ import annotations
 
+import random
 from typing import Any
 
 import torch
 
-from akg.problem import Problem
+from akg.problem import Problem, seed_everything
 
 
 def make_inputs(problem: Problem, seed: int, distribution: str, device: str = "cpu") -> list[Any]:
+    return to_device(draw_inputs(problem, seed, distribution), device)
+
+
+def draw_inputs(problem: Problem, seed: int, distribution: str) -> list[Any]:
+    """The inputs on the devices the problem's ``get_inputs`` made them on."""
     inputs = problem.example_inputs(seed)
     generator = torch.Generator().manual_seed(seed * 7919 + 17)
-    moved = [_redraw(x, distribution, generator) if _is_float(x) else x for x in inputs]
-    return [x.to(device) if isinstance(x, torch.Tensor) else x for x in moved]
+    return [_redraw(x, distribution, generator) if _is_float(x) else x for x in inputs]
+
+
+def to_device(inputs: list[Any], device: str) -> list[Any]:
+    return [x.to(device) if isinstance(x, torch.Tensor) else x for x in inputs]
+
+
+def replay_draw_state(seed: int, rng_state: torch.Tensor, py_rng_state: tuple) -> None:
+    """Leave the random state as drawing the inputs for ``seed`` left it, for inputs that were
+    drawn elsewhere: a model that draws random numbers then sees what it would have seen."""
+    seed_everything(seed)
+    torch.set_rng_state(rng_state)
+    random.setstate(py_rng_state)
 
 
 def clone_args(args: list[Any]) -> list[Any]:

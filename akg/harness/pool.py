@@ -2,7 +2,9 @@
 
 A worker that crashed, hung, or ran a rejected candidate is killed with its whole process group
 and replaced, so nothing a candidate left behind (patched modules, threads, children) meets the
-next one.
+next one. The replacement is a process started earlier, while that candidate was being judged (a
+standby that has loaded no candidate), so the next candidate does not wait for torch to import
+and the device to initialise.
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import os
 import queue
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
-import time
+import threading
 from pathlib import Path
 
 from akg.harness import protocol, sandbox
@@ -35,15 +38,17 @@ class WorkerFault(Exception):
 
 
 class Worker:
-    """One worker process and its scratch directory."""
+    """One worker process and its scratch directory. A process is never restarted: a replacement
+    is another Worker."""
 
-    def __init__(self, device: str, config: HarnessConfig, root: Path, index: int) -> None:
-        self.device, self.config, self.index = device, config, index
-        self.scratch = root / f"worker-{index}"
+    def __init__(self, device: str, config: HarnessConfig, root: Path, name: str) -> None:
+        self.device, self.config, self.name = device, config, name
+        self.scratch = root / name
         self.root = root
         self.process: subprocess.Popen | None = None
         self.network_isolated = False
-        self._ready = False
+        self.standby: Worker | None = None   # the process that replaces this one, set by Workers
+        self._ready = self._device_started = False
         self.start()
 
     def start(self) -> None:
@@ -54,41 +59,74 @@ class Worker:
             Path(path).mkdir(parents=True, exist_ok=True)
         to_worker_r, to_worker_w = os.pipe()
         from_worker_r, from_worker_w = os.pipe()
+        self._channel, worker_channel = socket.socketpair()  # passes the conductor's sealed files
+        self._channel.settimeout(self.config.timeout_s)
         settings = {
             "device": self.device, "scratch": str(self.scratch), "read_fd": to_worker_r,
-            "write_fd": from_worker_w, "network": self.config.network,
+            "write_fd": from_worker_w, "channel_fd": worker_channel.fileno(), "network": self.config.network,
             "memory_limit_mb": self.config.memory_limit_mb, "max_processes": self.config.max_processes,
             "cache_dirs": sorted(caches.values()),
         }
-        self._log = open(self.scratch.parent / f"worker-{self.index}.log", "wb")
+        self._log = open(self.root / f"{self.name}.log", "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "akg.harness.worker", json.dumps(settings)],
-            pass_fds=(to_worker_r, from_worker_w), cwd=self.scratch, stdin=subprocess.DEVNULL,
+            pass_fds=(to_worker_r, from_worker_w, worker_channel.fileno()), cwd=self.scratch, stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=subprocess.STDOUT, env=sandbox.worker_environment(self.scratch, caches),
             start_new_session=True)  # its own process group: killing it takes every child along
         os.close(to_worker_r)
         os.close(from_worker_w)
+        worker_channel.close()
         self._send_fd, self._recv_fd = to_worker_w, from_worker_r
         self._ready = False
 
+    def start_device(self) -> None:
+        """Let the process set up the device: after its imports it waits for this, so that a
+        standby does not touch the device while another candidate is timed on it."""
+        if not self._device_started:
+            self._device_started = True
+            try:
+                protocol.send(self._send_fd, {"op": "start"})
+            except OSError:
+                pass  # it died; the next request says how
+
     def _await_ready(self) -> None:
         if not self._ready:
+            self.start_device()
             # Starting imports torch: on a loaded machine that alone can take many seconds.
-            hello = self._receive(max(self.config.timeout_s, START_TIMEOUT_S), "starting")
+            timeout_s = max(self.config.timeout_s, START_TIMEOUT_S)
+            hello = self._receive(timeout_s, "starting", resolve=False)
             self.network_isolated = bool(hello.get("network_isolated"))
+            # Large tensors come back in sealed memory files where this conductor can map them.
+            shared = protocol.probe_works(hello.get("probe"), self.process.pid)
+            self._receive(timeout_s, "starting", resolve=False)  # the device is set up
+            self._send({"op": "share", "enabled": shared}, "starting")
             self._ready = True
+
+    def settle_standby(self) -> None:
+        """Before a measurement on a CPU, let the standby finish starting: its imports would
+        compete for the cores being timed. On a GPU its imports may go on; it leaves the device
+        alone until ``start_device``."""
+        if self.standby is None or self.device.startswith("cuda"):
+            return
+        try:
+            self.standby._await_ready()
+        except WorkerFault:
+            pass  # it was killed; the slot starts another when it needs one
 
     def request(self, message: dict, timeout_s: float, phase: str) -> dict:
         self._await_ready()
-        try:
-            protocol.send(self._send_fd, message)
-        except OSError:
-            raise self._fault_from_exit(phase) from None
+        self._send(message, phase)
         return self._receive(timeout_s, phase)
 
-    def _receive(self, timeout_s: float, phase: str) -> dict:
+    def _send(self, message: dict, phase: str) -> None:
         try:
-            return protocol.receive(self._recv_fd, timeout_s)
+            protocol.send(self._send_fd, message, self._channel)
+        except OSError:
+            raise self._fault_from_exit(phase) from None
+
+    def _receive(self, timeout_s: float, phase: str, resolve: bool = True) -> dict:
+        try:
+            return protocol.receive(self._recv_fd, timeout_s, self.process.pid if resolve else None)
         except protocol.ReplyTimeout:
             self.kill()
             raise WorkerFault("timeout", f"no answer within {timeout_s:g}s while {phase}; the worker was killed") from None
@@ -139,45 +177,92 @@ class Worker:
             except OSError:
                 pass
         self._send_fd = self._recv_fd = -1
+        self._channel.close()
         self._log.close()
 
     def close(self) -> None:
-        if self.alive():
+        if self.alive() and self._ready:  # one still starting has nothing to finish: kill it
             try:
                 protocol.send(self._send_fd, {"op": "exit"})
                 self.process.wait(2.0)
             except (OSError, subprocess.TimeoutExpired):
                 pass
+        self.discard()
+
+    def discard(self) -> None:
+        """Kill the process group and remove what it wrote in the pool's directory."""
         self.kill()
         shutil.rmtree(self.scratch, ignore_errors=True)
-
-    def replace(self) -> None:
-        self.kill()
-        self.start()
+        Path(self._log.name).unlink(missing_ok=True)
 
 
 class Workers:
-    """A fixed number of workers handed out one at a time (thread-safe)."""
+    """A fixed number of workers handed out one at a time (thread-safe). With ``standby``, each
+    handed-out worker gets a standby process that takes its place when it is replaced."""
 
-    def __init__(self, device: str, count: int, config: HarnessConfig) -> None:
+    def __init__(self, device: str, count: int, config: HarnessConfig, standby: bool = True) -> None:
         if count < 1:
             raise HarnessError(f"workers must be at least 1, got {count}")
         self.root = Path(tempfile.mkdtemp(prefix="akg-harness-"))
-        self._all = [Worker(device, config, self.root, i) for i in range(count)]
+        self._device, self._config, self._standby = device, config, standby
+        self._lock = threading.Lock()
+        self._started = 0
+        self._live: set[Worker] = set()
         self._idle: queue.Queue[Worker] = queue.Queue()
-        for w in self._all:
-            self._idle.put(w)
+        for _ in range(count):
+            worker = self._start()
+            worker.start_device()  # nothing is timed yet
+            self._idle.put(worker)
 
+    def _start(self) -> Worker:
+        with self._lock:
+            name = f"worker-{self._started}"
+            self._started += 1
+        worker = Worker(self._device, self._config, self.root, name)
+        with self._lock:
+            self._live.add(worker)
+        return worker
+
+    def _discard(self, worker: Worker) -> None:
+        worker.discard()
+        with self._lock:
+            self._live.discard(worker)
 
     def acquire(self) -> Worker:
-        return self._idle.get()
+        worker = self._idle.get()
+        # Started now, it imports while this worker's candidate is judged; it sets up the device
+        # when this worker's measurements are over (on a CPU, before they begin).
+        if self._standby and (worker.standby is None or not worker.standby.alive()):
+            if worker.standby is not None:
+                self._discard(worker.standby)
+            worker.standby = self._start()
+        return worker
 
     def release(self, worker: Worker, replace: bool) -> None:
-        if replace or not worker.alive():
-            worker.replace()
-        self._idle.put(worker)
+        if worker.standby is not None:
+            worker.standby.start_device()  # this worker's measurements are over
+        if not replace and worker.alive():
+            self._idle.put(worker)
+            return
+        successor = worker.standby if worker.standby is not None and worker.standby.alive() else None
+        if worker.standby is not None and successor is None:
+            self._discard(worker.standby)
+        worker.standby = None
+        self._discard(worker)
+        if successor is None:
+            successor = self._start()
+            successor.start_device()
+        self._idle.put(successor)
+
+    def pids(self) -> set[int]:
+        """Processes of the pool's live workers and standbys."""
+        with self._lock:
+            return {w.process.pid for w in self._live if w.alive()}
 
     def close(self) -> None:
-        for w in self._all:
+        with self._lock:
+            live = list(self._live)
+            self._live.clear()
+        for w in live:
             w.close()
         shutil.rmtree(self.root, ignore_errors=True)

@@ -28,6 +28,7 @@ _clone = torch.Tensor.clone
 _equal = torch.equal
 _empty = torch.empty
 _perf_counter = time.perf_counter
+_export = protocol.export
 _sleep = time.sleep
 _Tensor = torch.Tensor
 
@@ -177,8 +178,7 @@ class LoadedCandidate:
     # ---- correctness ----------------------------------------------------------------------------
 
     def run_case(self, message: dict) -> dict:
-        device = self.state.device
-        inputs = make_inputs(self.problem, message["seed"], message["distribution"], device)
+        inputs = self._inputs(message.get("inputs"), message["seed"], message["distribution"])
         passes = [self._one_pass(inputs, pattern, message, record=(i == 0))
                   for i, pattern in enumerate(POISON_BYTES)]
         first = passes[0]
@@ -194,6 +194,19 @@ class LoadedCandidate:
             "violations": first["violations"],
             "integrity": self.snapshot.changes(),
         }
+
+    def _inputs(self, shared: dict | None, seed: int, distribution: str) -> list:
+        """The conductor's draw, mapped from the files it passed, or where it passed none (or they
+        do not map) the same draw made here."""
+        if shared is not None:
+            try:
+                inputs = protocol.resolve(shared["inputs"], os.getpid())
+            except protocol.ProtocolError:
+                inputs = None
+            if inputs is not None:
+                inputs_module.replay_draw_state(seed, shared["rng_state"], shared["py_rng_state"])
+                return inputs_module.to_device(inputs, self.state.device)
+        return make_inputs(self.problem, seed, distribution, self.state.device)
 
     def _one_pass(self, inputs: list, pattern: int, message: dict, record: bool) -> dict:
         _poison(message["output_nbytes"], pattern, self.state.device)
@@ -215,7 +228,7 @@ class LoadedCandidate:
         new_threads = len(guard.python_threads() - threads_before)
         result = {
             "infos": [_describe(t).to_wire() for t in items],
-            "outputs": [_clone(t).detach().cpu() if _is_plain(t) else None for t in items],
+            "outputs": [_export(t) if _is_plain(t) else None for t in items],
             "mutated": [i for i, (a, b) in enumerate(zip(args, inputs))
                         if isinstance(a, _Tensor) and not _same(a, b)],
             "aliases_input": [[j for j, a in enumerate(args) if isinstance(a, _Tensor) and _is_plain(t)
@@ -232,8 +245,9 @@ class LoadedCandidate:
     # ---- timing ---------------------------------------------------------------------------------
 
     def time(self, message: dict) -> dict:
-        backend, device = self.state.backend, self.state.device
-        input_sets = [make_inputs(self.problem, s, "problem", device) for s in message["seeds"]]
+        backend = self.state.backend
+        shared = message.get("inputs") or [None] * len(message["seeds"])
+        input_sets = [self._inputs(x, s, "problem") for s, x in zip(message["seeds"], shared)]
         ref_ms, cand_ms = [], []
         last_output, last_seed = None, None
         with torch.no_grad():
@@ -254,7 +268,7 @@ class LoadedCandidate:
         items = list(last_output) if isinstance(last_output, (tuple, list)) else [last_output]
         return {
             "ok": True, "ref_ms": ref_ms, "cand_ms": cand_ms, "last_seed": last_seed,
-            "last_outputs": [_clone(t).detach().cpu() if _is_plain(t) else None for t in items],
+            "last_outputs": [_export(t) if _is_plain(t) else None for t in items],
             "integrity": self.snapshot.changes(),
             "interpreted": os.environ.get("TRITON_INTERPRET", "") not in ("", "0"),
         }
@@ -284,6 +298,8 @@ def _describe(t: Any) -> OutputInfo:
 def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
+    if _equal(a, b):
+        return True  # one pass; NaNs never compare equal, so the slower path below handles them
     if a.is_floating_point():
         nan_a, nan_b = a.isnan(), b.isnan()
         return _equal(nan_a, nan_b) and _equal(a.masked_fill(nan_a, 0), b.masked_fill(nan_b, 0))

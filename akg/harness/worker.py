@@ -1,14 +1,17 @@
 """Entry point of a worker process: ``python -m akg.harness.worker SETTINGS_JSON``.
 
-Order matters: the network namespace is left before torch starts threads, resource limits are set
-after torch is imported (the address-space limit is counted from there), and the audit hook and
-integrity bindings exist before any candidate code runs. Heavy imports live in ``runner``.
+Order matters: the network namespace is left before torch starts threads; the device is set up
+only when the conductor says so (a standby imports while another worker's candidate may be timed
+on the same device); resource limits are set after that (the address-space limit is counted from
+there); and the audit hook and integrity bindings exist before any candidate code runs. Heavy
+imports live in ``runner``.
 """
 from __future__ import annotations
 
 import faulthandler
 import json
 import os
+import socket
 import sys
 from pathlib import Path
 
@@ -23,25 +26,49 @@ def main() -> None:
     from akg.harness import protocol, runner  # imports torch: threads start from here on
 
     read_fd, write_fd = settings["read_fd"], settings["write_fd"]
+    hello = {"op": "ready", "pid": os.getpid(), "network_isolated": network_isolated}
+    try:
+        hello["probe"] = protocol.probe()
+    except (OSError, AttributeError):
+        pass  # no sealable memory files here: every tensor travels in the pipe
+    protocol.send(write_fd, hello)
+    # The device is touched only once the conductor says so: a standby starts while another
+    # worker's candidate may be timed on the same device.
+    if not _wait_for_start(read_fd, protocol):
+        return
     state = runner.WorkerState(settings["device"], Path(settings["scratch"]))
     if settings["memory_limit_mb"] and not settings["device"].startswith(("cuda", "mps")):
         sandbox.limit_resources(settings["memory_limit_mb"], settings["max_processes"])
     else:
         sandbox.limit_resources(None, settings["max_processes"])
+    channel = socket.socket(fileno=settings["channel_fd"])  # before the hook refuses sockets
     writable = [Path(settings["scratch"])] + [Path(p) for p in settings["cache_dirs"]]
     sandbox.install_audit_hook(writable, block_sockets=not settings["network"])
-    protocol.send(write_fd, {"op": "ready", "pid": os.getpid(), "network_isolated": network_isolated})
-    serve(state, read_fd, write_fd, protocol)
+    protocol.send(write_fd, {"op": "started"})
+    serve(state, read_fd, write_fd, channel, protocol)
 
 
-def serve(state, read_fd: int, write_fd: int, protocol) -> None:
+def _wait_for_start(read_fd: int, protocol) -> bool:
+    try:
+        return protocol.receive(read_fd).get("op") == "start"
+    except protocol.PipeClosed:
+        return False
+
+
+def serve(state, read_fd: int, write_fd: int, channel, protocol) -> None:
     while True:
         try:
             message = protocol.receive(read_fd)
         except protocol.PipeClosed:
             return
-        if message.get("op") == "exit":
+        protocol.release_exported()  # the conductor mapped them before it sent this message
+        message = protocol.receive_passed(message, channel)
+        op = message.get("op")
+        if op == "exit":
             return
+        if op == "share":  # the conductor's answer to the probe; no reply
+            protocol.share_tensors(message.get("enabled"))
+            continue
         protocol.send(write_fd, state.handle(message))
 
 
