@@ -209,11 +209,14 @@ def _timing(worker, reference: Reference, config: HarnessConfig, floor_ms, compi
         run.fail("runs", f"timing: {reply.get('error', 'forward failed')}")
         return
     _integrity(reply, run, "during timing")
-    expected = reference.case(int(reply["last_seed"]), "problem")
+    last_seed = int(reply["last_seed"])
+    expected = reference.case(last_seed, "problem")
     infos = [OutputInfo("Tensor", t is not None, tuple(t.shape) if t is not None else (),
                         str(t.dtype).removeprefix("torch.") if t is not None else "", worker.device)
              for t in reply["last_outputs"]]
-    result = compare_case(expected.outputs, infos, reply["last_outputs"], worker.device, config, "timing run")
+    # The same bar as the correctness cases, second look against float64 included.
+    truth = lambda: reference.truth(last_seed, "problem")
+    result = compare_case(expected.outputs, infos, reply["last_outputs"], worker.device, config, "timing run", truth)
     timing_ok = all(c.passed for c in result.checks)
     first_bad = next((c.detail for c in result.checks if not c.passed), "")
     run.book.add("timing_outputs", timing_ok, f"outputs during timing are wrong: {first_bad}")
