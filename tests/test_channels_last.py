@@ -67,17 +67,21 @@ def test_epilogue_reads_the_conv_output_with_nhwc_strides_and_writes_nchw():
     assert out.type.layout() == ir.contiguous_strides(shape) and out.strides == (shape[1] * shape[2] * shape[3], shape[2] * shape[3], 1)
 
 
-def test_the_nhwc_strides_are_what_makes_the_plan_right():
-    problem, _, _ = _plans(CONV_RELU)
-    plan = _channels_last_plan()
+def _expected_and_runner(problem):
+    """The reference's output on seed-3 inputs, and a function running a plan on the same inputs."""
     model = problem.build_model(0).eval()
     inputs = problem.example_inputs(3)
     with torch.no_grad():
         expected = model(*inputs)
-    (got,) = run_plan(plan, inputs, model_state(model))
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
-    assumed = _with_conv_operand_strides(plan, (32 * 32 * 32, 32 * 32, 1))   # as if NCHW
-    (wrong,) = run_plan(assumed, inputs, model_state(model))
+    return expected, lambda plan: run_plan(plan, inputs, model_state(model))[0]
+
+
+def test_the_nhwc_strides_are_what_makes_the_plan_right():
+    problem, _, _ = _plans(CONV_RELU)
+    plan = _channels_last_plan()
+    expected, run = _expected_and_runner(problem)
+    torch.testing.assert_close(run(plan), expected, atol=1e-4, rtol=1e-4)
+    wrong = run(_with_conv_operand_strides(plan, (32 * 32 * 32, 32 * 32, 1)))   # as if NCHW
     assert not torch.allclose(wrong, expected, atol=1e-3)
 
 
@@ -160,13 +164,9 @@ def _without_conversion_back(plan: ir.KernelPlan) -> ir.KernelPlan:
 def test_the_conversion_back_is_what_makes_the_group_norm_plan_right():
     problem, _, _ = _plans(CONV_GN)
     plan = _plan(CONV_GN, PLAN)
-    model = problem.build_model(0).eval()
-    inputs = problem.example_inputs(3)
-    with torch.no_grad():
-        expected = model(*inputs)
-    (got,) = run_plan(plan, inputs, model_state(model))
-    torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
-    (wrong,) = run_plan(_without_conversion_back(plan), inputs, model_state(model))
+    expected, run = _expected_and_runner(problem)
+    torch.testing.assert_close(run(plan), expected, atol=1e-4, rtol=1e-4)
+    wrong = run(_without_conversion_back(plan))
     assert not torch.allclose(wrong, expected, atol=1e-3)
 
 
@@ -198,11 +198,8 @@ def test_conv_returned_directly_gets_a_channels_last_plan_returning_nchw(tmp_pat
     calls = _library_calls(plan)
     assert [c.op for c in calls][-2:] == ["aten.conv2d.default", "aten.contiguous.default"]
     assert plan.graph.outputs == calls[-1].outputs
-    model = problem.build_model(0).eval()
-    inputs = problem.example_inputs(3)
-    with torch.no_grad():
-        expected = model(*inputs)
-    (got,) = run_plan(plan, inputs, model_state(model))
+    expected, run = _expected_and_runner(problem)
+    got = run(plan)
     torch.testing.assert_close(got, expected, atol=1e-4, rtol=1e-4)
     assert got.is_contiguous()
 

@@ -404,32 +404,23 @@ def split_geometry(size: int, split: int, rblock: int) -> tuple[int, int]:
     return chunk, math.ceil(size / chunk)
 
 
-def workspace_names(k: ReductionKernel) -> list[str]:
-    names = []
+def workspaces(k: ReductionKernel) -> list[tuple[str, str, str]]:
+    """(workspace name, torch dtype, the row value it keeps) per partial: each stage's result,
+    and argmax/argmin's index beside its value."""
+    out = []
     for i, st in enumerate(k.stages):
-        names.append(f"w{i}")
+        out.append((f"w{i}", torch_dtype(accumulator_dtype(st.op, st.expr.dtype)), f"s{i}"))
         if st.op in ("argmax", "argmin"):
-            names.append(f"w{i}_i")
-    return names
+            out.append((f"w{i}_i", "torch.int64", f"s{i}_i"))
+    return out
 
 
 def workspace_allocs(k: ReductionKernel, n_rows: int, split: int, dev: str) -> list[str]:
-    lines = []
-    for i, st in enumerate(k.stages):
-        acc = accumulator_dtype(st.op, st.expr.dtype)
-        lines.append(f"w{i} = torch.empty(({n_rows}, {split}), dtype={torch_dtype(acc)}, device={dev})")
-        if st.op in ("argmax", "argmin"):
-            lines.append(f"w{i}_i = torch.empty(({n_rows}, {split}), dtype=torch.int64, device={dev})")
-    return lines
+    return [f"{name} = torch.empty(({n_rows}, {split}), dtype={dtype}, device={dev})" for name, dtype, _ in workspaces(k)]
 
 
 def partial_stores(k: ReductionKernel) -> list[str]:
-    lines = []
-    for i, st in enumerate(k.stages):
-        lines.append(f"tl.store(w{i} + rows * SPLIT + split, s{i}, mask=rmask)")
-        if st.op in ("argmax", "argmin"):
-            lines.append(f"tl.store(w{i}_i + rows * SPLIT + split, s{i}_i, mask=rmask)")
-    return lines
+    return [f"tl.store({name} + rows * SPLIT + split, {value}, mask=rmask)" for name, _, value in workspaces(k)]
 
 
 def combine_lines(k: ReductionKernel, acc_dtypes: dict[int, str]) -> list[str]:
@@ -475,7 +466,7 @@ def split_reduction_context(name: str, group: FusedGroup, device: str) -> dict:
     context = rowwise_context(name, group, device, rows, part, True)
     reads = context["reads"]
     context.update(
-        template="reduction_split", part_body=part, combine_body=combine, workspaces=workspace_names(k),
+        template="reduction_split", part_body=part, combine_body=combine, workspaces=[name for name, _, _ in workspaces(k)],
         workspace_allocs=workspace_allocs(k, rows.n_rows, split, device_expr(reads, device)),
         split=split, chunk=chunk, sblock=max(sched.next_pow2(split), 2),
     )
