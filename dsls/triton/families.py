@@ -77,6 +77,17 @@ def expr_renderer(device: str, **leaf_names) -> ExprRenderer:
 # pointwise
 # ----------------------------------------------------------------------------------------------
 
+def pointwise_io(k: PointwiseKernel, device: str, strides, at, shape: str) -> tuple[list[str], list[str]]:
+    """Loads of the operands the outputs use and the stores of every output; ``strides`` holds the
+    operands' then the outputs' collapsed strides and ``at`` spells one as an offset."""
+    n = len(k.operands)
+    loads = [f"x{i} = tl.load(p{i} + {at(strides[i])}, mask=mask)" for i in used_operands([o.expr for o in k.outputs])]
+    render = expr_renderer(device).render
+    stores = [f"tl.store(q{j} + {at(strides[n + j])}, {store_value(render(o.expr), o.expr, o.type.dtype, shape)}, mask=mask)"
+              for j, o in enumerate(k.outputs)]
+    return loads, stores
+
+
 MAX_GRID_Y = 65535   # CUDA's limit on a grid's second axis
 
 
@@ -93,12 +104,7 @@ def tiled_pointwise_context(name: str, group: FusedGroup, device: str, lay, n_op
     coords = {d: f"c{d}" for d in rest}
     coords[y], coords[x] = "yy", "xx"
     names = [coords[d] for d in range(len(lay.sizes))]
-    exprs = [o.expr for o in k.outputs]
-    loads = [f"x{i} = tl.load(p{i} + {offset(names, lay.strides[i])}, mask=mask)" for i in used_operands(exprs)]
-    render = expr_renderer(device).render
-    stores = [f"tl.store(q{j} + {offset(names, lay.strides[n_operands + j])}, "
-              f"{store_value(render(o.expr), o.expr, o.type.dtype, '[YBLOCK, XBLOCK]')}, mask=mask)"
-              for j, o in enumerate(k.outputs)]
+    loads, stores = pointwise_io(k, device, lay.strides, lambda strides: offset(names, strides), "[YBLOCK, XBLOCK]")
     reads, writes = launcher_names(group, len(k.outputs))
     xblock, yblock = s.get("XBLOCK", 64), s.get("YBLOCK", 64)
     tensors = [op.strides for op in k.operands] + [o.strides for o in k.outputs]
@@ -117,25 +123,18 @@ def tiled_pointwise_context(name: str, group: FusedGroup, device: str, lay, n_op
 def pointwise_context(name: str, group: FusedGroup, device: str) -> dict:
     k: PointwiseKernel = group.kernel
     s = group.schedule
-    if s.get("variant") == "tiled":
-        tensors = [op.strides for op in k.operands] + [o.strides for o in k.outputs]
-        return tiled_pointwise_context(name, group, device, collapse(k.domain, tensors), len(k.operands))
     tensors = [op.strides for op in k.operands] + [o.strides for o in k.outputs]
     lay = collapse(k.domain, tensors)
+    if s.get("variant") == "tiled":
+        return tiled_pointwise_context(name, group, device, lay, len(k.operands))
     coords = [f"c{d}" for d in range(len(lay.sizes))]
-    op_strides, out_strides = lay.strides[:len(k.operands)], lay.strides[len(k.operands):]
-    exprs = [o.expr for o in k.outputs]
 
     def at(strides) -> str:
         # A 0-d tensor's offset is 0; it must still be a block, like the mask, for tl.load/tl.store.
         text = offset(coords, strides)
         return "offs * 0" if text == "0" else text
 
-    loads = [f"x{i} = tl.load(p{i} + {at(op_strides[i])}, mask=mask)" for i in used_operands(exprs)]
-    render = expr_renderer(device).render
-    stores = [f"tl.store(q{j} + {at(out_strides[j])}, "
-              f"{store_value(render(o.expr), o.expr, o.type.dtype, '[BLOCK]')}, mask=mask)"
-              for j, o in enumerate(k.outputs)]
+    loads, stores = pointwise_io(k, device, lay.strides, at, "[BLOCK]")
     reads, writes = launcher_names(group, len(k.outputs))
     numel = math.prod(k.domain)
     return dict(
