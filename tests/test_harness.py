@@ -269,3 +269,17 @@ def test_second_look_keeps_the_first_verdict_when_the_reference_is_exact():
     exact = torch.linspace(1, 2, 1000, dtype=torch.float64)
     assert judged_against_truth(exact.float(), exact.float() * 1.01, exact, "out") is not None
     assert judged_against_truth(exact, exact * 1.01, exact, "out") is None     # reference error 0
+
+
+MARKING = HONEST + "import torch\ntorch._akg_left_behind = True\n"
+READING = ("import torch\nimport torch.nn as nn\nclass ModelNew(nn.Module):\n    def forward(self, x, y):\n"
+           "        return x * 2.0 + y + (1.0 if getattr(torch, '_akg_left_behind', False) else 0.0)\n")
+
+
+def test_no_worker_judges_a_second_candidate_even_after_an_accepted_one():
+    """What an accepted candidate leaves in its process never meets the next candidate."""
+    with WorkerPool(device="cpu", workers=1, config=QUICK.replace(time=False)) as pool:
+        first = pool.evaluate(SCALE_ADD, MARKING, "marks", policy="standard")
+        second = pool.evaluate(SCALE_ADD, READING, "reads", policy="standard")
+    assert first.accepted, first.reason
+    assert second.accepted, second.reason

@@ -99,12 +99,14 @@ class WorkerPool:
         if config.time and config.measure_compile:
             compile_ms = self.baselines(problem).get("compile_ms")
         worker = self._workers.acquire()
-        replace = True
         try:
-            verdict, replace = judge(worker, reference, source, candidate_id, policy, config, floor_ms, compile_ms)
+            verdict, _ = judge(worker, reference, source, candidate_id, policy, config, floor_ms, compile_ms)
             return verdict
         finally:
-            self._workers.release(worker, replace)
+            # No process sees a second candidate, accepted or not: what one left behind (a patched
+            # binding would even become the next integrity snapshot's baseline) must not meet the
+            # next. The standby started at acquire() makes the replacement cheap.
+            self._workers.release(worker, replace=True)
 
     def baselines(self, problem) -> dict:
         """The reference's own times, measured in a worker with no candidate loaded:

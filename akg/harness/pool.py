@@ -1,8 +1,8 @@
 """Worker processes seen from the conductor: start, ask, time out, kill, replace.
 
-A worker that crashed, hung, or ran a rejected candidate is killed with its whole process group
-and replaced, so nothing a candidate left behind (patched modules, threads, children) meets the
-next one. The replacement is a process started earlier, while that candidate was being judged (a
+A worker that ran a candidate (accepted or not, crashed, hung) is killed with its whole process
+group and replaced, so nothing a candidate left behind (patched modules, threads, children) meets
+the next one. The replacement is a process started earlier, while that candidate was being judged (a
 standby that has loaded no candidate), so the next candidate does not wait for torch to import
 and the device to initialise.
 """
