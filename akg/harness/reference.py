@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from akg.harness import protocol
-from akg.harness.inputs import clone_args, draw_inputs, make_inputs, replay_draw_state, to_device
+from akg.harness.inputs import clone_args, draw_inputs, replay_draw_state, to_device
 from akg.problem import Problem, flatten_outputs
 
 # Inputs kept in sealed memory files for the workers, per reference; cases past it are drawn by
@@ -116,7 +116,7 @@ class Reference:
         return self._truths[key]
 
     def _run_float64(self, seed: int, distribution: str) -> list[torch.Tensor] | None:
-        inputs = make_inputs(self.problem, seed, distribution, self.device)
+        inputs = to_device(self._draw(seed, distribution), self.device)   # the case's own draw
         promoted = [x.double() if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in inputs]
         try:
             model = copy.deepcopy(self.model).double()
