@@ -10,7 +10,7 @@ import datetime
 import json
 import math
 import platform
-import statistics
+import functools
 from pathlib import Path
 
 import torch
@@ -20,6 +20,7 @@ from akg.pipeline import Target, optimize_problem, atomic_write
 from akg.problem import load_problem
 from akg.search import SearchOptions
 from akg.store import Store
+from akg.targets import median_device_ms
 
 FAST_P = (0.0, 1.0, 1.5, 2.0)
 
@@ -40,13 +41,8 @@ def copy_bandwidth_gbs(backend) -> float | None:
     try:
         src = torch.ones(nbytes // 4, dtype=torch.float32, device=backend.torch_device)
         dst = torch.empty_like(src)
-        times = []
-        for trial in range(13):
-            backend.flush_cache()
-            ms = backend.time_call(lambda: (dst.copy_(src), backend.synchronize()))
-            if trial >= 3:
-                times.append(ms)
-        return 2 * nbytes / (statistics.median(times) * 1e-3) / 1e9
+        ms = median_device_ms(backend, lambda: functools.partial(dst.copy_, src), warmup=3, trials=10)
+        return 2 * nbytes / (ms * 1e-3) / 1e9
     except (RuntimeError, MemoryError):   # a device too small or busy: the column stays empty
         return None
 

@@ -5,6 +5,7 @@ The core talks to DSLs, backends and passes only through these, so it never name
 """
 from __future__ import annotations
 
+import statistics
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -112,6 +113,20 @@ class Backend(Protocol):
 
     def profile(self, fn: Callable[[], Any]) -> dict[str, Any]:
         """Optional hardware counters for one call; {} where no profiler exists."""
+
+
+def median_device_ms(backend: Backend, prepare: Callable[[], Callable[[], Any]], warmup: int, trials: int) -> float:
+    """The median of ``trials`` timed calls after ``warmup`` untimed ones, each behind a cache flush
+    and ending in a device-wide synchronisation. ``prepare`` readies one call outside the timed
+    region (fresh clones of its inputs, say) and returns it."""
+    times = []
+    for trial in range(warmup + trials):
+        call = prepare()
+        backend.flush_cache()
+        ms = backend.time_call(lambda: (call(), backend.synchronize()))
+        if trial >= warmup:
+            times.append(ms)
+    return statistics.median(times)
 
 
 @runtime_checkable

@@ -34,16 +34,7 @@ def get_init_inputs():
     return []
 """
 HONEST = "import torch\nimport torch.nn as nn\nclass ModelNew(nn.Module):\n    def forward(self, x, y):\n        return x * 2.0 + y\n"
-HALF_WRITTEN = """
-import torch
-import torch.nn as nn
-class ModelNew(nn.Module):
-    def forward(self, x, y):
-        out = torch.empty_like(x)
-        half = x.shape[0] // 2
-        torch.add(x[:half] * 2.0, y[:half], out=out[:half])
-        return out
-"""
+HALF_WRITTEN = (Path(__file__).parent / "adversarial" / "candidates" / "half_written.py").read_text()
 REUSE = """
 import torch
 import torch.nn as nn

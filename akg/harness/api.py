@@ -100,8 +100,7 @@ class WorkerPool:
             compile_ms = self.baselines(problem).get("compile_ms")
         worker = self._workers.acquire()
         try:
-            verdict, _ = judge(worker, reference, source, candidate_id, policy, config, floor_ms, compile_ms)
-            return verdict
+            return judge(worker, reference, source, candidate_id, policy, config, floor_ms, compile_ms)
         finally:
             # No process sees a second candidate, accepted or not: what one left behind (a patched
             # binding would even become the next integrity snapshot's baseline) must not meet the

@@ -73,8 +73,8 @@ class Run:
 
 
 def judge(worker: Worker, reference: Reference, source: str, candidate_id: str, policy: str,
-          config: HarnessConfig, floor_ms: float | None, compile_ms: float | None) -> tuple[Verdict, bool]:
-    """The verdict, and whether the worker must be replaced before it sees another candidate."""
+          config: HarnessConfig, floor_ms: float | None, compile_ms: float | None) -> Verdict:
+    """The verdict on one candidate in ``worker`` (which is replaced afterwards, whatever it says)."""
     run = Run(candidate_id)
     try:
         if _load(worker, reference, source, candidate_id, policy, config, run):
@@ -88,8 +88,7 @@ def judge(worker: Worker, reference: Reference, source: str, candidate_id: str, 
         run.fault = True
         run.fail("time_limit" if fault.kind == "timeout" else "worker_alive", str(fault))
     correct = run.compiled and run.book.ok
-    verdict = run.verdict(correct)
-    return verdict, run.fault or not verdict.accepted
+    return run.verdict(correct)
 
 
 def _load(worker, reference, source, candidate_id, policy, config, run: Run) -> bool:

@@ -6,11 +6,13 @@ that gets none draws the same values itself with ``make_inputs``.
 """
 from __future__ import annotations
 
+import os
 import random
 from typing import Any
 
 import torch
 
+from akg.harness import protocol
 from akg.problem import Problem, seed_everything
 
 
@@ -35,6 +37,15 @@ def replay_draw_state(seed: int, rng_state: torch.Tensor, py_rng_state: tuple) -
     seed_everything(seed)
     torch.set_rng_state(rng_state)
     random.setstate(py_rng_state)
+
+
+def mapped_draw(shared: dict, seed: int) -> list[Any]:
+    """The inputs the conductor drew for ``seed`` and kept in sealed files
+    (``Reference.shared_inputs``), with the random state left as that draw left it. Raises
+    ``protocol.ProtocolError`` where the files do not map."""
+    inputs = protocol.resolve(shared["inputs"], os.getpid())
+    replay_draw_state(seed, shared["rng_state"], shared["py_rng_state"])
+    return inputs
 
 
 def clone_args(args: list[Any]) -> list[Any]:

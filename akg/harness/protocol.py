@@ -146,19 +146,23 @@ def export(t: torch.Tensor):
     if not _outbox.enabled or nbytes < SHARE_MIN_BYTES or name not in SHARED_DTYPES:
         return _clone(t).detach().cpu()
     try:
-        fd = _sealed_file(nbytes, lambda buffer: _copy(_frombuffer(buffer, dtype=t.dtype).view(t.shape), t.detach()))
+        fd, handle = seal(t.detach())
     except OSError:  # no memory file to be had (descriptors, memory): the pipe still works
         return _clone(t).detach().cpu()
     _outbox.fds.append(fd)
-    return {"shared_tensor": fd, "nbytes": nbytes, "dtype": name, "shape": list(t.shape)}
+    return handle
 
 
 def seal(t: torch.Tensor) -> tuple[int, dict]:
-    """Conductor side: a sealed memory file holding a contiguous CPU tensor, and its handle."""
+    """A sealed memory file holding a copy of ``t`` (any device, any strides), and its handle."""
     nbytes = t.numel() * t.element_size()
     fd = _sealed_file(nbytes, lambda buffer: _copy(_frombuffer(buffer, dtype=t.dtype).view(t.shape), t))
-    return fd, {"shared_tensor": fd, "nbytes": nbytes, "dtype": str(t.dtype).removeprefix("torch."),
-                "shape": list(t.shape)}
+    return fd, _handle(fd, nbytes, str(t.dtype).removeprefix("torch."), t.shape)
+
+
+def _handle(fd: int, nbytes: int, dtype: str, shape) -> dict:
+    """What a message carries in place of a tensor kept in memory file ``fd`` (``_SHARED_KEYS``)."""
+    return {"shared_tensor": fd, "nbytes": nbytes, "dtype": dtype, "shape": list(shape)}
 
 
 def receive_passed(message: dict, channel: socket.socket) -> dict:
@@ -199,7 +203,7 @@ def probe() -> dict:
     """A small sealed file the conductor tries to map once, to learn whether sharing works here."""
     fd = _sealed_file(len(_PROBE), lambda buffer: buffer.write(_PROBE))
     _outbox.fds.append(fd)
-    return {"shared_tensor": fd, "nbytes": len(_PROBE), "dtype": "uint8", "shape": [len(_PROBE)]}
+    return _handle(fd, len(_PROBE), "uint8", [len(_PROBE)])
 
 
 def _sealed_file(nbytes: int, fill) -> int:

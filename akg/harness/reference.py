@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from akg.harness import protocol
-from akg.harness.inputs import clone_args, draw_inputs, replay_draw_state, to_device
+from akg.harness.inputs import clone_args, draw_inputs, mapped_draw, to_device
 from akg.problem import Problem, flatten_outputs
 
 # Inputs kept in sealed memory files for the workers, per reference; cases past it are drawn by
@@ -69,8 +69,7 @@ class Reference:
         key = (seed, distribution)
         shared = self._shared.get(key)
         if shared is not None:
-            replay_draw_state(seed, shared["rng_state"], shared["py_rng_state"])
-            return protocol.resolve(shared["inputs"], os.getpid())
+            return mapped_draw(shared, seed)
         inputs = draw_inputs(self.problem, seed, distribution)
         # What drawing did to the random state, so a worker that maps the files can do the same.
         rng_state, py_rng_state = torch.get_rng_state(), random.getstate()

@@ -5,6 +5,7 @@ import time (before candidate code exists) and reports what it observed; the con
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import statistics
@@ -18,6 +19,7 @@ import torch
 import torch._dynamo  # noqa: F401  it rewraps torch functions on import; do that before snapshots
 
 from akg import plugins
+from akg.targets import median_device_ms
 from akg.harness import guard, inputs as inputs_module, protocol
 from akg.harness.compare import OutputInfo, dtype_name
 from akg.harness.inputs import clone_args, make_inputs
@@ -151,15 +153,8 @@ def _declared_ops(module) -> tuple[str, ...]:
 
 
 def _median_time(backend, model, inputs, warmup: int, trials: int) -> float:
-    times = []
     with torch.no_grad():
-        for i in range(warmup + trials):
-            args = clone_args(inputs)
-            backend.flush_cache()
-            ms = backend.time_call(lambda: (model(*args), backend.synchronize()))
-            if i >= warmup:
-                times.append(ms)
-    return statistics.median(times)
+        return median_device_ms(backend, lambda: functools.partial(model, *clone_args(inputs)), warmup, trials)
 
 
 def _storage_ptr(t: torch.Tensor) -> int:
@@ -200,12 +195,9 @@ class LoadedCandidate:
         do not map) the same draw made here."""
         if shared is not None:
             try:
-                inputs = protocol.resolve(shared["inputs"], os.getpid())
+                return inputs_module.to_device(inputs_module.mapped_draw(shared, seed), self.state.device)
             except protocol.ProtocolError:
-                inputs = None
-            if inputs is not None:
-                inputs_module.replay_draw_state(seed, shared["rng_state"], shared["py_rng_state"])
-                return inputs_module.to_device(inputs, self.state.device)
+                pass
         return make_inputs(self.problem, seed, distribution, self.state.device)
 
     def _one_pass(self, inputs: list, pattern: int, message: dict, record: bool) -> dict:
