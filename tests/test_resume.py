@@ -18,12 +18,15 @@ def _optimize(tmp_path, *extra):
             "--store", str(tmp_path / "s.db"), *extra]
 
 
-def _verdicts(db: Path) -> dict[str, str]:
+def _verdicts(db: Path) -> dict[tuple, str]:
+    """Every stored verdict by its full key: a candidate has one row per level (screened, fully
+    verified), and a row added after the kill must not be mistaken for a changed one."""
     if not db.exists():
         return {}
     try:
         with sqlite3.connect(db, timeout=30) as conn:
-            return dict(conn.execute("SELECT candidate, verdict FROM verdicts").fetchall())
+            rows = conn.execute("SELECT candidate, device, hardware, policy, verdict FROM verdicts").fetchall()
+            return {tuple(r[:4]): r[4] for r in rows}
     except sqlite3.OperationalError:  # tables not created yet
         return {}
 
@@ -48,10 +51,12 @@ def test_sigkill_then_resume_keeps_every_verdict(tmp_path):
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     after = _verdicts(db)
-    for cid, verdict in before.items():  # every stored verdict survives unchanged
-        assert after[cid] == verdict
+    for key, verdict in before.items():  # every stored verdict survives unchanged
+        assert after[key] == verdict
     reused = {c["id"] for c in report["candidates"] if c["reused"]}
-    assert set(before) <= reused | {report["candidates"][0]["id"]}  # stored ones were not measured again
+    # Stored ones were not measured again; a screened one may since have been fully verified (a new row).
+    verified_since = {key[0] for key in after.keys() - before.keys()}
+    assert {key[0] for key in before} - verified_since <= reused | {report["candidates"][0]["id"]}
     with sqlite3.connect(db) as conn:
         runs = conn.execute("SELECT status FROM runs").fetchall()
     assert runs == [("done",)]  # the interrupted run was continued, not duplicated
