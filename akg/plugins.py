@@ -68,3 +68,10 @@ def find_hardware(name: str) -> HardwareSpec:
         if h.name == name:
             return h
     raise PluginError(f"unknown hardware {name!r}; known: {', '.join(h.name for h in hardware_descriptors())}")
+
+
+def toolchain_problem(dsl: DSL) -> str | None:
+    """Why ``dsl`` cannot build candidates on this machine (one line), or None when it can.
+    A plugin that does not say is taken at its word that it needs nothing."""
+    check = getattr(dsl, "toolchain_problem", None)
+    return check() if callable(check) else None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import shutil
 import traceback
 from pathlib import Path
 
@@ -93,6 +94,12 @@ class CppDSL:
 
     def guide(self) -> str:
         return GUIDE.read_text()
+
+    def toolchain_problem(self) -> str | None:
+        # Candidates compile their kernels with this compiler in the worker.
+        if shutil.which(runtime.AKG_CXX) is None:
+            return f"the C++ compiler {runtime.AKG_CXX!r} is not on PATH: install g++ (or set CXX)"
+        return None
 
     # ---- rendering -----------------------------------------------------------------------------
 
