@@ -18,7 +18,7 @@ from .render import render_groups
 
 GUIDE = Path(__file__).parent / "guide.md"
 _SOURCE_PATTERN = re.compile(r"^_AKG_CPP_SOURCE = r'''(.*?)'''$", re.MULTILINE | re.DOTALL)
-_ALLOWED_IMPORTS = {"torch", "ctypes", "hashlib", "os", "subprocess", "tempfile", "math", "typing",
+_ALLOWED_IMPORTS = {"torch", "ctypes", "hashlib", "os", "subprocess", "tempfile", "platform", "math", "typing",
                     "functools", "pathlib", "sys", "__future__", "numbers", "itertools", "collections"}
 
 
