@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +16,7 @@ from akg.ir import Verdict
 from akg.problem import Problem, validate
 from akg.search import Scored, Search, SearchOptions, SearchResult
 from akg.store import Store
-from akg.targets import DSL, Backend, HardwareSpec
-
-
-@dataclass(frozen=True)
-class Target:
-    dsl: DSL
-    backend: Backend
-    hardware: HardwareSpec
-
-    @property
-    def device(self) -> str:
-        return self.backend.name
+from akg.targets import HardwareSpec, Target  # noqa: F401  (Target: importable from here as before)
 
 
 def resolve_target(dsl_name: str, device_name: str | None) -> Target:
@@ -78,11 +66,7 @@ def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, sto
     from akg.harness import WorkerPool
 
     validate(problem)
-    if target.device not in target.dsl.timing_meaningful_on:
-        # e.g. Triton under its CPU interpreter: timing means nothing there, and each interpreted
-        # run is slow, so check correctness on fewer (still fresh, still varied) cases.
-        harness_config = harness_config.replace(time=False, measure_compile=False, seeds=harness_config.seeds[:1],
-                                                distributions=("problem", "uniform"))
+    harness_config = target.harness_settings(harness_config)
     graph, plans, notes = plan_problem(problem)
     floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
     with WorkerPool(device=target.device, workers=1, config=harness_config) as pool:

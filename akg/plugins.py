@@ -92,6 +92,11 @@ def get_backend(name: str) -> Backend:
     return found[name]
 
 
+def backend_for(device: str) -> Backend:
+    """The backend of a torch-style device string ("name" or "name:index")."""
+    return get_backend(device.split(":")[0])
+
+
 def hardware_descriptors() -> list[HardwareSpec]:
     return [h for b in backends().values() for h in b.descriptors()]
 

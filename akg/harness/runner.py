@@ -103,7 +103,7 @@ class WorkerState:
         return {"ok": True, "declared_ops": list(declared), "integrity": snapshot.changes()}
 
     def _import_candidate(self, source: str, candidate_id: str):
-        # A real file: Triton and inspect need the source of the functions they compile.
+        # A real file: DSLs that compile Python functions (and inspect) need their source.
         safe_id = "".join(c if c.isalnum() else "_" for c in candidate_id)[:40]
         path = self.scratch / f"candidate_{safe_id}.py"
         path.write_text(source)
@@ -262,8 +262,15 @@ class LoadedCandidate:
             "ok": True, "ref_ms": ref_ms, "cand_ms": cand_ms, "last_seed": last_seed,
             "last_outputs": [_export(t) if _is_plain(t) else None for t in items],
             "integrity": self.snapshot.changes(),
-            "interpreted": os.environ.get("TRITON_INTERPRET", "") not in ("", "0"),
+            "interpreted": interpreted(),
         }
+
+
+def interpreted() -> bool:
+    """Whether a DSL's interpreter ran the candidate's kernels here (its flag set in this process,
+    by the candidate itself): then its timings mean nothing."""
+    flags = {f for dsl in plugins.dsls().values() for f in dsl.interpreter_flags}
+    return any(os.environ.get(f, "") not in ("", "0") for f in flags)
 
 
 def _poison(nbytes_list: list[int], pattern: int, device: str) -> None:

@@ -15,6 +15,12 @@ HARDWARE_DIR = Path(__file__).parent / "hardware"
 class CudaBackend:
     name = "cuda"
     torch_device = "cuda"
+    # The CUDA driver maps address ranges far beyond physical memory: an RLIMIT_AS breaks it.
+    limits_address_space = False
+    # A standby's imports run on the host while a GPU candidate is timed on the device; it leaves
+    # the device alone until told to start.
+    standby_during_timing = True
+    probe_copy_bytes = 1 << 30
 
     def __init__(self) -> None:
         self._flush_buffer: torch.Tensor | None = None
@@ -58,6 +64,22 @@ class CudaBackend:
     def profile(self, fn: Callable[[], Any]) -> dict[str, Any]:
         # Hardware counters need Nsight Compute around a whole process: see profiler.ncu_profile.
         return {}
+
+    def comparison_device(self) -> str:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def tf32_kinds(self) -> frozenset[str]:
+        # Convolutions run on TF32 by default (cudnn.allow_tf32), matmuls only when the user allowed it.
+        kinds = {"conv"} if torch.backends.cudnn.allow_tf32 else set()
+        if torch.backends.cuda.matmul.allow_tf32:
+            kinds.add("matmul")
+        return frozenset(kinds)
+
+    def watched_namespaces(self) -> dict[str, Any]:
+        spaces: dict[str, Any] = {"torch.cuda": torch.cuda}
+        if hasattr(torch.cuda, "Event"):
+            spaces["torch.cuda.Event"] = torch.cuda.Event
+        return spaces
 
 
 def match_descriptor(device_name: str, specs: list[HardwareSpec]) -> HardwareSpec | None:
