@@ -152,20 +152,17 @@ def _is_float(renderer: CStyleRenderer, dtype: str) -> bool:
     return renderer.is_float(dtype)
 
 
-_INT_RANGES = {"int64_t": (-(2 ** 63), 2 ** 63 - 1), "int32_t": (-(2 ** 31), 2 ** 31 - 1),
-               "int16_t": (-(2 ** 15), 2 ** 15 - 1), "int8_t": (-128, 127), "uint8_t": (0, 255)}
+_INT_RANGES = {"int64": (-(2 ** 63), 2 ** 63 - 1), "int32": (-(2 ** 31), 2 ** 31 - 1),
+               "int16": (-(2 ** 15), 2 ** 15 - 1), "int8": (-128, 127), "uint8": (0, 255), "bool": (0, 1)}
 
 
 def _extreme(renderer: CStyleRenderer, dtype: str, lowest: bool) -> str:
     ctype = renderer.compute_type(dtype)
     if _is_float(renderer, dtype):
         return f"(({ctype})({'-' if lowest else ''}AKG_INF))"
-    if ctype not in _INT_RANGES:
+    if dtype not in _INT_RANGES:
         raise RenderError(f"no extreme value for {dtype}")
-    value = _INT_RANGES[ctype][0 if lowest else 1]
-    if value == -(2 ** 63):
-        return "((int64_t)(-9223372036854775807LL - 1))"
-    return f"(({ctype})({value}LL))"
+    return renderer.literal(_INT_RANGES[dtype][0 if lowest else 1], dtype)
 
 
 def accumulator(renderer: CStyleRenderer, op: str, dtype: str) -> tuple[str, str, str]:
@@ -173,7 +170,9 @@ def accumulator(renderer: CStyleRenderer, op: str, dtype: str) -> tuple[str, str
     value_type = renderer.compute_type(dtype)
     if op in ("sum", "prod"):
         # Wide accumulators: float sums of long rows would otherwise lose digits torch keeps.
-        acc = "double" if _is_float(renderer, dtype) else "int64_t"
+        # (float where the dialect has no double: Metal)
+        wide = "double" if "float64" in renderer.storage_types else "float"
+        acc = wide if _is_float(renderer, dtype) else "int64_t"
         return acc, "0" if op == "sum" else "1", "AkgSum" if op == "sum" else "AkgProd"
     if op in ("max", "min", "argmax", "argmin"):
         lowest = op in ("max", "argmax")
