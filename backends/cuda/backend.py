@@ -27,7 +27,8 @@ class CudaBackend:
         self._detected: HardwareSpec | None = None
 
     def available(self) -> bool:
-        return torch.cuda.is_available()
+        # torch for ROCm answers through torch.cuda too: those GPUs belong to the rocm backend.
+        return torch.cuda.is_available() and not getattr(torch.version, "hip", None)
 
     def descriptors(self) -> list[HardwareSpec]:
         return load_descriptors(HARDWARE_DIR)

@@ -33,22 +33,24 @@ class Dialect:
     name: str
     renderer: CStyleRenderer
     warp_size: int
-    hip: bool
-    device: str            # the torch device its tensors live on
+    device: str            # the backend it runs on
+    runtime: Path          # the runtime module embedded in candidates
+    templates: Path        # the dialect's own templates (dialect.j2), searched before these
 
 
-CUDA = Dialect("cuda_c", CudaRenderer(), 32, False, "cuda")
+CUDA = Dialect("cuda_c", CudaRenderer(), 32, "cuda", Path(runtime.__file__), TEMPLATE_DIR)
 
 
-def template_environment() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), undefined=jinja2.StrictUndefined,
+def template_environment(dialect: Dialect = CUDA) -> jinja2.Environment:
+    folders = [str(dialect.templates)] + ([str(TEMPLATE_DIR)] if dialect.templates != TEMPLATE_DIR else [])
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(folders), undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=True, autoescape=False)
 
 
 def kernel_source(groups: list[tuple[int, FusedGroup]], dialect: Dialect = CUDA) -> tuple[str, list[str]]:
     """(the CUDA-C translation unit, the Python launchers) for the groups."""
-    env = template_environment()
-    kernels = [_template(env, "prelude.j2", {"unary": _UNARY, "warp_size": dialect.warp_size, "hip": dialect.hip})]
+    env = template_environment(dialect)
+    kernels = [_template(env, "prelude.j2", {"unary": _UNARY, "warp_size": dialect.warp_size})]
     launchers = []
     for index, group in groups:
         schedule = for_group(group)
@@ -72,7 +74,7 @@ def render_groups(groups: list[tuple[int, FusedGroup]], device: str, dialect: Di
         raise RenderError("generated CUDA-C contains ''' and cannot be embedded")
     return "\n".join([
         f"# ---- akg {dialect.name} runtime ----",
-        runtime_text(),
+        runtime_text(dialect.runtime),
         f"_AKG_CUDA_SOURCE = r'''{source}'''",
         "",
         "",
@@ -150,7 +152,7 @@ def _template(env: jinja2.Environment, name: str, context: dict) -> str:
         raise RenderError(f"template cuda_c/{name} line {getattr(error, 'lineno', '?')}: {error}") from None
 
 
-def runtime_text() -> str:
-    """runtime.py as embedded in candidates (its module docstring is about akg, not the candidate)."""
-    text = Path(runtime.__file__).read_text()
+def runtime_text(path: Path = CUDA.runtime) -> str:
+    """The runtime module as embedded in candidates (its docstring is about akg, not the candidate)."""
+    text = Path(path).read_text()
     return text.split('"""', 2)[2].lstrip() if text.startswith('"""') else text
