@@ -129,6 +129,15 @@ class Store:
         keys = ("id", "problem", "dsl", "device", "hardware", "status", "options", "started", "finished", "best")
         return dict(zip(keys, row)) if row else {}
 
+    def best_of_finished(self, problem: str, dsl: str, device: str, hardware: str) -> tuple[str, str, str] | None:
+        """(id, origin, source) of the best candidate of the newest finished run of this problem on
+        this target, or None when no run finished."""
+        row = self._db.execute(
+            "SELECT c.id, c.origin, c.source FROM runs r JOIN candidates c ON c.id=r.best WHERE r.problem=? "
+            "AND r.dsl=? AND r.device=? AND r.hardware=? AND r.status='done' ORDER BY r.id DESC LIMIT 1",
+            (problem, dsl, device, hardware)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
     # -- candidates and verdicts ---------------------------------------------------------------
 
     def add_candidate(self, problem: str, candidate: Candidate, run: int | None = None, position: int = 0) -> None:
