@@ -18,11 +18,15 @@ class PluginError(LookupError):
     exit_code = EXIT_USAGE
 
 
+# Members a protocol documents as optional: a plugin without them still loads.
+OPTIONAL_MEMBERS = frozenset({"toolchain_problem"})
+
+
 def protocol_members(protocol: type) -> tuple[str, ...]:
     """The attributes and methods a plugin object must have to be a ``protocol``."""
     names = set(getattr(protocol, "__annotations__", {}))
     names |= {n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")}
-    return tuple(sorted(names))
+    return tuple(sorted(names - OPTIONAL_MEMBERS))
 
 
 def check_plugin(obj, protocol: type, kind: str) -> None:
@@ -106,3 +110,10 @@ def find_hardware(name: str) -> HardwareSpec:
         if h.name == name:
             return h
     raise PluginError(f"unknown hardware {name!r}; known: {', '.join(h.name for h in hardware_descriptors())}")
+
+
+def toolchain_problem(dsl: DSL) -> str | None:
+    """Why ``dsl`` cannot build candidates on this machine (one line), or None when it can.
+    A plugin that does not say is taken at its word that it needs nothing."""
+    check = getattr(dsl, "toolchain_problem", None)
+    return check() if callable(check) else None

@@ -9,7 +9,23 @@ from akg.targets import Target
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = ("triton", "cuda", "cuda_c", "cpp", "nvidia", "nvcc", "nvrtc", "metal", "msl", "mps", "hip", "hipcc",
          "rocm", "amd", "tilelang", "cupy", "apple", "intel")
-PATTERN = re.compile(r"(?<![A-Za-z0-9])(%s)(?![A-Za-z0-9])" % "|".join(NAMES), re.IGNORECASE)
+# A name as a word of its own (a literal, a module, a comment), or an environment variable it
+# prefixes (TRITON_INTERPRET). A longer identifier of torch's own that contains one
+# (reductions.rebuild_cuda_tensor) is torch's API, not a choice the core makes by name.
+_WORDS = re.compile(r"\b(%s)\b" % "|".join(NAMES), re.IGNORECASE)
+_ENV = re.compile(r"\b(%s)_[A-Z0-9_]+\b" % "|".join(n.upper() for n in NAMES))
+
+
+class _Pattern:
+    def finditer(self, line):
+        yield from _WORDS.finditer(line)
+        yield from _ENV.finditer(line)
+
+    def search(self, line):
+        return next(self.finditer(line), None)
+
+
+PATTERN = _Pattern()
 
 
 def test_the_core_names_no_dsl_or_vendor():
@@ -25,7 +41,9 @@ def test_the_pattern_catches_names_in_code_and_comments():
     assert PATTERN.search('if device.startswith("cuda"):')
     assert PATTERN.search("os.environ['TRITON_INTERPRET']")
     assert PATTERN.search("# hip kernels")
+    assert PATTERN.search("x = torch.cuda.Event()") and PATTERN.search("dsl = 'cuda_c'")
     assert not PATTERN.search("relationship chip cppx")
+    assert not PATTERN.search("reductions.rebuild_cuda_tensor(")
 
 
 def test_target_answers_timing_and_harness_settings():

@@ -10,6 +10,7 @@ import functools
 import os
 import re
 import subprocess
+import shutil
 from pathlib import Path
 
 from akg.ir import FusedGroup, Schedule
@@ -86,6 +87,12 @@ def compiler_version() -> str:
     except (OSError, subprocess.TimeoutExpired):
         return "missing"
     return out.strip() or "unknown"
+
+    def toolchain_problem(self) -> str | None:
+        # Candidates compile their kernels with this compiler in the worker.
+        if shutil.which(runtime.AKG_CXX) is None:
+            return f"the C++ compiler {runtime.AKG_CXX!r} is not on PATH: install g++ (or set CXX)"
+        return None
 
 
 def _imported_modules(tree: ast.AST) -> list[str]:

@@ -71,6 +71,14 @@ class CudaCDSL:
     def guide(self) -> str:
         return GUIDE.read_text()
 
+    def toolchain_problem(self) -> str | None:
+        # Candidates compile with NVRTC in the worker; torch's CUDA wheels ship it.
+        try:
+            runtime.akg_nvrtc()
+        except runtime.AkgCudaError:
+            return "libnvrtc is not installed: install torch with CUDA (or the CUDA toolkit)"
+        return None
+
     def worker_environment(self) -> dict[str, str]:
         home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         return {"AKG_CACHE_DIR": os.environ.get("AKG_CACHE_DIR", str(home_cache / "akg"))}

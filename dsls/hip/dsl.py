@@ -45,6 +45,13 @@ class HipDSL:
     def guide(self) -> str:
         return GUIDE.read_text()
 
+    def toolchain_problem(self) -> str | None:
+        try:
+            runtime.akg_hiprtc()
+        except runtime.AkgHipError:
+            return "libhiprtc is not installed: install torch for ROCm"
+        return None
+
     def worker_environment(self) -> dict[str, str]:
         home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         return {"AKG_CACHE_DIR": os.environ.get("AKG_CACHE_DIR", str(home_cache / "akg"))}

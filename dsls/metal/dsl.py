@@ -50,6 +50,12 @@ class MetalDSL:
     def guide(self) -> str:
         return GUIDE.read_text()
 
+    def toolchain_problem(self) -> str | None:
+        import torch
+        if not hasattr(getattr(torch, "mps", None), "compile_shader"):
+            return "torch.mps.compile_shader is missing: install torch >= 2.6 on macOS"
+        return None
+
     def worker_environment(self) -> dict[str, str]:
         return {}   # compiled in memory by torch.mps.compile_shader: no cache to write
 
