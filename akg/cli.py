@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from akg import errors
@@ -29,7 +30,9 @@ def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
 
 def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=int, default=None, help="most candidates to measure (default 24)")
-    p.add_argument("--time-limit", type=float, default=None, help="wall-clock limit in seconds")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="wall-clock limit in seconds for the whole command (per problem in bench), baselines "
+                        "included: at the limit akg stops, writes the best verified result so far and exits 0")
     p.add_argument("--store", default=None, help="SQLite store (default .akg/akg.db)")
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None, help="timing trials per candidate (median is reported)")
@@ -80,7 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()  # --time-limit counts from here: imports and baselines included
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -118,9 +123,14 @@ def _settings(args):
     from akg.search import SearchOptions
 
     s, harness = load_config(args.config)
+    time_limit = getattr(args, "time_limit", None)
+    time_limit = s.get("time_limit") if time_limit is None else time_limit
+    if time_limit is not None and time_limit <= 0:
+        raise AkgError(f"--time-limit must be a positive number of seconds, got {time_limit:g}")
     options = SearchOptions(
         budget=getattr(args, "budget", None) or s.get("budget", 24),
-        time_limit_s=getattr(args, "time_limit", None) or s.get("time_limit"),
+        time_limit_s=time_limit,
+        started=getattr(args, "started", None),
         policy=args.policy or s.get("policy", "strict"),
         resume=getattr(args, "resume", False))
     overrides = {}
@@ -161,15 +171,25 @@ def _progress(quiet: bool):
 
 
 def cmd_optimize(args) -> int:
-    from akg.pipeline import optimize_problem, resolve_target
+    import contextlib
+    from akg.deadline import Deadline, Watchdog
+    from akg.pipeline import Running, optimize_problem, resolve_target
     from akg.problem import load_problem
     from akg.store import Store, DEFAULT_STORE
 
     options, harness = _settings(args)
-    problem = load_problem(args.problem)
-    target = resolve_target(args.dsl, args.device)
-    with Store(args.store or DEFAULT_STORE) as store:
-        report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json))
+    running, watchdog = None, contextlib.nullcontext()
+    if options.time_limit_s is not None:  # from here on, everything counts against the limit
+        running = Running(Deadline(options.time_limit_s, options.started), Path(args.out), args.dsl, args.device or "")
+        watchdog = Watchdog(running.deadline, running.kill, running.rescue)
+    with watchdog:
+        problem = load_problem(args.problem)
+        if running is not None:
+            running.problem = problem
+        target = resolve_target(args.dsl, args.device)
+        with Store(args.store or DEFAULT_STORE) as store:
+            report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json),
+                                      running)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from akg import plugins
+from akg.deadline import Deadline, Watchdog
 from akg.errors import AkgError, DeviceUnavailable
 from akg.ir import Verdict
 from akg.problem import Problem, validate
@@ -74,7 +76,24 @@ def floor_for(problem: Problem, hardware: HardwareSpec, graph=None) -> tuple[flo
 
 
 def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, store: Store,
-                     options: SearchOptions, harness_config, progress=None) -> dict:
+                     options: SearchOptions, harness_config, progress=None, running: "Running | None" = None) -> dict:
+    """``running``: the command line's time-limit watchdog, already started (see ``Running``);
+    without it a time limit is enforced here, from now, and never ends the process."""
+    if running is not None:
+        running.problem, running.target, running.store = problem, target, store
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running)
+    if options.time_limit_s is None:
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, Running())
+    if options.started is None:
+        options = replace(options, started=time.monotonic())
+    running = Running(Deadline(options.time_limit_s, options.started), out_dir)
+    running.problem, running.target, running.store = problem, target, store
+    with Watchdog(running.deadline, running.kill):
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running)
+
+
+def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Store, options: SearchOptions,
+              harness_config, progress, running: Running) -> dict:
     from akg.harness import WorkerPool
 
     validate(problem)
@@ -84,15 +103,75 @@ def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, sto
         harness_config = harness_config.replace(time=False, measure_compile=False, seeds=harness_config.seeds[:1],
                                                 distributions=("problem", "uniform"))
     graph, plans, notes = plan_problem(problem)
+    running.notes = notes
     floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
+    running.analysis = analysis
     with WorkerPool(device=target.device, workers=1, config=harness_config) as pool:
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
+        running.pool, running.search = pool, search
         result = search.run(plans, floor_ms)
     result.notes[:0] = notes
     report = build_report(problem, target, result, analysis, store)
     if out_dir is not None:
         write_results(Path(out_dir), result.best.candidate.source, report)
     return report
+
+
+class Running:
+    """What a time limit's watchdog acts on, filled in as the command gets that far. The command
+    line starts the watchdog before anything else (imports, device detection and the reference's
+    checks count against the limit) with ``rescue`` as its last resort."""
+
+    def __init__(self, deadline: Deadline | None = None, out_dir: Path | None = None, dsl: str = "",
+                 device: str = "") -> None:
+        self.deadline, self.out_dir, self.dsl, self.device = deadline, out_dir, dsl, device
+        self.problem: Problem | None = None
+        self.target: Target | None = None
+        self.store: Store | None = None
+        self.search: Search | None = None
+        self.pool = None
+        self.notes: list[str] = []
+        self.analysis: dict = {}
+
+    def kill(self) -> None:
+        if self.search is not None:
+            self.search.kill()
+
+    def rescue(self) -> None:
+        """From the watchdog thread: write what is verified, clean up, exit 0."""
+        import sys
+        note = (f"the time limit ({self.deadline.limit_s:g} s) was reached while akg itself was busy; "
+                "the result is what was fully verified before it")
+        try:
+            if self.problem is not None and self.out_dir is not None:
+                result = self._snapshot(list(self.notes) + [note])
+                report = build_report(self.problem, self._target(), result, self.analysis, self.store)
+                write_results(Path(self.out_dir), result.best.candidate.source, report)
+                note += f"; wrote {Path(self.out_dir) / 'best.py'} and {Path(self.out_dir) / 'report.json'}"
+            print(f"akg: {note}", file=sys.stderr, flush=True)
+            self.kill()
+            if self.pool is not None:
+                self.pool.close()
+        finally:
+            os._exit(0)
+
+    def _target(self):
+        """The target, or (before it was resolved) what the command named."""
+        if self.target is not None:
+            return self.target
+        from types import SimpleNamespace
+        return SimpleNamespace(dsl=SimpleNamespace(name=self.dsl, timing_meaningful_on=()), device=self.device,
+                               hardware=SimpleNamespace(name="not detected"))
+
+    def _snapshot(self, notes: list[str]) -> SearchResult:
+        if self.search is not None:
+            return self.search.snapshot(notes)
+        from akg.agents import coder
+        target = self._target()
+        ref = coder.reference_candidate(self.problem.source, target.dsl.name)
+        scored = Scored(ref, Verdict(ref.id, "done", True, True))
+        return SearchResult(scored, scored, [scored], {}, None, None,
+                            target.device in target.dsl.timing_meaningful_on, notes)
 
 
 def _speedups(scored: Scored, baselines: dict) -> tuple[float | None, float | None]:
@@ -139,7 +218,7 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
         "candidates": [_candidate_entry(s, result.baselines) for s in result.scored],
         "notes": result.notes,
         "run_id": result.run_id,
-        "store": str(store.path),
+        "store": str(store.path) if store is not None else None,
     }
 
 

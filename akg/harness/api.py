@@ -1,6 +1,8 @@
 """The harness as the search and the command line use it: ``evaluate`` and ``WorkerPool``."""
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from pathlib import Path
 
@@ -78,6 +80,15 @@ class WorkerPool:
         self._workers.close()
         for reference in self._references.values():
             reference.close()
+
+    def cancel(self) -> None:
+        """Kill every worker process now (a time limit ran out): evaluations in flight end as
+        worker faults at once. The pool stays usable; ``close`` still cleans up."""
+        for pid in self._workers.pids():
+            try:
+                os.killpg(pid, signal.SIGKILL)  # each worker leads its own process group
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def _reference(self, problem: Problem) -> Reference:
         key = f"{problem.path}:{problem.digest}"
