@@ -62,13 +62,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None)
 
-    p = sub.add_parser("bench", help="optimize every problem in a folder and summarise", epilog=EPILOG,
-                       description="Per-problem results, fast_p and geomean speedups vs eager and torch.compile.")
-    p.add_argument("suite", help="folder of problem files")
+    p = sub.add_parser("bench", help="optimize every problem of a suite and summarise", epilog=EPILOG,
+                       description="Per-problem results, fast_p and geomean speedups vs eager and torch.compile. "
+                                   "Each problem runs in its own process; the results file is rewritten as each finishes.")
+    p.add_argument("suite", help="folder of problem files, searched recursively (e.g. a KernelBench checkout "
+                                 "with level folders), or a text file listing problem files one per line")
     _common(p, dsl_required=True)
     _search_flags(p)
     p.add_argument("--out", required=True, help="JSON file for the results")
     p.add_argument("--results-dir", default=None, help="also write each problem's best.py/report.json here")
+    p.add_argument("--problems", default=None,
+                   help="which problems: numbers, ranges and names, comma-separated (e.g. 1,19,23-30,Softmax)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows already in --out and run only the problems without one")
 
     p = sub.add_parser("analyze", help="trace a problem and print its work, bytes and roofline floor")
     p.add_argument("problem")
@@ -276,18 +282,25 @@ def _print_verdict(v) -> None:
 
 
 def cmd_bench(args) -> int:
-    from akg.bench import markdown_table, run_bench
+    from akg.bench import discover, markdown_table, run_bench, select
     from akg.pipeline import resolve_target
-    from akg.store import Store, DEFAULT_STORE
+    from akg.store import DEFAULT_STORE
 
-    suite = Path(args.suite)
-    if not suite.is_dir():
-        raise AkgError(f"suite {args.suite}: not a folder of problem files")
-    options, harness = _settings(args)
+    options, _ = _settings(args)  # checks the flags and the config file before any problem runs
+    entries = select(discover(Path(args.suite)), args.problems)
     target = resolve_target(args.dsl, args.device)
-    with Store(args.store or DEFAULT_STORE) as store:
-        result = run_bench(suite, target, Path(args.out), store, options, harness, _progress(args.json),
-                           Path(args.results_dir) if args.results_dir else None)
+    device = args.device or target.device
+    shared = ["--dsl", args.dsl, "--store", str(Path(args.store or DEFAULT_STORE).resolve())]
+    for flag, value in (("--budget", args.budget), ("--policy", args.policy), ("--trials", args.trials),
+                        ("--config", args.config and str(Path(args.config).resolve()))):
+        if value is not None:
+            shared += [flag, str(value)]
+    if args.no_compile:
+        shared.append("--no-compile")
+    result = run_bench(entries, target, Path(args.out), shared, suite=Path(args.suite), device=device,
+                       time_limit_s=options.time_limit_s, resume=args.resume,
+                       results_dir=Path(args.results_dir).resolve() if args.results_dir else None,
+                       progress=_progress(args.json))
     print(json.dumps(result["summary"], indent=2) if args.json else markdown_table(result))
     return errors.EXIT_OK
 

@@ -41,16 +41,32 @@ def resolve_target(dsl_name: str, device_name: str | None) -> Target:
     if device_name is None:
         device_name = next((d for d in dsl.devices if d in plugins.backends() and plugins.backends()[d].available()),
                            dsl.devices[0])
+    device_name, index = _device_index(device_name)
     if device_name not in dsl.devices:
         raise AkgError(f"DSL {dsl.name} does not run on device {device_name!r}; it runs on: {', '.join(dsl.devices)}")
     try:
         backend = plugins.get_backend(device_name)
     except plugins.PluginError as e:
         raise AkgError(str(e)) from None
+    if index is not None:
+        select = getattr(backend, "select", None)
+        if select is None:
+            raise AkgError(f"device {device_name!r} has no numbered devices; use --device {device_name}")
+        select(index)  # before anything touches the device: workers inherit the choice
     if not backend.available():
-        raise DeviceUnavailable(f"device {device_name!r} is not available on this machine; "
+        raise DeviceUnavailable(f"device {device_name!r}{'' if index is None else f' number {index}'} is not available on this machine; "
                                 f"try --device {'cpu' if 'cpu' in dsl.devices else dsl.devices[0]}")
     return Target(dsl, backend, backend.detect())
+
+
+def _device_index(device: str) -> tuple[str, int | None]:
+    """``name:N`` -> (name, N); a plain name -> (name, None)."""
+    name, sep, index = device.partition(":")
+    if not sep:
+        return device, None
+    if not index.isdigit():
+        raise AkgError(f"--device {device}: the part after ':' must be a device number, e.g. {name}:0")
+    return name, int(index)
 
 
 def plan_problem(problem: Problem) -> tuple[Any, list, list[str]]:

@@ -14,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from akg import versions
 from akg.agents import coder, designer
 from akg.build import Builders
 from akg.deadline import KILL_BEFORE_S, Deadline
@@ -259,8 +260,11 @@ class Search:
         return self.store.start_run(*target, opts)
 
     def _baselines(self, notes: list[str]) -> dict:
-        known = self.store.baselines(self.problem.digest, self.device, self.hardware.name)
-        if known is not None and self.options.resume:
+        # Measured once per problem, device and software stack; every later run reuses them.
+        key = (self.problem.digest, self.device, self.hardware.name, versions.stack_key())
+        known = self.store.baselines(*key)
+        if known is not None and (known["compile_ms"] is not None or not self.pool.config.measure_compile):
+            self.progress("eager and torch.compile baselines from the store", None)
             return known
         self.progress("measuring eager and torch.compile baselines", None)
         try:
@@ -271,8 +275,7 @@ class Search:
             notes.append(f"eager and torch.compile baselines not measured: the time limit "
                          f"({self.deadline.limit_s:g} s) was reached while measuring them")
             return {"eager_ms": None, "compile_ms": None}
-        self.store.add_baselines(self.problem.digest, self.device, self.hardware.name,
-                                 measured["eager_ms"], measured.get("compile_ms"))
+        self.store.add_baselines(key[0], key[1], key[2], measured["eager_ms"], measured.get("compile_ms"), key[3])
         return measured
 
     def _reference(self, baselines: dict) -> Scored:
