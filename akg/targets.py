@@ -157,6 +157,10 @@ class DSL(Protocol):
     def guide(self) -> str:
         """Text for LLM prompts: how to write a ModelNew in this DSL."""
 
+    # Optional: ``worker_env(device) -> dict[str, str]``, environment variables worker processes on
+    # ``device`` start with (e.g. a DSL that runs only in its interpreter there). Not part of the
+    # protocol so that plugins without it still match.
+
 
 @runtime_checkable
 class Pass(Protocol):
