@@ -4,8 +4,9 @@ Per op, ``DIR/ops/<op>/`` holds the migration's best.py and report.json; an op w
 was made from the same file for the same target is not redone, and the store makes a half-done op
 cheap to finish, so an interrupted port resumes where it stopped. From the results:
 
-- ``DIR/<library>/``, an importable package: one module per op and an ``__init__.py`` that exposes
-  each op by its file's name as an ``nn.Module`` class and registers them as torch custom ops;
+- ``DIR/<library>/``, an importable package: one module per op (``<library>.kernels.<op>``) and an
+  ``__init__.py`` that exposes each op by its file's name as an ``nn.Module`` class
+  (``<library>.<op>``) and registers them as torch custom ops;
 - ``DIR/report.json``: per op, verified or not, speedups vs the source, eager and torch.compile,
   and why an op fell back to the reference;
 - ``DIR/report.html``: the same as a page with plots (``akg.report``).
@@ -39,9 +40,13 @@ class OpFile:
     path: Path
 
 
+# Names the package's __init__ defines itself.
+RESERVED = {"kernels", "OPS", "PORTED", "SOURCE_FILES", "register_custom_ops", "importlib", "torch"}
+
+
 def identifier(stem: str) -> str:
     name = re.sub(r"\W", "_", stem)
-    if not name or name[0].isdigit() or keyword.iskeyword(name):
+    if not name or name[0].isdigit() or keyword.iskeyword(name) or name in RESERVED or name.startswith("_"):
         name = "op_" + name
     return name
 
@@ -153,13 +158,14 @@ def write_package(library: Path, ops: list[OpFile], rows: list[dict], out_dir: P
     package = out_dir / name
     if package.exists():
         shutil.rmtree(package)
-    package.mkdir(parents=True)
+    (package / "kernels").mkdir(parents=True)
+    atomic_write(package / "kernels" / "__init__.py", '"""One module per op: the verified candidate files."""\n')
     entries = []
     for op, row in zip(ops, rows):
         best = out_dir / "ops" / op.name / "best.py"
         if row.get("error") or not best.is_file():
             continue
-        shutil.copyfile(best, package / f"{op.name}.py")
+        shutil.copyfile(best, package / "kernels" / f"{op.name}.py")
         entries.append({"name": op.name, "ported": row["ported"], "file": op.path.name})
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resources.files("akg.templates") / "port")),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
