@@ -123,7 +123,6 @@ def source_dsl(text: str) -> str | None:
 
 def judge_source(problem: Problem, text: str, target: Target, harness_config) -> SourceResult:
     """Verify the source kernel on the target device; time it where its DSL's timings mean something."""
-    from akg.agents.coder import candidate_id
     from akg.harness import HarnessError, evaluate
 
     dsl_name = source_dsl(text)
@@ -134,8 +133,7 @@ def judge_source(problem: Problem, text: str, target: Target, harness_config) ->
     if "ModelNew" not in text:
         return SourceResult(dsl_name, False, False, None, "the file defines no ModelNew (a problem, not a kernel)")
     try:
-        verdict = evaluate(problem, text, "source-" + candidate_id(text), device=target.device,
-                           policy=SOURCE_POLICY, config=config)
+        verdict = evaluate(problem, text, target, SOURCE_POLICY, config)
     except HarnessError as e:   # includes CandidateError
         return SourceResult(dsl_name, False, False, None, str(e).splitlines()[0][:300])
     if not verdict.accepted:

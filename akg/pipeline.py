@@ -39,6 +39,9 @@ def resolve_target(dsl_name: str, device_name: str | None) -> Target:
     if device_name is None:
         device_name = next((d for d in dsl.devices if d in plugins.backends() and plugins.backends()[d].available()),
                            dsl.devices[0])
+    missing = plugins.toolchain_problem(dsl)
+    if missing:
+        raise DeviceUnavailable(missing)
     if device_name not in dsl.devices:
         raise AkgError(f"DSL {dsl.name} does not run on device {device_name!r}; it runs on: {', '.join(dsl.devices)}")
     try:
@@ -76,8 +79,10 @@ def floor_for(problem: Problem, hardware: HardwareSpec, graph=None) -> tuple[flo
 def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, store: Store,
                      options: SearchOptions, harness_config, progress=None) -> dict:
     from akg.harness import WorkerPool
+    from akg.harness.memory import check_fits
 
-    validate(problem)
+    check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
+    validate(problem, target.device)
     if target.device not in target.dsl.timing_meaningful_on:
         # e.g. Triton under its CPU interpreter: timing means nothing there, and each interpreted
         # run is slow, so check correctness on fewer (still fresh, still varied) cases.
@@ -136,11 +141,23 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
                  "timing_meaningful": result.timing_meaningful},
         "baselines": {"eager_ms": result.baselines.get("eager_ms"), "compile_ms": result.baselines.get("compile_ms")},
         "analysis": analysis,
+        # the problem's footprint and the peak device memory of the harness's processes (bytes)
+        "memory": _memory(result),
         "candidates": [_candidate_entry(s, result.baselines) for s in result.scored],
         "notes": result.notes,
         "run_id": result.run_id,
         "store": str(store.path),
     }
+
+
+def _memory(result: SearchResult) -> dict:
+    keys = ("footprint_bytes", "peak_device_bytes_conductor", "peak_device_bytes_worker")
+    found: dict = {}
+    for scored in result.scored:
+        for key, value in scored.verdict.profile:
+            if key in keys and isinstance(value, (int, float)):
+                found[key] = max(found.get(key, 0), value)
+    return found
 
 
 def write_results(out_dir: Path, best_source: str, report: dict) -> None:
@@ -154,4 +171,12 @@ def atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    # mkstemp makes the file 0600; results are for sharing, so give them the usual 0666 & ~umask.
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)   # the only portable way to read it is to set it and put it back
+    os.umask(mask)
+    return mask

@@ -20,7 +20,6 @@ import re
 import shutil
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 import jinja2
@@ -167,9 +166,10 @@ def write_package(library: Path, ops: list[OpFile], rows: list[dict], out_dir: P
             continue
         shutil.copyfile(best, package / "kernels" / f"{op.name}.py")
         entries.append({"name": op.name, "ported": row["ported"], "file": op.path.name})
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(resources.files("akg.templates") / "port")),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    text = env.get_template("__init__.py.j2").render(package=name, ops=entries, dsl=target.dsl.name,
+    from akg.report import TEMPLATES
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    text = env.get_template("package_init.py.j2").render(package=name, ops=entries, dsl=target.dsl.name,
                                                      device=target.device, version=akg.__version__,
                                                      skipped=[r["op"] for r in rows if r.get("error")])
     atomic_write(package / "__init__.py", text)

@@ -13,7 +13,6 @@ import json
 import math
 import sqlite3
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 import jinja2
@@ -21,6 +20,9 @@ from markupsafe import Markup
 
 import akg
 from akg.errors import AkgError
+
+
+TEMPLATES = Path(__file__).parent / "report_templates"   # package data of akg
 
 
 @dataclass(frozen=True)
@@ -367,8 +369,7 @@ def roofline_bars(rows: tuple[dict, ...]) -> str:
 # -- the page --------------------------------------------------------------------------------------
 
 def _environment() -> jinja2.Environment:
-    folder = resources.files("akg.templates") / "report"
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
                              autoescape=jinja2.select_autoescape(["html", "j2"]), trim_blocks=True, lstrip_blocks=True)
     env.filters["ms"] = lambda v: "—" if v is None else f"{v:.4g}"
     env.filters["x"] = lambda v: "—" if v is None else f"{v:.2f}x"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 from pathlib import Path
 
@@ -61,3 +62,9 @@ class TritonDSL:
 
     def guide(self) -> str:
         return (Path(__file__).parent / "guide.md").read_text()
+
+    def toolchain_problem(self) -> str | None:
+        # Every candidate imports triton in its worker: without it each one would be rejected.
+        if importlib.util.find_spec("triton") is None:
+            return "triton is not installed: pip install 'akg[triton]'"
+        return None
