@@ -35,7 +35,9 @@ def dsl_versions(dsl) -> dict[str, str]:
 def versions(dsl, device: str, hardware: str) -> dict[str, str]:
     """Everything a verdict of ``dsl`` on ``device``/``hardware`` depends on."""
     import torch
+    from akg import versions as software
     return {"akg_harness": HARNESS_VERSION, "python": platform.python_version(), "torch": torch.__version__,
+            "stack": software.stack_key(),   # torch's own requirements too (its compiler backends ...)
             "dsl": dsl.name, **{f"dsl:{k}": v for k, v in dsl_versions(dsl).items()},
             "device": device, "hardware": hardware}
 

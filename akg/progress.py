@@ -50,7 +50,7 @@ def timing_text(verdict) -> str:
 
 class Progress:
     def __init__(self, quiet: bool = False, budget: int | None = None, time_limit_s: float | None = None,
-                 console: Console | None = None) -> None:
+                 console: Console | None = None, live: bool = True) -> None:
         self.quiet = quiet
         self.budget, self.time_limit_s = budget, time_limit_s
         self.console = console or Console(stderr=True, soft_wrap=True)
@@ -61,7 +61,7 @@ class Progress:
         self.best: Best | None = None
         self.stop_reason: str | None = None
         self._live = None
-        if not quiet and self.console.is_terminal:
+        if live and not quiet and self.console.is_terminal:
             from rich.live import Live
             self._live = Live(self._status(), console=self.console, transient=True, refresh_per_second=2)
             self._live.start()

@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS run_candidates (
 CREATE TABLE IF NOT EXISTS baselines (
     problem TEXT NOT NULL, device TEXT NOT NULL, hardware TEXT NOT NULL, eager_ms REAL, compile_ms REAL,
     created REAL NOT NULL, PRIMARY KEY (problem, device, hardware));
+CREATE TABLE IF NOT EXISTS baseline_times (
+    problem TEXT NOT NULL, device TEXT NOT NULL, hardware TEXT NOT NULL, versions TEXT NOT NULL, eager_ms REAL,
+    compile_ms REAL, created REAL NOT NULL, PRIMARY KEY (problem, device, hardware, versions));
 """
 
 
@@ -138,6 +141,15 @@ class Store:
         keys = ("id", "problem", "dsl", "device", "hardware", "status", "options", "started", "finished", "best")
         return dict(zip(keys, row)) if row else {}
 
+    def best_of_finished(self, problem: str, dsl: str, device: str, hardware: str) -> tuple[str, str, str] | None:
+        """(id, origin, source) of the best candidate of the newest finished run of this problem on
+        this target, or None when no run finished."""
+        row = self._db.execute(
+            "SELECT c.id, c.origin, c.source FROM runs r JOIN candidates c ON c.id=r.best WHERE r.problem=? "
+            "AND r.dsl=? AND r.device=? AND r.hardware=? AND r.status='done' ORDER BY r.id DESC LIMIT 1",
+            (problem, dsl, device, hardware)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
     # -- candidates and verdicts ---------------------------------------------------------------
 
     def add_candidate(self, problem: str, candidate: Candidate, run: int | None = None, position: int = 0) -> None:
@@ -182,15 +194,50 @@ class Store:
 
     # -- baselines -----------------------------------------------------------------------------
 
-    def add_baselines(self, problem: str, device: str, hardware: str, eager_ms: float, compile_ms: float | None) -> None:
+    # Baselines are kept per software stack (``versions``, see akg.versions): a new torch or
+    # compiler measures them again. The older ``baselines`` table, without versions, is not read.
+    def add_baselines(self, problem: str, device: str, hardware: str, eager_ms: float, compile_ms: float | None,
+                      versions: str = "") -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO baselines VALUES (?,?,?,?,?,?)",
-                       (problem, device, hardware, eager_ms, compile_ms, time.time()))
+            db.execute("INSERT OR REPLACE INTO baseline_times VALUES (?,?,?,?,?,?,?)",
+                       (problem, device, hardware, versions, eager_ms, compile_ms, time.time()))
 
-    def baselines(self, problem: str, device: str, hardware: str) -> dict[str, float | None] | None:
-        row = self._db.execute("SELECT eager_ms, compile_ms FROM baselines WHERE problem=? AND device=? AND hardware=?",
-                               (problem, device, hardware)).fetchone()
+    def baselines(self, problem: str, device: str, hardware: str, versions: str = "") -> dict[str, float | None] | None:
+        row = self._db.execute("SELECT eager_ms, compile_ms FROM baseline_times WHERE problem=? AND device=? "
+                               "AND hardware=? AND versions=?", (problem, device, hardware, versions)).fetchone()
         return {"eager_ms": row[0], "compile_ms": row[1]} if row else None
+
+    # -- reading runs back (akg report) ----------------------------------------------------------
+
+    def latest_runs(self) -> list[dict[str, Any]]:
+        """The newest run of each problem and target, with the problem's name."""
+        rows = self._db.execute(
+            "SELECT r.id, r.problem, p.name, r.dsl, r.device, r.hardware, r.status, r.best FROM runs r "
+            "JOIN problems p ON p.digest=r.problem WHERE r.id IN (SELECT MAX(id) FROM runs "
+            "GROUP BY problem, dsl, device, hardware) ORDER BY p.name, r.dsl, r.device").fetchall()
+        keys = ("id", "problem", "name", "dsl", "device", "hardware", "status", "best")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def run_candidates(self, run: int) -> list[dict[str, Any]]:
+        """A run's candidates in measured order, each with its newest verdict on the run's target and
+        the seconds from the run's start to its first verdict (0 for verdicts reused from before)."""
+        info = self.run_info(run)
+        if not info:
+            return []
+        rows = self._db.execute(
+            "SELECT c.id, c.parent, c.origin, c.description, "
+            "(SELECT v.verdict FROM verdicts v WHERE v.candidate=c.id AND v.device=? AND v.hardware=? "
+            " ORDER BY v.created DESC LIMIT 1), "
+            "(SELECT MIN(v.created) FROM verdicts v WHERE v.candidate=c.id AND v.device=? AND v.hardware=?) "
+            "FROM run_candidates rc JOIN candidates c ON c.id=rc.candidate WHERE rc.run=? ORDER BY rc.position",
+            (info["device"], info["hardware"], info["device"], info["hardware"], run)).fetchall()
+        return [{"id": r[0], "parent": r[1], "origin": r[2], "description": r[3],
+                 "verdict": verdict_from_json(r[4]) if r[4] else None,
+                 "elapsed_s": max(0.0, r[5] - info["started"]) if r[5] is not None else None} for r in rows]
+
+    def run_timeline(self, run: int) -> dict[str, float]:
+        """Candidate id -> seconds from the run's start to its first verdict."""
+        return {c["id"]: c["elapsed_s"] for c in self.run_candidates(run) if c["elapsed_s"] is not None}
 
     def export(self) -> Iterator[dict[str, Any]]:
         """Every verified candidate with its problem source: a dataset of (program, kernel) pairs."""

@@ -77,8 +77,10 @@ def test_bench_problem_resets_counts():
 
 
 def _search(tmp_path, **options):
+    from akg.harness import HarnessConfig
     dsl = types.SimpleNamespace(name="fake", timing_meaningful_on=("cpu",), versions=lambda: {})
-    s = Search(None, dsl, "cpu", HardwareSpec(name="hw", backend="cpu"), None, Store(tmp_path / "s.db"),
+    pool = types.SimpleNamespace(config=HarnessConfig())
+    s = Search(None, dsl, "cpu", HardwareSpec(name="hw", backend="cpu"), pool, Store(tmp_path / "s.db"),
                SearchOptions(**options))
     return s
 
@@ -95,5 +97,5 @@ def test_search_says_it_stopped_at_budget_or_time(tmp_path):
     s = _search(tmp_path, budget=2)
     s.measured = 2
     assert s._out_of_budget() and s.stop_reason == "the budget of 2 candidates was measured"
-    s = _search(tmp_path, budget=9, time_limit_s=0.0)
-    assert s._out_of_budget() and "time limit of 0 s" in s.stop_reason
+    s = _search(tmp_path, budget=9, time_limit_s=0.01)
+    assert s._out_of_budget() and "time limit of 0.01 s" in s.stop_reason

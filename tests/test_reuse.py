@@ -99,7 +99,8 @@ def test_outlier_is_measured_again_within_the_run(tmp_path):
         s.floor_ms = None
         s.problem = types.SimpleNamespace()
         cand = types.SimpleNamespace(source="", id="c1")
-        assert s._judge(cand, None) is second
+        from akg.harness import HarnessConfig
+        assert s._judge(cand, HarnessConfig()) is second
     assert any("again" in m and "15.6" in m for m in said)
 
 
