@@ -74,10 +74,14 @@ def floor_for(problem: Problem, hardware: HardwareSpec, graph=None) -> tuple[flo
 
 
 def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, store: Store,
-                     options: SearchOptions, harness_config, progress=None) -> dict:
+                     options: SearchOptions, harness_config, progress=None, llm=None) -> dict:
+    """``llm``: an ``akg.evolve.LLMRun`` for LLM mode. If its endpoint fails midway, the results
+    measured so far are written and the LLMError (exit 7) is raised afterwards."""
     from akg.harness import WorkerPool
 
     validate(problem)
+    if llm is not None:
+        llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
     if target.device not in target.dsl.timing_meaningful_on:
         # e.g. Triton under its CPU interpreter: timing means nothing there, and each interpreted
         # run is slow, so check correctness on fewer (still fresh, still varied) cases.
@@ -87,12 +91,32 @@ def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, sto
     floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
     with WorkerPool(device=target.device, workers=1, config=harness_config) as pool:
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
+        search.evolver = _evolver(llm, problem, target, graph, floor_ms)
         result = search.run(plans, floor_ms)
     result.notes[:0] = notes
     report = build_report(problem, target, result, analysis, store)
+    report["best"]["lineage"] = store.lineage(result.best.candidate.id)
+    if search.evolver is not None:
+        report["llm"] = search.evolver.report()
     if out_dir is not None:
         write_results(Path(out_dir), result.best.candidate.source, report)
+    if search.evolver is not None and search.evolver.error is not None:
+        raise search.evolver.error
     return report
+
+
+def _evolver(llm, problem: Problem, target: Target, graph, floor_ms: float | None):
+    if llm is None:
+        return None
+    from akg.agents import analyzer
+    from akg.evolve import Evolver
+    try:  # without a plan graph, analyze traces the program itself (planning can fail where tracing works)
+        analysis = analyzer.analyze(problem, [target.hardware], graph)
+    except Exception:  # the brief then says there is no analysis
+        analysis = None
+    if floor_ms is None and analysis is not None:
+        floor_ms = dict(analysis.roofline_ms).get(target.hardware.name)
+    return Evolver(llm.client, llm.options, analysis, floor_ms)
 
 
 def _speedups(scored: Scored, baselines: dict) -> tuple[float | None, float | None]:

@@ -43,6 +43,7 @@ class SearchOptions:
     screen: bool = True                   # judge search candidates on fewer cases; fully re-verify the winner
     finalists: int = 3                    # how many of the fastest screened candidates may be fully verified
     build_workers: int = max(1, min(8, os.cpu_count() or 1))
+    mode: str = "compiler"                # compiler | llm | both: who proposes candidates (llm needs an evolver)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class Search:
         self.measured = 0
         self.started = time.monotonic()
         self._builds = ThreadPoolExecutor(max_workers=options.build_workers, thread_name_prefix="akg-build")
+        self.evolver = None   # LLM mode's loop (akg.evolve.Evolver), run after the templates
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
@@ -128,6 +130,10 @@ class Search:
 
     def _prebuild(self, candidate: Candidate) -> str | None:
         try:
+            compile(candidate.source, f"<candidate {candidate.id}>", "exec")
+        except SyntaxError as e:
+            return f"build: Python syntax error at line {e.lineno}: {e.msg}"
+        try:
             self.dsl.prebuild(candidate.source, self.device)
         except BuildError as e:
             return f"build: {e}"
@@ -152,7 +158,16 @@ class Search:
             f.cancel()
         return results
 
-    def _measure(self, candidate: Candidate, build: Future | None) -> Scored:
+    def measure(self, candidate: Candidate, findings: tuple = ()) -> Scored:
+        """Build and judge one candidate proposed outside the plan search (LLM mode); ``findings``
+        (static checks) join the verdict's checks."""
+        build = self._builds.submit(self._prebuild, candidate) if self._stored(candidate.id) is None else None
+        scored = self._measure(candidate, build, findings)
+        self.scored.append(scored)
+        self.progress("candidate", scored)
+        return scored
+
+    def _measure(self, candidate: Candidate, build: Future | None, findings: tuple = ()) -> Scored:
         self.store.add_candidate(self.problem.digest, candidate, self.run_id, len(self.scored))
         known = self._stored(candidate.id)
         if known is not None:
@@ -163,6 +178,8 @@ class Search:
             verdict = Verdict(candidate.id, "build", False, False, errors=(build_error[:2000],))
         else:
             verdict = self._judge(candidate, self._screen_config())
+        if findings:
+            verdict = replace(verdict, checks=verdict.checks + tuple(findings))
         self.store.add_verdict(verdict, *self._key())
         return Scored(candidate, verdict)
 
@@ -197,8 +214,11 @@ class Search:
             options = designer.renderable_plans(plans, self.dsl, self.hardware)
             if not options:
                 notes.append(f"no plan is renderable in {self.dsl.name}; the reference is the result")
-            seeded = self.evaluate_plans([po.plan for po in options])
-            self._tune(options, seeded)
+            if self.options.mode != "llm":
+                seeded = self.evaluate_plans([po.plan for po in options])
+                self._tune(options, seeded)
+            if self.evolver is not None:
+                self.evolver.run(self, options)
             best = self._choose(reference, notes)
         finally:
             self._builds.shutdown(wait=False, cancel_futures=True)
@@ -215,7 +235,8 @@ class Search:
             if unfinished is not None:
                 self.progress(f"resuming run {unfinished}", None)
                 return unfinished
-        opts = {"budget": self.options.budget, "policy": self.options.policy, "time_limit_s": self.options.time_limit_s}
+        opts = {"budget": self.options.budget, "policy": self.options.policy, "time_limit_s": self.options.time_limit_s,
+                "mode": self.options.mode}
         return self.store.start_run(*target, opts)
 
     def _baselines(self) -> dict:

@@ -22,6 +22,10 @@ from . import lowering, runtime, tuning
 TEMPLATE_DIR = Path(akg.templates.__file__).parent / "kernels" / "cpp"
 GUIDE = Path(__file__).parent / "guide.md"
 _SOURCE_PATTERN = re.compile(r"^_AKG_CPP_SOURCE = r'''(.*?)'''$", re.MULTILINE | re.DOTALL)
+# extern "C" functions: a declaration after extern "C" (alone or in an extern "C" { ... } block).
+_EXTERN_C = re.compile(r'extern\s+"C"\s*\{?\s*(?:[A-Za-z_][\w:<>]*[\s\*&]+)+?([A-Za-z_]\w*)\s*\(')
+_DEFINITION = re.compile(r'\b([A-Za-z_]\w*)\s*\([^;{}()]*\)\s*(?:const\s*)?\{')
+_CPP_KEYWORDS = {"if", "for", "while", "switch", "catch", "return", "sizeof"}
 _ALLOWED_IMPORTS = {"torch", "ctypes", "hashlib", "os", "subprocess", "tempfile", "math", "typing",
                     "functools", "pathlib", "sys", "__future__", "numbers", "itertools", "collections"}
 
@@ -93,6 +97,24 @@ class CppDSL:
 
     def guide(self) -> str:
         return GUIDE.read_text()
+
+    def kernel_findings(self, source: str) -> list[str]:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return []
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        kernels = {name for text in strings for name in _EXTERN_C.findall(text)}
+        # Inside an extern "C" { ... } block every function definition is exported.
+        kernels |= {name for text in strings if re.search(r'extern\s+"C"\s*\{', text)
+                    for name in _DEFINITION.findall(text) if name not in _CPP_KEYWORDS}
+        if not kernels:
+            return ['no C++ kernel: no string holds an extern "C" function for g++ to build']
+        called = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        called |= {s for s in strings if s in kernels}   # getattr(lib, "name")
+        if not kernels & called:
+            return [f"the C++ kernel(s) {', '.join(sorted(kernels))} are defined but never called from Python"]
+        return []
 
     # ---- rendering -----------------------------------------------------------------------------
 
