@@ -54,6 +54,8 @@ def _llm_flags(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="akg", description="Generate verified, measured kernels from PyTorch programs.",
                                      epilog=EPILOG)
+    from akg import __version__
+    parser.add_argument("--version", action="version", version=f"akg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("optimize", help="search for the fastest verified kernels for a problem", epilog=EPILOG,
@@ -114,8 +116,17 @@ def main(argv: list[str] | None = None) -> int:
         if getattr(args, "debug", False):
             raise
         code = _exit_code(e)
-        print(f"akg: error: {_one_line(e)}", file=sys.stderr)
+        print(f"akg: error: {_store_context(e, args)}{_one_line(e)}", file=sys.stderr)
         return code
+
+
+def _store_context(e: Exception, args) -> str:
+    """A store that breaks mid-run names itself and the way out, like one that fails to open."""
+    import sqlite3
+    if not isinstance(e, sqlite3.DatabaseError):
+        return ""
+    from akg.store import DEFAULT_STORE
+    return f"store {getattr(args, 'store', None) or DEFAULT_STORE} is damaged (pass --store with another path): "
 
 
 def _one_line(e: Exception) -> str:
@@ -124,13 +135,14 @@ def _one_line(e: Exception) -> str:
 
 
 def _exit_code(e: Exception) -> int:
+    import sqlite3
     from akg.problem import ProblemError
     from akg.store import StoreError
     if isinstance(getattr(e, "exit_code", None), int):  # AkgError, HarnessError and subclasses
         return e.exit_code
     if isinstance(e, ProblemError):
         return errors.EXIT_USAGE
-    if isinstance(e, StoreError):
+    if isinstance(e, (StoreError, sqlite3.DatabaseError)):
         return errors.EXIT_STORE
     return errors.EXIT_INTERNAL
 
@@ -200,12 +212,16 @@ def cmd_optimize(args) -> int:
     from akg.problem import load_problem
     from akg.store import Store, DEFAULT_STORE
 
+    from akg.paths import check_output_dir, check_output_file
+
+    check_output_dir(args.out, "--out")
+    check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
     mode, llm = _llm_settings(args)
     options.mode = mode
     problem = load_problem(args.problem)
-    target = resolve_target(args.dsl, args.device)
-    with Store(args.store or DEFAULT_STORE) as store:
+    with Store(args.store or DEFAULT_STORE) as store:   # opened (and checked) before the device is probed
+        target = resolve_target(args.dsl, args.device)
         report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json), llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
@@ -236,7 +252,7 @@ def _print_summary(report: dict, out: Path) -> None:
 def _read_candidate(path: str) -> str:
     p = Path(path)
     if not p.is_file():
-        raise AkgError(f"candidate {path}: no such file")
+        raise CandidateFileError(f"candidate {path}: no such file")
     try:
         source = p.read_text()
     except (OSError, UnicodeDecodeError) as e:
@@ -297,9 +313,15 @@ def cmd_bench(args) -> int:
     from akg.pipeline import resolve_target
     from akg.store import Store, DEFAULT_STORE
 
+    from akg.paths import check_output_dir, check_output_file
+
     suite = Path(args.suite)
     if not suite.is_dir():
         raise AkgError(f"suite {args.suite}: not a folder of problem files")
+    check_output_file(args.out, "--out")
+    check_output_file(args.store or DEFAULT_STORE, "--store")
+    if args.results_dir:
+        check_output_dir(args.results_dir, "--results-dir")
     options, harness = _settings(args)
     target = resolve_target(args.dsl, args.device)
     with Store(args.store or DEFAULT_STORE) as store:
@@ -349,9 +371,17 @@ def cmd_analyze(args) -> int:
     return errors.EXIT_OK
 
 
+def _columns(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    """Rows of cells padded to each column's widest cell, so columns line up whatever the names."""
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(max(map(len, rows)))]
+    return [indent + "  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in rows]
+
+
 def cmd_plugins(args) -> int:
     from akg import plugins
-    dsls = {n: {"devices": list(d.devices), "families": list(d.families)} for n, d in plugins.dsls().items()}
+    dsls = {n: {"devices": list(d.devices), "families": list(d.families),
+                "available": plugins.toolchain_problem(d) is None, "reason": plugins.toolchain_problem(d) or ""}
+            for n, d in plugins.dsls().items()}
     backends = {n: {"available": b.available(), "hardware": [h.name for h in b.descriptors()]}
                 for n, b in plugins.backends().items()}
     passes = [{"name": p.name, "stage": p.stage, "order": p.order} for p in plugins.passes()]
@@ -359,17 +389,16 @@ def cmd_plugins(args) -> int:
         print(json.dumps({"dsls": dsls, "backends": backends, "passes": passes}, indent=2))
         return errors.EXIT_OK
     print("DSLs:")
-    for n, d in sorted(dsls.items()):
-        print(f"  {n:<10} devices: {', '.join(d['devices']):<12} families: {', '.join(d['families'])}")
+    print("\n".join(_columns([["name", "status", "devices", "families"]] + [
+        [n, "available" if d["available"] else f"not available: {d['reason']}", ", ".join(d["devices"]),
+         ", ".join(d["families"])] for n, d in sorted(dsls.items())])))
     print("Backends:")
-    for n, b in sorted(backends.items()):
-        print(f"  {n:<10} {'available' if b['available'] else 'not available'}")
+    print("\n".join(_columns([[n, "available" if b["available"] else "not available", ", ".join(b["hardware"])]
+                             for n, b in sorted(backends.items())])))
     print("Hardware descriptors:")
-    for h in plugins.hardware_descriptors():
-        print(f"  {h.name:<14} {h.backend:<5} {h.display_name}")
+    print("\n".join(_columns([[h.name, h.backend, h.display_name] for h in plugins.hardware_descriptors()])))
     print("Passes:")
-    for p in passes:
-        print(f"  {p['name']:<14} {p['stage']:<6} order {p['order']}")
+    print("\n".join(_columns([[p["name"], p["stage"], f"order {p['order']}"] for p in passes])))
     return errors.EXIT_OK
 
 

@@ -39,6 +39,9 @@ def resolve_target(dsl_name: str, device_name: str | None) -> Target:
     if device_name is None:
         device_name = next((d for d in dsl.devices if d in plugins.backends() and plugins.backends()[d].available()),
                            dsl.devices[0])
+    missing = plugins.toolchain_problem(dsl)
+    if missing:
+        raise DeviceUnavailable(missing)
     if device_name not in dsl.devices:
         raise AkgError(f"DSL {dsl.name} does not run on device {device_name!r}; it runs on: {', '.join(dsl.devices)}")
     try:
@@ -178,4 +181,12 @@ def atomic_write(path: Path, text: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    # mkstemp makes the file 0600; results are for sharing, so give them the usual 0666 & ~umask.
+    os.chmod(tmp, 0o666 & ~_umask())
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)   # the only portable way to read it is to set it and put it back
+    os.umask(mask)
+    return mask

@@ -6,6 +6,7 @@ import functools
 import pluggy
 
 from akg import hookspecs
+from akg.errors import EXIT_USAGE
 from akg.targets import DSL, Backend, HardwareSpec, Pass
 
 hookimpl = pluggy.HookimplMarker("akg")
@@ -14,6 +15,39 @@ ENTRY_POINT_GROUP = "akg"
 
 class PluginError(LookupError):
     """A requested DSL/backend/hardware does not exist, or a plugin is broken."""
+    exit_code = EXIT_USAGE
+
+
+# Protocol methods documented as optional: the core asks for them with getattr and a default.
+OPTIONAL_MEMBERS = frozenset({"kernel_findings", "toolchain_problem"})
+
+
+def protocol_members(protocol: type) -> tuple[str, ...]:
+    """The attributes and methods a plugin object must have to be a ``protocol``."""
+    names = set(getattr(protocol, "__annotations__", {}))
+    names |= {n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")}
+    return tuple(sorted(names - OPTIONAL_MEMBERS))
+
+
+def check_plugin(obj, protocol: type, kind: str) -> None:
+    """Refuse an object that lacks part of its protocol, naming what is missing, at load time
+    rather than at the first call deep inside a search."""
+    missing = [n for n in protocol_members(protocol) if not hasattr(obj, n)]
+    if missing:
+        name = getattr(obj, "name", type(obj).__name__)
+        raise PluginError(f"{kind} plugin {name!r} ({type(obj).__module__}) lacks {', '.join(missing)} "
+                          f"of the {protocol.__name__} protocol")
+
+
+def _by_name(objects: list, protocol: type, kind: str) -> dict:
+    found: dict = {}
+    for obj in objects:
+        check_plugin(obj, protocol, kind)
+        if obj.name in found:
+            raise PluginError(f"two {kind} plugins are named {obj.name!r} ({type(found[obj.name]).__module__} and "
+                              f"{type(obj).__module__}); uninstall one")
+        found[obj.name] = obj
+    return found
 
 
 @functools.lru_cache(maxsize=1)
@@ -32,17 +66,20 @@ def _collect(results: list[list]) -> list:
 
 @functools.lru_cache(maxsize=1)
 def dsls() -> dict[str, DSL]:
-    return {d.name: d for d in _collect(manager().hook.akg_dsls())}
+    return _by_name(_collect(manager().hook.akg_dsls()), DSL, "DSL")
 
 
 @functools.lru_cache(maxsize=1)
 def backends() -> dict[str, Backend]:
-    return {b.name: b for b in _collect(manager().hook.akg_backends())}
+    return _by_name(_collect(manager().hook.akg_backends()), Backend, "backend")
 
 
 @functools.lru_cache(maxsize=1)
 def passes() -> list[Pass]:
-    return sorted(_collect(manager().hook.akg_passes()), key=lambda p: (p.stage, p.order, p.name))
+    found = _collect(manager().hook.akg_passes())
+    for p in found:
+        check_plugin(p, Pass, "pass")
+    return sorted(found, key=lambda p: (p.stage, p.order, p.name))
 
 
 def get_dsl(name: str) -> DSL:
@@ -68,3 +105,10 @@ def find_hardware(name: str) -> HardwareSpec:
         if h.name == name:
             return h
     raise PluginError(f"unknown hardware {name!r}; known: {', '.join(h.name for h in hardware_descriptors())}")
+
+
+def toolchain_problem(dsl: DSL) -> str | None:
+    """Why ``dsl`` cannot build candidates on this machine (one line), or None when it can.
+    A plugin that does not say is taken at its word that it needs nothing."""
+    check = getattr(dsl, "toolchain_problem", None)
+    return check() if callable(check) else None

@@ -64,8 +64,17 @@ class Store:
             self._db = sqlite3.connect(str(self.path), timeout=60, isolation_level=None)
             self._db.execute("PRAGMA busy_timeout=60000")
             self._initialise()
+            self._check_integrity()
         except (sqlite3.DatabaseError, OSError) as e:
             raise StoreError(f"store {self.path}: cannot open ({e}); pass --store with another path") from None
+
+    def _check_integrity(self) -> None:
+        # A partly damaged file opens fine and fails only at the query that meets the bad page,
+        # possibly after an hour of search: find out now. quick_check reads every page once.
+        rows = self._db.execute("PRAGMA quick_check").fetchall()
+        problems = [r[0] for r in rows if r[0] != "ok"]
+        if problems:
+            raise sqlite3.DatabaseError(f"the file is damaged: {problems[0][:120]}")
 
     def _initialise(self) -> None:
         # Switching to WAL and creating tables can meet another process doing the same; SQLite
@@ -137,6 +146,15 @@ class Store:
                                "FROM runs WHERE id=?", (run,)).fetchone()
         keys = ("id", "problem", "dsl", "device", "hardware", "status", "options", "started", "finished", "best")
         return dict(zip(keys, row)) if row else {}
+
+    def best_of_finished(self, problem: str, dsl: str, device: str, hardware: str) -> tuple[str, str, str] | None:
+        """(id, origin, source) of the best candidate of the newest finished run of this problem on
+        this target, or None when no run finished."""
+        row = self._db.execute(
+            "SELECT c.id, c.origin, c.source FROM runs r JOIN candidates c ON c.id=r.best WHERE r.problem=? "
+            "AND r.dsl=? AND r.device=? AND r.hardware=? AND r.status='done' ORDER BY r.id DESC LIMIT 1",
+            (problem, dsl, device, hardware)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
 
     # -- candidates and verdicts ---------------------------------------------------------------
 

@@ -162,6 +162,10 @@ class DSL(Protocol):
         defined in the language and launched from Python. Empty when both are there. Optional:
         the static screen of LLM candidates skips this question for a DSL without it."""
 
+    def toolchain_problem(self) -> str | None:
+        """None when the DSL's toolchain (compiler, package) is present; else one line saying what
+        is missing and how to install it. Optional: a plugin without it counts as available."""
+
 
 @runtime_checkable
 class Pass(Protocol):

@@ -22,7 +22,6 @@ class ScaledTanh(nn.Module):
 def test_optimize_a_live_module(tmp_path, monkeypatch):
     (tmp_path / "user_models.py").write_text(MODULE)
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))  # workers unpickle the module by its class name
     from user_models import ScaledTanh
 
     model = ScaledTanh()

@@ -75,8 +75,9 @@ def test_candidate_syntax_error_exits_3(problem, tmp_path):
     assert_one_line_error(akg("verify", problem, cand), 3)
 
 
-def test_missing_candidate_exits_2(problem, tmp_path):
-    assert_one_line_error(akg("verify", problem, tmp_path / "nope.py"), 2)
+def test_missing_candidate_exits_3(problem, tmp_path):
+    # The README: 3 for a candidate file that cannot be read, a missing one included.
+    assert_one_line_error(akg("verify", problem, tmp_path / "nope.py"), 3)
 
 
 @pytest.mark.parametrize("text", ["[search\nbudget=1", "[search]\nbugdet = 3\n", "[search]\nbudget = 'x'\n", "[colour]\n"])

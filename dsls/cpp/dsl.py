@@ -6,20 +6,16 @@ torch, the standard library and a C++ compiler.
 from __future__ import annotations
 
 import ast
-import math
 import re
-import traceback
+import shutil
 from pathlib import Path
 
-import jinja2
+from akg.ir import FusedGroup, Schedule
+from akg.targets import BuildError, HardwareSpec
 
-import akg.templates
-from akg.ir import FusedGroup, PointwiseKernel, ReductionKernel, Schedule, ScanKernel
-from akg.targets import BuildError, HardwareSpec, RenderError
+from . import runtime, schedules
+from .render import render_groups
 
-from . import lowering, runtime, tuning
-
-TEMPLATE_DIR = Path(akg.templates.__file__).parent / "kernels" / "cpp"
 GUIDE = Path(__file__).parent / "guide.md"
 _SOURCE_PATTERN = re.compile(r"^_AKG_CPP_SOURCE = r'''(.*?)'''$", re.MULTILINE | re.DOTALL)
 # extern "C" functions: a declaration after extern "C" (alone or in an extern "C" { ... } block).
@@ -36,41 +32,15 @@ class CppDSL:
     families = ("pointwise", "reduction", "scan")
     timing_meaningful_on = ("cpu",)
 
-    def __init__(self) -> None:
-        self._env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
-                                       undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                                       trim_blocks=False, autoescape=False)
-
     # ---- the DSL protocol ----------------------------------------------------------------------
 
     def schedules(self, group: FusedGroup, hardware: HardwareSpec) -> list[Schedule]:
         if group.family not in self.families:
             return []
-        return tuning.schedules(group, hardware)
+        return schedules.schedules(group, hardware)
 
     def render(self, groups: list[tuple[int, FusedGroup]], device: str) -> str:
-        if device != "cpu":
-            raise RenderError(f"the cpp DSL runs on the cpu, not {device!r}; pick --device cpu or another DSL")
-        kernels = [self._template("prelude.j2", {})]
-        launchers = []
-        for index, group in groups:
-            schedule = tuning.default_schedule(group)
-            kernels.append(self._kernel(index, group, schedule))
-            launchers.append(self._launcher(index, group, schedule))
-        cpp = "\n".join(kernels)
-        if "'''" in cpp:
-            raise RenderError("generated C++ contains ''' and cannot be embedded")
-        return "\n".join([
-            "# ---- akg cpp runtime ----",
-            runtime_text(),
-            f"_AKG_CPP_SOURCE = r'''{cpp}'''",
-            "",
-            "",
-            "def _akg_library():",
-            "    return akg_load(_AKG_CPP_SOURCE)",
-            "",
-            *launchers,
-        ])
+        return render_groups(groups, device)
 
     def prebuild(self, source: str, device: str) -> None:
         for cpp in _SOURCE_PATTERN.findall(source):
@@ -116,54 +86,11 @@ class CppDSL:
             return [f"the C++ kernel(s) {', '.join(sorted(kernels))} are defined but never called from Python"]
         return []
 
-    # ---- rendering -----------------------------------------------------------------------------
-
-    def _kernel(self, index: int, group: FusedGroup, schedule: Schedule) -> str:
-        kernel, name = group.kernel, f"akg_g{index}"
-        try:
-            if isinstance(kernel, PointwiseKernel):
-                return self._template("pointwise.j2", lowering.pointwise_context(name, kernel))
-            if isinstance(kernel, ReductionKernel):
-                context = lowering.reduction_context(name, kernel, schedule.get("variant", "row"),
-                                                     schedule.get("lanes", 16), schedule.get("block", 64))
-                return self._template("reduction.j2", context)
-            if isinstance(kernel, ScanKernel):
-                context = lowering.scan_context(name, kernel, schedule.get("variant", "row"), schedule.get("block", 64))
-                return self._template("scan.j2", context)
-        except RenderError as error:
-            raise RenderError(f"group {index} ({group.family} {group.nodes}): {error}") from None
-        except ValueError as error:  # an op or dtype the C++ renderer cannot spell
-            raise RenderError(f"group {index} ({group.family} {group.nodes}): {error}") from None
-        raise RenderError(f"group {index}: the cpp DSL does not render the {group.family} family; "
-                          "plan it as a library call")
-
-    def _launcher(self, index: int, group: FusedGroup, schedule: Schedule) -> str:
-        kernel = group.kernel
-        inputs = [{"arg": f"a{i}", "label": op.value, "dtype": op.type.dtype, "shape": tuple(op.type.shape),
-                   "strides": tuple(op.type.layout())} for i, op in enumerate(kernel.operands)]
-        outputs = [{"var": f"o{k}", "dtype": o.type.dtype, "shape": tuple(o.type.shape)}
-                   for k, o in enumerate(kernel.outputs)]
-        context = {"index": index, "args": [a["arg"] for a in inputs], "inputs": inputs, "outputs": outputs,
-                   "numel": math.prod(kernel.domain), "symbol": f"akg_g{index}",
-                   "pointers": [a["arg"] for a in inputs] + [o["var"] for o in outputs],
-                   "threads": int(schedule.get("threads", 0)),
-                   "grain": int(schedule.get("block", 0) if isinstance(kernel, PointwiseKernel)
-                                else schedule.get("grain", 0))}
-        return self._template("launcher.j2", context)
-
-    def _template(self, name: str, context: dict) -> str:
-        try:
-            return self._env.get_template(name).render(**context)
-        except jinja2.TemplateError as error:
-            raise RenderError(f"template cpp/{name}{_template_line(error)}: {error}") from None
-
-
-def _template_line(error: Exception) -> str:
-    lineno = getattr(error, "lineno", None)
-    if lineno is None:
-        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".j2")]
-        lineno = frames[-1].lineno if frames else None
-    return f" line {lineno}" if lineno else ""
+    def toolchain_problem(self) -> str | None:
+        # Candidates compile their kernels with this compiler in the worker.
+        if shutil.which(runtime.AKG_CXX) is None:
+            return f"the C++ compiler {runtime.AKG_CXX!r} is not on PATH: install g++ (or set CXX)"
+        return None
 
 
 def _imported_modules(tree: ast.AST) -> list[str]:
@@ -175,8 +102,3 @@ def _imported_modules(tree: ast.AST) -> list[str]:
             found.append(node.module)
     return found
 
-
-def runtime_text() -> str:
-    """runtime.py as embedded in candidates (its module docstring is about akg, not the candidate)."""
-    text = Path(runtime.__file__).read_text()
-    return text.split('"""', 2)[2].lstrip() if text.startswith('"""') else text

@@ -12,7 +12,7 @@ from akg.ir import (Call, Expr, FusedGroup, Load, Output, PointwiseKernel, RInde
 from akg.targets import RenderError
 
 from .geometry import Geometry, collapse, decompose, linear
-from .renderer import CppRenderer
+from .exprs import CppRenderer
 
 RENDERER = CppRenderer()
 

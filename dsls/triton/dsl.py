@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import os
 from pathlib import Path
 
@@ -72,3 +73,9 @@ class TritonDSL:
         if not jitted & launched:
             return [f"the Triton kernel(s) {', '.join(sorted(jitted))} are defined but never launched (kernel[grid](...))"]
         return []
+
+    def toolchain_problem(self) -> str | None:
+        # Every candidate imports triton in its worker: without it each one would be rejected.
+        if importlib.util.find_spec("triton") is None:
+            return "triton is not installed: pip install 'akg[triton]'"
+        return None

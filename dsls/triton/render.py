@@ -1,12 +1,12 @@
 """Render fused groups into Triton source: one @triton.jit kernel and one launcher per group.
 
-Each family has a context builder here and a template in templates/kernels/triton/<family>.j2;
+Each family has a context builder here and a template in templates/<family>.j2;
 the builder computes index arithmetic, loads, expressions and the baked-in schedule, the template
 holds the kernel's skeleton. ``render_groups`` is what the DSL plugin's ``render`` returns.
 """
 from __future__ import annotations
 
-from importlib import resources
+from pathlib import Path
 
 import jinja2
 
@@ -37,7 +37,7 @@ _BUILDERS = {
 
 
 def template_environment() -> jinja2.Environment:
-    folder = resources.files("akg.templates") / "kernels" / "triton"
+    folder = Path(__file__).parent / "templates"
     return jinja2.Environment(loader=jinja2.FileSystemLoader(str(folder)), undefined=jinja2.StrictUndefined,
                               trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
 

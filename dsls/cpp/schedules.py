@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass, fields
 
 from akg.ir import FusedGroup, PointwiseKernel, ReductionKernel, Schedule, ScanKernel
 from akg.targets import HardwareSpec
@@ -31,8 +32,45 @@ def _cores(hardware: HardwareSpec | None) -> int:
     return hardware.compute_units if hardware else (os.cpu_count() or 1)
 
 
+@dataclass(frozen=True)
+class CppSchedule:
+    """The knobs of one cpp kernel, validated. The search sees them as an ``ir.Schedule``
+    (``to_schedule``); rendering reads them back typed (``from_schedule``)."""
+    variant: str = "row"        # reductions and scans: "row", "split" or "column"
+    lanes: int = 16             # reductions: partial results per stage (SIMD width x unroll)
+    block: int = 64             # pointwise: inner-dim block per task; column variants: columns per task
+    threads: int = 0            # OpenMP threads; 0 = the runtime's default
+    grain: int = 0              # split reductions: elements per task
+
+    VARIANTS = ("row", "split", "column")
+
+    def __post_init__(self) -> None:
+        if self.variant not in self.VARIANTS:
+            raise ValueError(f"cpp schedule variant {self.variant!r} is not one of {', '.join(self.VARIANTS)}")
+        for name in ("lanes", "block"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"cpp schedule {name} must be at least 1, not {getattr(self, name)}")
+        for name in ("threads", "grain"):
+            if int(getattr(self, name)) < 0:
+                raise ValueError(f"cpp schedule {name} must not be negative, not {getattr(self, name)}")
+
+    @classmethod
+    def from_schedule(cls, schedule: Schedule) -> "CppSchedule":
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(dict(schedule.knobs)) - names)
+        if unknown:
+            raise ValueError(f"cpp schedules have no knob {', '.join(unknown)}")
+        return cls(**dict(schedule.knobs))
+
+    def to_schedule(self, *names: str) -> Schedule:
+        """The knobs named (all when none are) as the search's schedule value."""
+        chosen = names or tuple(f.name for f in fields(self))
+        return Schedule(tuple(sorted((n, getattr(self, n)) for n in chosen)))
+
+
 def _knobs(**knobs) -> Schedule:
-    return Schedule(tuple(sorted(knobs.items())))
+    # Validated through CppSchedule; only the knobs given are kept, so schedule texts stay short.
+    return CppSchedule(**knobs).to_schedule(*knobs)
 
 
 def pointwise_schedules(kernel: PointwiseKernel, hardware: HardwareSpec | None) -> list[Schedule]:
@@ -88,8 +126,8 @@ def schedules(group: FusedGroup, hardware: HardwareSpec | None) -> list[Schedule
     return []
 
 
-def default_schedule(group: FusedGroup) -> Schedule:
+def default_schedule(group: FusedGroup) -> CppSchedule:
     """The best guess for this machine, completed with any knobs the group's schedule sets."""
     found = schedules(group, None)
     base = found[0] if found else Schedule()
-    return base.with_(**dict(group.schedule.knobs)) if group.schedule.knobs else base
+    return CppSchedule.from_schedule(base.with_(**dict(group.schedule.knobs)) if group.schedule.knobs else base)

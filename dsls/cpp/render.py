@@ -1,0 +1,105 @@
+"""Render fused groups into one C++ translation unit plus the Python launchers that call it.
+
+Each family has a context builder in ``lowering.py`` and a template in ``templates/<family>.j2``;
+``render_groups`` is what the DSL plugin's ``render`` returns.
+"""
+from __future__ import annotations
+
+import math
+import traceback
+from pathlib import Path
+
+import jinja2
+
+from akg.ir import FusedGroup, PointwiseKernel, ReductionKernel, ScanKernel
+from akg.targets import RenderError
+
+from . import lowering, runtime
+from .schedules import CppSchedule, default_schedule
+
+TEMPLATE_DIR = Path(__file__).parent / "templates"
+
+
+def template_environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), undefined=jinja2.StrictUndefined,
+                              keep_trailing_newline=True, trim_blocks=False, autoescape=False)
+
+
+def render_groups(groups: list[tuple[int, FusedGroup]], device: str) -> str:
+    if device != "cpu":
+        raise RenderError(f"the cpp DSL runs on the cpu, not {device!r}; pick --device cpu or another DSL")
+    env = template_environment()
+    kernels = [_template(env, "prelude.j2", {})]
+    launchers = []
+    for index, group in groups:
+        schedule = default_schedule(group)
+        kernels.append(_kernel(env, index, group, schedule))
+        launchers.append(_launcher(env, index, group, schedule))
+    cpp = "\n".join(kernels)
+    if "'''" in cpp:
+        raise RenderError("generated C++ contains ''' and cannot be embedded")
+    return "\n".join([
+        "# ---- akg cpp runtime ----",
+        runtime_text(),
+        f"_AKG_CPP_SOURCE = r'''{cpp}'''",
+        "",
+        "",
+        "def _akg_library():",
+        "    return akg_load(_AKG_CPP_SOURCE)",
+        "",
+        *launchers,
+    ])
+
+
+def _kernel(env: jinja2.Environment, index: int, group: FusedGroup, schedule: CppSchedule) -> str:
+    kernel, name = group.kernel, f"akg_g{index}"
+    try:
+        if isinstance(kernel, PointwiseKernel):
+            return _template(env, "pointwise.j2", lowering.pointwise_context(name, kernel))
+        if isinstance(kernel, ReductionKernel):
+            context = lowering.reduction_context(name, kernel, schedule.variant, schedule.lanes, schedule.block)
+            return _template(env, "reduction.j2", context)
+        if isinstance(kernel, ScanKernel):
+            context = lowering.scan_context(name, kernel, schedule.variant, schedule.block)
+            return _template(env, "scan.j2", context)
+    except RenderError as error:
+        raise RenderError(f"group {index} ({group.family} {group.nodes}): {error}") from None
+    except ValueError as error:  # an op or dtype the C++ renderer cannot spell
+        raise RenderError(f"group {index} ({group.family} {group.nodes}): {error}") from None
+    raise RenderError(f"group {index}: the cpp DSL does not render the {group.family} family; "
+                      "plan it as a library call")
+
+
+def _launcher(env: jinja2.Environment, index: int, group: FusedGroup, schedule: CppSchedule) -> str:
+    kernel = group.kernel
+    inputs = [{"arg": f"a{i}", "label": op.value, "dtype": op.type.dtype, "shape": tuple(op.type.shape),
+               "strides": tuple(op.type.layout())} for i, op in enumerate(kernel.operands)]
+    outputs = [{"var": f"o{k}", "dtype": o.type.dtype, "shape": tuple(o.type.shape)}
+               for k, o in enumerate(kernel.outputs)]
+    context = {"index": index, "args": [a["arg"] for a in inputs], "inputs": inputs, "outputs": outputs,
+               "numel": math.prod(kernel.domain), "symbol": f"akg_g{index}",
+               "pointers": [a["arg"] for a in inputs] + [o["var"] for o in outputs],
+               "threads": schedule.threads,
+               "grain": schedule.block if isinstance(kernel, PointwiseKernel) else schedule.grain}
+    return _template(env, "launcher.j2", context)
+
+
+def _template(env: jinja2.Environment, name: str, context: dict) -> str:
+    try:
+        return env.get_template(name).render(**context)
+    except jinja2.TemplateError as error:
+        raise RenderError(f"template cpp/{name}{_template_line(error)}: {error}") from None
+
+
+def _template_line(error: Exception) -> str:
+    lineno = getattr(error, "lineno", None)
+    if lineno is None:
+        frames = [f for f in traceback.extract_tb(error.__traceback__) if f.filename.endswith(".j2")]
+        lineno = frames[-1].lineno if frames else None
+    return f" line {lineno}" if lineno else ""
+
+
+def runtime_text() -> str:
+    """runtime.py as embedded in candidates (its module docstring is about akg, not the candidate)."""
+    text = Path(runtime.__file__).read_text()
+    return text.split('"""', 2)[2].lstrip() if text.startswith('"""') else text
