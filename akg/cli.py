@@ -276,7 +276,6 @@ def cmd_verify(args) -> int:
     _, harness = _settings(args)
     problem = load_problem(args.problem)
     source = _read_candidate(args.candidate)
-    validate(problem)
     device = args.device or "cpu"
     try:
         backend = plugins.get_backend(device)
@@ -284,9 +283,13 @@ def cmd_verify(args) -> int:
         raise AkgError(str(e)) from None
     if not backend.available():
         raise DeviceUnavailable(f"device {device!r} is not available on this machine; try --device cpu")
+    from akg.harness.memory import check_fits
+    check_fits(problem, device)   # a problem too big for the device: one line, before any work
+    validate(problem, device)
     floor_ms, _ = floor_for(problem, backend.detect())
-    verdict = evaluate(problem, source, candidate_id(source), device=device, policy=args.policy or "strict",
-                       config=harness, floor_ms=floor_ms)
+    from akg.ir import Candidate
+    candidate = Candidate(candidate_id(source), None, "", source, None, "user")
+    verdict = evaluate(problem, candidate, device, args.policy or "strict", harness, floor_ms=floor_ms)
     if args.json:
         data = dataclasses.asdict(verdict)
         data["accepted"] = verdict.accepted

@@ -81,8 +81,10 @@ def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, sto
     """``llm``: an ``akg.evolve.LLMRun`` for LLM mode. If its endpoint fails midway, the results
     measured so far are written and the LLMError (exit 7) is raised afterwards."""
     from akg.harness import WorkerPool
+    from akg.harness.memory import check_fits
 
-    validate(problem)
+    check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
+    validate(problem, target.device)
     if llm is not None:
         llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
     if target.device not in target.dsl.timing_meaningful_on:
@@ -163,11 +165,23 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
                  "timing_meaningful": result.timing_meaningful},
         "baselines": {"eager_ms": result.baselines.get("eager_ms"), "compile_ms": result.baselines.get("compile_ms")},
         "analysis": analysis,
+        # the problem's footprint and the peak device memory of the harness's processes (bytes)
+        "memory": _memory(result),
         "candidates": [_candidate_entry(s, result.baselines) for s in result.scored],
         "notes": result.notes,
         "run_id": result.run_id,
         "store": str(store.path),
     }
+
+
+def _memory(result: SearchResult) -> dict:
+    keys = ("footprint_bytes", "peak_device_bytes_conductor", "peak_device_bytes_worker")
+    found: dict = {}
+    for scored in result.scored:
+        for key, value in scored.verdict.profile:
+            if key in keys and isinstance(value, (int, float)):
+                found[key] = max(found.get(key, 0), value)
+    return found
 
 
 def write_results(out_dir: Path, best_source: str, report: dict) -> None:

@@ -20,7 +20,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from akg.harness import protocol, sandbox
+from akg.harness import messages, protocol, sandbox
 from akg.harness.config import HarnessConfig
 from akg.harness.errors import HarnessError
 
@@ -85,7 +85,7 @@ class Worker:
         if not self._device_started:
             self._device_started = True
             try:
-                protocol.send(self._send_fd, {"op": "start"})
+                protocol.send(self._send_fd, messages.Start().to_wire())
             except OSError:
                 pass  # it died; the next request says how
 
@@ -94,12 +94,12 @@ class Worker:
             self.start_device()
             # Starting imports torch: on a loaded machine that alone can take many seconds.
             timeout_s = max(self.config.timeout_s, START_TIMEOUT_S)
-            hello = self._receive(timeout_s, "starting", resolve=False)
-            self.network_isolated = bool(hello.get("network_isolated"))
+            hello = self._typed(self._receive(timeout_s, "starting", resolve=False), messages.Hello, "starting")
+            self.network_isolated = hello.network_isolated
             # Large tensors come back in sealed memory files where this conductor can map them.
-            shared = protocol.probe_works(hello.get("probe"), self.process.pid)
-            self._receive(timeout_s, "starting", resolve=False)  # the device is set up
-            self._send({"op": "share", "enabled": shared}, "starting")
+            shared = protocol.probe_works(hello.probe, self.process.pid)
+            self._typed(self._receive(timeout_s, "starting", resolve=False), messages.Started, "starting")
+            self._send(messages.Share(shared).to_wire(), "starting")
             self._ready = True
 
     def settle_standby(self) -> None:
@@ -113,10 +113,19 @@ class Worker:
         except WorkerFault:
             pass  # it was killed; the slot starts another when it needs one
 
-    def request(self, message: dict, timeout_s: float, phase: str) -> dict:
+    def request(self, message: messages.Message, reply: type, timeout_s: float, phase: str) -> messages.Message:
+        """Send ``message``; the worker's answer as ``reply`` or ``messages.Failure``. A reply of any
+        other shape means the worker is no longer the harness's: it is killed (a crash)."""
         self._await_ready()
-        self._send(message, phase)
-        return self._receive(timeout_s, phase)
+        self._send(message.to_wire(), phase)
+        return self._typed(self._receive(timeout_s, phase), reply, phase)
+
+    def _typed(self, wire: dict, reply: type, phase: str) -> messages.Message:
+        try:
+            return messages.reply_from_wire(wire, reply)
+        except protocol.ProtocolError as e:
+            self.kill()
+            raise WorkerFault("crash", f"the worker sent a malformed reply while {phase} ({e})") from None
 
     def _send(self, message: dict, phase: str) -> None:
         try:
@@ -183,7 +192,7 @@ class Worker:
     def close(self) -> None:
         if self.alive() and self._ready:  # one still starting has nothing to finish: kill it
             try:
-                protocol.send(self._send_fd, {"op": "exit"})
+                protocol.send(self._send_fd, messages.Exit().to_wire())
                 self.process.wait(2.0)
             except (OSError, subprocess.TimeoutExpired):
                 pass
