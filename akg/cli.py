@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from akg import errors
@@ -29,7 +30,9 @@ def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
 
 def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=int, default=None, help="most candidates to measure (default 24)")
-    p.add_argument("--time-limit", type=float, default=None, help="wall-clock limit in seconds")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="wall-clock limit in seconds for the whole command (per problem in bench), baselines "
+                        "included: at the limit akg stops, writes the best verified result so far and exits 0")
     p.add_argument("--store", default=None, help="SQLite store (default .akg/akg.db)")
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None, help="timing trials per candidate (median is reported)")
@@ -77,13 +80,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None)
 
-    p = sub.add_parser("bench", help="optimize every problem in a folder and summarise", epilog=EPILOG,
-                       description="Per-problem results, fast_p and geomean speedups vs eager and torch.compile.")
-    p.add_argument("suite", help="folder of problem files")
+    p = sub.add_parser("bench", help="optimize every problem of a suite and summarise", epilog=EPILOG,
+                       description="Per-problem results, fast_p and geomean speedups vs eager and torch.compile. "
+                                   "Each problem runs in its own process; the results file is rewritten as each finishes.")
+    p.add_argument("suite", help="folder of problem files, searched recursively (e.g. a KernelBench checkout "
+                                 "with level folders), or a text file listing problem files one per line")
     _common(p, dsl_required=True)
     _search_flags(p)
     p.add_argument("--out", required=True, help="JSON file for the results")
     p.add_argument("--results-dir", default=None, help="also write each problem's best.py/report.json here")
+    p.add_argument("--problems", default=None,
+                   help="which problems: numbers, ranges and names, comma-separated (e.g. 1,19,23-30,Softmax)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows already in --out and run only the problems without one")
 
     p = sub.add_parser("export", help="write every candidate in a store as a dataset", epilog=EPILOG,
                        description="One JSON record per candidate and target: problem, DSL, device, source, verdict, "
@@ -133,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()  # --time-limit counts from here: imports and baselines included
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -181,9 +192,14 @@ def _settings(args):
     from akg.search import SearchOptions
 
     s, harness = load_config(args.config)
+    time_limit = getattr(args, "time_limit", None)
+    time_limit = s.get("time_limit") if time_limit is None else time_limit
+    if time_limit is not None and time_limit <= 0:
+        raise AkgError(f"--time-limit must be a positive number of seconds, got {time_limit:g}")
     options = SearchOptions(
         budget=getattr(args, "budget", None) or s.get("budget", 24),
-        time_limit_s=getattr(args, "time_limit", None) or s.get("time_limit"),
+        time_limit_s=time_limit,
+        started=getattr(args, "started", None),
         policy=args.policy or s.get("policy", "strict"),
         resume=getattr(args, "resume", False))
     overrides = {}
@@ -235,7 +251,9 @@ def _progress(quiet: bool):
 
 
 def cmd_optimize(args) -> int:
-    from akg.pipeline import optimize_problem, resolve_target
+    import contextlib
+    from akg.deadline import Deadline, Watchdog
+    from akg.pipeline import Running, optimize_problem, resolve_target
     from akg.problem import load_problem
     from akg.store import Store, DEFAULT_STORE
 
@@ -246,10 +264,18 @@ def cmd_optimize(args) -> int:
     options, harness = _settings(args)
     mode, llm = _llm_settings(args)
     options.mode = mode
-    problem = load_problem(args.problem)
-    with Store(args.store or DEFAULT_STORE) as store:   # opened (and checked) before the device is probed
-        target = resolve_target(args.dsl, args.device)
-        report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json), llm)
+    running, watchdog = None, contextlib.nullcontext()
+    if options.time_limit_s is not None:  # from here on, everything counts against the limit
+        running = Running(Deadline(options.time_limit_s, options.started), Path(args.out), args.dsl, args.device or "")
+        watchdog = Watchdog(running.deadline, running.kill, running.rescue)
+    with watchdog:
+        problem = load_problem(args.problem)
+        if running is not None:
+            running.problem = problem
+        with Store(args.store or DEFAULT_STORE) as store:   # opened (and checked) before the device is probed
+            target = resolve_target(args.dsl, args.device)
+            report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json),
+                                      running, llm=llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -339,24 +365,31 @@ def _print_verdict(v) -> None:
 
 
 def cmd_bench(args) -> int:
-    from akg.bench import markdown_table, run_bench
+    from akg.bench import discover, markdown_table, run_bench, select
     from akg.pipeline import resolve_target
-    from akg.store import Store, DEFAULT_STORE
+    from akg.store import DEFAULT_STORE
 
     from akg.paths import check_output_dir, check_output_file
 
-    suite = Path(args.suite)
-    if not suite.is_dir():
-        raise AkgError(f"suite {args.suite}: not a folder of problem files")
     check_output_file(args.out, "--out")
     check_output_file(args.store or DEFAULT_STORE, "--store")
     if args.results_dir:
         check_output_dir(args.results_dir, "--results-dir")
-    options, harness = _settings(args)
+    options, _ = _settings(args)  # checks the flags and the config file before any problem runs
+    entries = select(discover(Path(args.suite)), args.problems)
     target = resolve_target(args.dsl, args.device)
-    with Store(args.store or DEFAULT_STORE) as store:
-        result = run_bench(suite, target, Path(args.out), store, options, harness, _progress(args.json),
-                           Path(args.results_dir) if args.results_dir else None)
+    device = args.device or target.device
+    shared = ["--dsl", args.dsl, "--store", str(Path(args.store or DEFAULT_STORE).resolve())]
+    for flag, value in (("--budget", args.budget), ("--policy", args.policy), ("--trials", args.trials),
+                        ("--config", args.config and str(Path(args.config).resolve()))):
+        if value is not None:
+            shared += [flag, str(value)]
+    if args.no_compile:
+        shared.append("--no-compile")
+    result = run_bench(entries, target, Path(args.out), shared, suite=Path(args.suite), device=device,
+                       time_limit_s=options.time_limit_s, resume=args.resume,
+                       results_dir=Path(args.results_dir).resolve() if args.results_dir else None,
+                       progress=_progress(args.json))
     print(json.dumps(result["summary"], indent=2) if args.json else markdown_table(result))
     return errors.EXIT_OK
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from dataclasses import dataclass, field
 
 from akg import screen
@@ -102,11 +101,12 @@ class Evolver:
     def _should_stop(self, search) -> bool:
         if self.stop_reason:
             return True
-        limit = search.options.time_limit_s
+        deadline = getattr(search, "deadline", None)
         if self.written >= self.options.candidates:
             self.stop_reason = f"candidate budget of {self.options.candidates} spent"
-        elif limit is not None and time.monotonic() - search.started > limit:
-            self.stop_reason = f"time limit of {limit:g} s reached"
+        elif deadline is not None and deadline.remaining() < search._judge_estimate_s() + search._full_estimate_s():
+            # Like the template search: another candidate only if it and the final verification fit.
+            self.stop_reason = f"time limit of {deadline.limit_s:g} s reached"
         elif (left := self.client.budget_left()) is not None and left <= 0:
             self.stop_reason = f"token budget of {self.client.settings.token_budget} spent"
         elif search._near_floor():

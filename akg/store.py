@@ -37,6 +37,9 @@ CREATE TABLE IF NOT EXISTS run_candidates (
 CREATE TABLE IF NOT EXISTS baselines (
     problem TEXT NOT NULL, device TEXT NOT NULL, hardware TEXT NOT NULL, eager_ms REAL, compile_ms REAL,
     created REAL NOT NULL, PRIMARY KEY (problem, device, hardware));
+CREATE TABLE IF NOT EXISTS baseline_times (
+    problem TEXT NOT NULL, device TEXT NOT NULL, hardware TEXT NOT NULL, versions TEXT NOT NULL, eager_ms REAL,
+    compile_ms REAL, created REAL NOT NULL, PRIMARY KEY (problem, device, hardware, versions));
 """
 
 # Schema version 1 (LLM mode): prompts and replies content-addressed, and every LLM turn with its
@@ -193,14 +196,17 @@ class Store:
 
     # -- baselines -----------------------------------------------------------------------------
 
-    def add_baselines(self, problem: str, device: str, hardware: str, eager_ms: float, compile_ms: float | None) -> None:
+    # Baselines are kept per software stack (``versions``, see akg.versions): a new torch or
+    # compiler measures them again. The older ``baselines`` table, without versions, is not read.
+    def add_baselines(self, problem: str, device: str, hardware: str, eager_ms: float, compile_ms: float | None,
+                      versions: str = "") -> None:
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO baselines VALUES (?,?,?,?,?,?)",
-                       (problem, device, hardware, eager_ms, compile_ms, time.time()))
+            db.execute("INSERT OR REPLACE INTO baseline_times VALUES (?,?,?,?,?,?,?)",
+                       (problem, device, hardware, versions, eager_ms, compile_ms, time.time()))
 
-    def baselines(self, problem: str, device: str, hardware: str) -> dict[str, float | None] | None:
-        row = self._db.execute("SELECT eager_ms, compile_ms FROM baselines WHERE problem=? AND device=? AND hardware=?",
-                               (problem, device, hardware)).fetchone()
+    def baselines(self, problem: str, device: str, hardware: str, versions: str = "") -> dict[str, float | None] | None:
+        row = self._db.execute("SELECT eager_ms, compile_ms FROM baseline_times WHERE problem=? AND device=? "
+                               "AND hardware=? AND versions=?", (problem, device, hardware, versions)).fetchone()
         return {"eager_ms": row[0], "compile_ms": row[1]} if row else None
 
     # -- reading runs back (akg report) ----------------------------------------------------------
