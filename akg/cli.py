@@ -15,7 +15,7 @@ from akg import errors
 from akg.errors import AkgError, CandidateFileError
 
 EPILOG = "Exit codes: 0 ok/accepted, 1 rejected, 2 bad usage or problem, 3 bad candidate file, " \
-         "4 bad config, 5 device unavailable, 6 store error, 70 internal error."
+         "4 bad config, 5 device unavailable, 6 store error, 7 LLM endpoint error, 70 internal error."
 
 
 def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
@@ -41,6 +41,21 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
                    help="time every candidate again instead of replaying timings from the store")
 
 
+def _llm_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LLM mode (see docs/llm.md; key from AKG_LLM_API_KEY, else OPENAI_API_KEY)")
+    g.add_argument("--llm", metavar="MODEL", default=None, help="model name at an OpenAI-compatible endpoint")
+    g.add_argument("--llm-url", metavar="URL", default=None, help="base URL, e.g. http://localhost:8000/v1 (default OpenAI)")
+    g.add_argument("--mode", choices=("compiler", "llm", "both"), default=None,
+                   help="who proposes candidates (default: both with --llm — templates first, then agents improve)")
+    g.add_argument("--agents", choices=("all", "coder"), default=None,
+                   help="all: designer then coder (default); coder: the coder alone, for small local models")
+    g.add_argument("--hint", default=None, help="advice for the designer and coder, e.g. 'fuse the epilogue'")
+    g.add_argument("--llm-budget", type=int, default=None, help="most code-writing LLM turns (default 12)")
+    g.add_argument("--token-budget", type=int, default=None, help="most prompt+completion tokens")
+    g.add_argument("--llm-record", metavar="FILE", default=None, help="write every exchange to this cassette")
+    g.add_argument("--llm-replay", metavar="FILE", default=None, help="answer from this cassette, offline")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="akg", description="Generate verified, measured kernels from PyTorch programs.",
                                      epilog=EPILOG)
@@ -55,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", default="akg_out", help="output folder (default akg_out)")
     p.add_argument("--resume", action="store_true", help="continue the last interrupted run of this problem")
+    _llm_flags(p)
 
     p = sub.add_parser("verify", help="check a candidate ModelNew against a problem", epilog=EPILOG,
                        description="Exit 0 when accepted, 1 when rejected, 2 for bad usage or a bad problem file.")
@@ -79,6 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which problems: numbers, ranges and names, comma-separated (e.g. 1,19,23-30,Softmax)")
     p.add_argument("--resume", action="store_true",
                    help="keep the rows already in --out and run only the problems without one")
+
+    p = sub.add_parser("export", help="write every candidate in a store as a dataset", epilog=EPILOG,
+                       description="One JSON record per candidate and target: problem, DSL, device, source, verdict, "
+                                   "timings, lineage, prompt and reply ids.")
+    p.add_argument("--store", default=None, help="SQLite store (default .akg/akg.db)")
+    p.add_argument("--format", choices=("jsonl",), default="jsonl")
+    p.add_argument("--out", default="-", help="file to write (default: standard output)")
+    p.add_argument("--debug", action="store_true")
 
     p = sub.add_parser("migrate", help="regenerate a kernel file's computation in another DSL, verified", epilog=EPILOG,
                        description="Write DIR/best.py in the target DSL and DIR/report.json, with the source kernel "
@@ -191,6 +215,17 @@ def _settings(args):
     return options, harness.replace(**overrides)
 
 
+def _llm_settings(args):
+    from akg.config import load_llm_config
+    from akg.evolve import llm_run
+    values = load_llm_config(args.config)
+    flags = {"model": args.llm, "url": args.llm_url, "mode": args.mode, "agents": args.agents, "hint": args.hint,
+             "candidates": args.llm_budget, "token_budget": args.token_budget, "record": args.llm_record,
+             "replay": args.llm_replay}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return llm_run(values)
+
+
 def _progress(quiet: bool, options=None, live: bool = True):
     from akg.progress import Progress
     return Progress(quiet=quiet, budget=getattr(options, "budget", None),
@@ -209,6 +244,8 @@ def cmd_optimize(args) -> int:
     check_output_dir(args.out, "--out")
     check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
     running, watchdog = None, contextlib.nullcontext()
     if options.time_limit_s is not None:  # from here on, everything counts against the limit
         running = Running(Deadline(options.time_limit_s, options.started), Path(args.out), args.dsl, args.device or "")
@@ -220,7 +257,8 @@ def cmd_optimize(args) -> int:
         with Store(args.store or DEFAULT_STORE) as store:   # opened (and checked) before the device is probed
             target = resolve_target(args.dsl, args.device)
             with _progress(args.json, options) as progress:
-                report = optimize_problem(problem, target, Path(args.out), store, options, harness, progress, running)
+                report = optimize_problem(problem, target, Path(args.out), store, options, harness, progress,
+                                          running, llm=llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -342,6 +380,22 @@ def cmd_bench(args) -> int:
                        results_dir=Path(args.results_dir).resolve() if args.results_dir else None,
                        progress=_progress(args.json, live=False))   # each problem's own lines pass through
     print(json.dumps(result["summary"], indent=2) if args.json else markdown_table(result))
+    return errors.EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from akg.store import Store, DEFAULT_STORE
+    path = Path(args.store) if args.store else DEFAULT_STORE
+    if not path.is_file():
+        raise AkgError(f"store {path}: no such file; pass --store with the store a run wrote", errors.EXIT_STORE)
+    out = sys.stdout if args.out == "-" else open(args.out, "w")
+    try:
+        with Store(path) as store:
+            for record in store.export_records():
+                out.write(json.dumps(record, default=str) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
     return errors.EXIT_OK
 
 
@@ -476,7 +530,8 @@ def cmd_plugins(args) -> int:
 
 
 COMMANDS = {"optimize": cmd_optimize, "verify": cmd_verify, "bench": cmd_bench, "analyze": cmd_analyze,
-            "plugins": cmd_plugins, "migrate": cmd_migrate, "port": cmd_port, "report": cmd_report}
+            "plugins": cmd_plugins, "migrate": cmd_migrate, "port": cmd_port, "report": cmd_report,
+            "export": cmd_export}
 
 if __name__ == "__main__":
     sys.exit(main())

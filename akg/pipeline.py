@@ -95,29 +95,34 @@ def floor_for(problem: Problem, hardware: HardwareSpec, graph=None) -> tuple[flo
 
 
 def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, store: Store,
-                     options: SearchOptions, harness_config, progress=None, running: "Running | None" = None) -> dict:
+                     options: SearchOptions, harness_config, progress=None, running: "Running | None" = None,
+                     llm=None) -> dict:
     """``running``: the command line's time-limit watchdog, already started (see ``Running``);
-    without it a time limit is enforced here, from now, and never ends the process."""
+    without it a time limit is enforced here, from now, and never ends the process. ``llm``: an
+    ``akg.evolve.LLMRun`` for LLM mode; if its endpoint fails midway, the results measured so far
+    are written and the LLMError (exit 7) is raised afterwards."""
     if running is not None:
         running.problem, running.target, running.store = problem, target, store
-        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running)
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running, llm)
     if options.time_limit_s is None:
-        return _optimize(problem, target, out_dir, store, options, harness_config, progress, Running())
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, Running(), llm)
     if options.started is None:
         options = replace(options, started=time.monotonic())
     running = Running(Deadline(options.time_limit_s, options.started), out_dir)
     running.problem, running.target, running.store = problem, target, store
     with Watchdog(running.deadline, running.kill):
-        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running)
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running, llm)
 
 
 def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Store, options: SearchOptions,
-              harness_config, progress, running: Running) -> dict:
+              harness_config, progress, running: Running, llm=None) -> dict:
     from akg.harness import WorkerPool
     from akg.harness.memory import check_fits
 
     check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
     validate(problem, target.device)
+    if llm is not None:
+        llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
     if target.device not in target.dsl.timing_meaningful_on:
         # e.g. Triton under its CPU interpreter: timing means nothing there, and each interpreted
         # run is slow, so check correctness on fewer (still fresh, still varied) cases.
@@ -130,12 +135,32 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
     with WorkerPool(device=target.device, workers=1, config=harness_config) as pool:
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
         running.pool, running.search = pool, search
+        search.evolver = _evolver(llm, problem, target, graph, floor_ms)
         result = search.run(plans, floor_ms)
     result.notes[:0] = notes
     report = build_report(problem, target, result, analysis, store)
+    report["best"]["lineage"] = store.lineage(result.best.candidate.id)
+    if search.evolver is not None:
+        report["llm"] = search.evolver.report()
     if out_dir is not None:
         write_results(Path(out_dir), result.best.candidate.source, report)
+    if search.evolver is not None and search.evolver.error is not None:
+        raise search.evolver.error
     return report
+
+
+def _evolver(llm, problem: Problem, target: Target, graph, floor_ms: float | None):
+    if llm is None:
+        return None
+    from akg.agents import analyzer
+    from akg.evolve import Evolver
+    try:  # without a plan graph, analyze traces the program itself (planning can fail where tracing works)
+        analysis = analyzer.analyze(problem, [target.hardware], graph)
+    except Exception:  # the brief then says there is no analysis
+        analysis = None
+    if floor_ms is None and analysis is not None:
+        floor_ms = dict(analysis.roofline_ms).get(target.hardware.name)
+    return Evolver(llm.client, llm.options, analysis, floor_ms)
 
 
 class Running:

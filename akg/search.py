@@ -46,6 +46,7 @@ class SearchOptions:
     finalists: int = 3                    # how many of the fastest screened candidates may be fully verified
     build_workers: int = max(1, min(8, os.cpu_count() or 1))
     remeasure: bool = False               # time every candidate again instead of replaying stored timings
+    mode: str = "compiler"                # compiler | llm | both: who proposes candidates (llm needs an evolver)
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Search:
         self.floor_ms = None
         self.run_id = None
         self.notes: list[str] = []
+        self.evolver = None   # LLM mode's loop (akg.evolve.Evolver), run after the templates
 
     def kill(self) -> None:
         """Stop in-flight work now (the time limit): worker and build processes are killed, and
@@ -172,6 +174,10 @@ class Search:
             return Scored(failed, Verdict(failed.id, "build", False, False, errors=(f"render: {e}",)))
 
     def _prebuild(self, candidate: Candidate) -> str | None:
+        try:
+            compile(candidate.source, f"<candidate {candidate.id}>", "exec")
+        except SyntaxError as e:
+            return f"build: Python syntax error at line {e.lineno}: {e.msg}"
         error = self._builders.build(candidate.source)
         return f"build: {error}" if error else None
 
@@ -194,7 +200,16 @@ class Search:
             f.cancel()
         return results
 
-    def _measure(self, candidate: Candidate, build: Future | None) -> Scored:
+    def measure(self, candidate: Candidate, findings: tuple = ()) -> Scored:
+        """Build and judge one candidate proposed outside the plan search (LLM mode); ``findings``
+        (static checks) join the verdict's checks."""
+        build = self._builds.submit(self._prebuild, candidate) if self._stored(candidate.id) is None else None
+        scored = self._measure(candidate, build, findings)
+        self.scored.append(scored)
+        self.progress("candidate", scored)
+        return scored
+
+    def _measure(self, candidate: Candidate, build: Future | None, findings: tuple = ()) -> Scored:
         self.store.add_candidate(self.problem.digest, candidate, self.run_id, len(self.scored))
         known = self._stored(candidate.id)
         if known is not None:
@@ -207,6 +222,8 @@ class Search:
             began = time.monotonic()
             verdict = self._judge(candidate, self._screen_config())
             self._judged_s.append(time.monotonic() - began)
+        if findings:
+            verdict = replace(verdict, checks=verdict.checks + tuple(findings))
         self._keep(verdict)
         return Scored(candidate, verdict)
 
@@ -259,8 +276,11 @@ class Search:
             options = designer.renderable_plans(plans, self.dsl, self.hardware)
             if not options:
                 notes.append(f"no plan is renderable in {self.dsl.name}; the reference is the result")
-            seeded = self.evaluate_plans([po.plan for po in options])
-            self._tune(options, seeded)
+            if self.options.mode != "llm":
+                seeded = self.evaluate_plans([po.plan for po in options])
+                self._tune(options, seeded)
+            if self.evolver is not None:
+                self.evolver.run(self, options)
             self.stop_reason = self.stop_reason or "every plan and schedule worth trying was measured"
             self.progress(f"search stopped: {self.stop_reason}", None)
             best = self._choose(reference, notes)
@@ -282,7 +302,8 @@ class Search:
             if unfinished is not None:
                 self.progress(f"resuming run {unfinished}", None)
                 return unfinished
-        opts = {"budget": self.options.budget, "policy": self.options.policy, "time_limit_s": self.options.time_limit_s}
+        opts = {"budget": self.options.budget, "policy": self.options.policy, "time_limit_s": self.options.time_limit_s,
+                "mode": self.options.mode}
         return self.store.start_run(*target, opts)
 
     def _baselines(self, notes: list[str]) -> dict:
