@@ -128,7 +128,10 @@ def _target(cfg: settings_mod.CompileSettings, device_type: str):
 
 def _partitions(aten: torch.fx.GraphModule, support) -> list[dict]:
     from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
-    partitioner = CapabilityBasedPartitioner(aten, support, allows_single_node_partition=True)
+    # No horizontal fusion: a subgraph is a connected piece of the program, so the same piece in
+    # another model (next to other work) is the same problem and a store hit.
+    partitioner = CapabilityBasedPartitioner(aten, support, allows_single_node_partition=True,
+                                             skip_horizontal_fusion=True)
     found = partitioner.propose_partitions()
     return [dict.fromkeys(p.nodes) for p in found if support.worth_a_kernel(p.nodes)]
 
