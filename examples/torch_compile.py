@@ -1,6 +1,6 @@
 """torch.compile(model, backend="akg") on a small model: eager, Inductor and akg timed side by side.
 
-    python examples/torch_compile.py [--device cpu|cuda] [--budget N] [--store PATH] [--rows N]
+    python examples/torch_compile.py [--device cpu|cuda] [--budget N] [--time-limit S] [--store PATH] [--rows N]
 
 The first run searches each subgraph akg takes (within --budget) and keeps the verified kernels in
 the store; later runs find them there and compile in seconds.
@@ -52,13 +52,14 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cpu")
     p.add_argument("--budget", type=int, default=4)
+    p.add_argument("--time-limit", type=float, default=None, help="seconds of search per subgraph")
     p.add_argument("--store", default=".akg/akg.db")
     p.add_argument("--rows", type=int, default=8192)
     p.add_argument("--dim", type=int, default=256)
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("torch").setLevel(logging.WARNING)
-    akg.configure(budget=args.budget, store=args.store)
+    akg.configure(budget=args.budget, store=args.store, time_limit=args.time_limit)
 
     torch.manual_seed(0)
     model = Block(args.dim).to(args.device).eval()

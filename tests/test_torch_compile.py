@@ -211,6 +211,39 @@ def test_a_kernel_slower_than_inductor_is_not_used():
     assert not usable(None, "eager")
 
 
+def test_the_store_answers_for_a_subgraph_only_after_a_real_search(tmp_path):
+    from akg.dynamo.kernels import _from_store
+    from akg.dynamo.settings import CompileSettings
+    from akg.dynamo.subgraph import Subgraph
+    from akg.ir import Candidate, Verdict
+    from akg.pipeline import resolve_target
+    target = resolve_target("cpp", "cpu")
+    sub = Subgraph("# a subgraph\n", (), ())
+    cfg = CompileSettings(baseline="eager")
+    where = (target.dsl.name, target.device, target.hardware.name)
+    with Store(tmp_path / "s.db") as db:
+        assert _from_store(db, sub, target, cfg) is None                  # never searched
+        db.add_problem(sub.digest, "sub", None, sub.source)
+        ref = Candidate("ref0", None, "cpp", "# ref", None, "reference")
+        run = db.start_run(sub.digest, *where, {})
+        db.add_candidate(sub.digest, ref, run)
+        db.finish_run(run, ref.id)
+        assert _from_store(db, sub, target, cfg) is None                  # out of time before judging any
+        run = db.start_run(sub.digest, *where, {})
+        db.add_candidate(sub.digest, ref, run)
+        slow = Candidate("gen1", None, "cpp", "# gen", None, "template")
+        db.add_candidate(sub.digest, slow, run, 1)
+        db.add_verdict(Verdict("gen1", "done", True, True, time_ms=2.0), target.device, target.hardware.name, "strict")
+        db.finish_run(run, ref.id)
+        found = _from_store(db, sub, target, cfg)                         # searched, nothing beat eager
+        assert found is not None and found.candidate_id is None and not found.searched
+        run = db.start_run(sub.digest, *where, {})
+        db.add_candidate(sub.digest, slow, run, 1)
+        db.finish_run(run, slow.id)
+        found = _from_store(db, sub, target, cfg)                         # a verified kernel
+        assert found.candidate_id == "gen1" and found.source == "# gen"
+
+
 def test_a_kernel_failing_at_run_time_falls_back_to_the_subgraph():
     from akg.dynamo.kernels import KernelOp
     from akg.dynamo.subgraph import Subgraph, TensorSpec

@@ -158,7 +158,7 @@ def _kernel_for(sub_gm: torch.fx.GraphModule, target, cfg) -> KernelOp | None:
     else:
         _STATS.store_hits += 1
     if found.candidate_id is None:
-        log.info("akg: no verified kernel beats eager for subgraph %s; Inductor runs it", sub.digest)
+        log.info("akg: no kernel for subgraph %s (%s); Inductor runs it", sub.digest, found.note)
         return None
     try:
         kernel = KernelOp(found.candidate_id, load_model(found.candidate_id, found.source), sub, sub_gm)

@@ -36,6 +36,7 @@ class Found:
     candidate_id: str | None   # None: akg has nothing better than the reference for this subgraph
     source: str | None
     searched: bool             # False: a store hit
+    note: str = ""             # why there is no kernel, when there is none
 
 
 def _search_options(settings: CompileSettings):
@@ -67,12 +68,14 @@ def _verified(db, candidate_id: str, target, settings: CompileSettings) -> bool:
 
 
 def _from_store(db, sub: Subgraph, target, settings: CompileSettings) -> Found | None:
-    best = db.best_of_finished(sub.digest, target.dsl.name, target.device, target.hardware.name)
-    if best is None:
-        return None
-    cid, origin, source = best
-    if origin == "reference" or not _verified(db, cid, target, settings):
-        return Found(None, None, False)
+    run = db.best_of_finished(sub.digest, target.dsl.name, target.device, target.hardware.name)
+    if run is None or (run.origin == "reference" and run.judged == 0):
+        return None   # never searched, or the search ran out of time before judging anything
+    cid, source = run.best, run.source
+    if run.origin == "reference":
+        return Found(None, None, False, "an earlier search found nothing faster than eager")
+    if not _verified(db, cid, target, settings):
+        return Found(None, None, False, f"the stored kernel is not faster than {settings.baseline}")
     return Found(cid, source, False)
 
 
@@ -89,8 +92,11 @@ def _search(db, sub: Subgraph, target, settings: CompileSettings) -> Found:
         problem = load_problem(path)
         report = optimize_problem(problem, target, None, db, _search_options(settings), harness)
     best = report["best"]
-    if best["origin"] == "reference" or not best["correct"] or not _verified(db, best["candidate_id"], target, settings):
-        return Found(None, None, True)
+    if best["origin"] == "reference" or not best["correct"]:
+        notes = report.get("notes") or ["nothing verified was faster than eager"]
+        return Found(None, None, True, f"search: {notes[-1][:200]}")
+    if not _verified(db, best["candidate_id"], target, settings):
+        return Found(None, None, True, f"the best verified kernel is not faster than {settings.baseline}")
     return Found(best["candidate_id"], db.candidate_source(best["candidate_id"]), True)
 
 

@@ -2,7 +2,7 @@
 
     AKG_MODE        compiler | llm | both   how candidates are proposed (default compiler)
     AKG_BUDGET      candidates measured per new subgraph; 0 = use the store only, never search (default 8)
-    AKG_TIME_LIMIT  seconds of search per new subgraph (default 120)
+    AKG_TIME_LIMIT  seconds of search per new subgraph, baselines included (default 300)
     AKG_DSL         the DSL kernels are written in (default: the first installed DSL whose timings
                     mean something on the graph's device)
     AKG_DEVICE      the akg device to target (default: the one the graph's tensors are on)
@@ -33,7 +33,7 @@ _ENV = {"mode": "AKG_MODE", "budget": "AKG_BUDGET", "time_limit": "AKG_TIME_LIMI
 class CompileSettings:
     mode: str = "compiler"
     budget: int = 8
-    time_limit: float | None = 120.0
+    time_limit: float | None = 300.0
     dsl: str | None = None
     device: str | None = None
     store: str | None = None
