@@ -69,6 +69,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="JSON file for the results")
     p.add_argument("--results-dir", default=None, help="also write each problem's best.py/report.json here")
 
+    p = sub.add_parser("migrate", help="regenerate a kernel file's computation in another DSL, verified", epilog=EPILOG,
+                       description="Write DIR/best.py in the target DSL and DIR/report.json, with the source kernel "
+                                   "timed beside eager and torch.compile where it runs on the device.")
+    p.add_argument("kernel", metavar="KERNEL_FILE", help="candidate file (ModelNew with its kernels inline) in any DSL")
+    p.add_argument("--to", required=True, dest="dsl", metavar="DSL", help="target DSL (see `akg plugins`)")
+    p.add_argument("--problem", default=None, help="problem file whose Model is the oracle (default: the kernel file's own Model)")
+    _common(p)
+    _search_flags(p)
+    p.add_argument("--out", default="akg_out", help="output folder (default akg_out)")
+    p.add_argument("--resume", action="store_true", help="continue the last interrupted run of this kernel")
+
+    p = sub.add_parser("port", help="migrate every kernel or problem file of a folder to a DSL", epilog=EPILOG,
+                       description="Write DIR/<library>/ (an importable package), DIR/report.json and DIR/report.html. "
+                                   "Finished ops are kept: running it again resumes.")
+    p.add_argument("library", metavar="LIBRARY_DIR", help="folder of kernel or problem files")
+    p.add_argument("--to", required=True, dest="dsl", metavar="DSL", help="target DSL (see `akg plugins`)")
+    _common(p)
+    _search_flags(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--jobs", type=int, default=1, help="ops ported at once (default 1: timings on one device interfere)")
+
+    p = sub.add_parser("report", help="write a static HTML page for a run, bench, port or store", epilog=EPILOG,
+                       description="RUN is a run or port output folder, a report.json, a bench JSON or an akg store (.db).")
+    p.add_argument("run", metavar="RUN_DIR_OR_STORE")
+    p.add_argument("--out", required=True, help="HTML file to write")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+
     p = sub.add_parser("analyze", help="trace a problem and print its work, bytes and roofline floor")
     p.add_argument("problem")
     p.add_argument("--device", default=None, help="hardware to compute the floor for (default: every known descriptor of cpu)")
@@ -239,7 +266,6 @@ def cmd_verify(args) -> int:
     _, harness = _settings(args)
     problem = load_problem(args.problem)
     source = _read_candidate(args.candidate)
-    validate(problem)
     device = args.device or "cpu"
     try:
         backend = plugins.get_backend(device)
@@ -247,9 +273,13 @@ def cmd_verify(args) -> int:
         raise AkgError(str(e)) from None
     if not backend.available():
         raise DeviceUnavailable(f"device {device!r} is not available on this machine; try --device cpu")
+    from akg.harness.memory import check_fits
+    check_fits(problem, device)   # a problem too big for the device: one line, before any work
+    validate(problem, device)
     floor_ms, _ = floor_for(problem, backend.detect())
-    verdict = evaluate(problem, source, candidate_id(source), device=device, policy=args.policy or "strict",
-                       config=harness, floor_ms=floor_ms)
+    from akg.ir import Candidate
+    candidate = Candidate(candidate_id(source), None, "", source, None, "user")
+    verdict = evaluate(problem, candidate, device, args.policy or "strict", harness, floor_ms=floor_ms)
     if args.json:
         data = dataclasses.asdict(verdict)
         data["accepted"] = verdict.accepted
@@ -291,6 +321,80 @@ def cmd_bench(args) -> int:
         result = run_bench(suite, target, Path(args.out), store, options, harness, _progress(args.json),
                            Path(args.results_dir) if args.results_dir else None)
     print(json.dumps(result["summary"], indent=2) if args.json else markdown_table(result))
+    return errors.EXIT_OK
+
+
+def cmd_migrate(args) -> int:
+    from akg.migrate import migrate
+    from akg.pipeline import resolve_target
+    from akg.store import Store, DEFAULT_STORE
+
+    options, harness = _settings(args)
+    target = resolve_target(args.dsl, args.device)
+    with Store(args.store or DEFAULT_STORE) as store:
+        report = migrate(Path(args.kernel), target, Path(args.out), store, options, harness,
+                         Path(args.problem) if args.problem else None, _progress(args.json))
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return errors.EXIT_OK
+    _print_summary(report, Path(args.out))
+    from rich.console import Console
+    mig = report["migration"]
+    src = mig["source"]
+    what = f"{src['time_ms']:.4g} ms" if src["timed"] else src["reason"]
+    vs = f" · best is {mig['speedup_vs_source']:.3f}x vs source" if mig["speedup_vs_source"] else ""
+    Console(soft_wrap=True).print(f"  source ({src['dsl'] or 'unknown DSL'}): {what}{vs}; oracle: {mig['oracle']}")
+    return errors.EXIT_OK
+
+
+def cmd_port(args) -> int:
+    from akg.pipeline import resolve_target
+    from akg.port import port_library
+    from akg.store import DEFAULT_STORE
+
+    options, harness = _settings(args)
+    target = resolve_target(args.dsl, args.device)
+    if args.jobs < 1:
+        raise AkgError("--jobs must be at least 1")
+    out = Path(args.out)
+    if args.json:
+        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness, args.jobs)
+        print(json.dumps(report, indent=2, default=str))
+        return errors.EXIT_OK
+    from akg.port_progress import PortProgress
+    with PortProgress(Path(args.library)) as bar:
+        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness,
+                              args.jobs, bar.candidate, bar.op_done)
+    _print_port(report, out)
+    return errors.EXIT_OK
+
+
+def _print_port(report: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    fmt = lambda v, unit="": "—" if v is None else f"{v:.3g}{unit}"
+    table = Table(title=f"{report['library']} → {report['dsl']} on {report['device']} ({report['hardware']})")
+    for col in ("op", "result", "ms", "vs eager", "vs compile", "vs source", "note"):
+        table.add_column(col, overflow="fold")
+    for r in report["ops"]:
+        result = "error" if r.get("error") else ("ported" if r["ported"] else "fallback")
+        table.add_row(r["op"], result, fmt(r.get("time_ms")), fmt(r.get("speedup_vs_eager"), "x"),
+                      fmt(r.get("speedup_vs_compile"), "x"), fmt(r.get("speedup_vs_source"), "x"),
+                      (r.get("fallback_reason") or "")[:160])
+    c = Console(soft_wrap=True)
+    c.print(table)
+    s = report["summary"]
+    c.print(f"{s['ported']}/{s['ops']} ported · {s['verified']} verified · {s['errors']} errors · "
+            f"geomean {fmt(s['geomean_speedup_vs_eager'], 'x')} vs eager, {fmt(s['geomean_speedup_vs_compile'], 'x')} "
+            f"vs torch.compile")
+    c.print(f"wrote {report['package']}/, {out / 'report.json'} and {out / 'report.html'}")
+
+
+def cmd_report(args) -> int:
+    from akg.report import write_report
+    view = write_report(args.run, args.out)
+    rows = len(view.suite.rows) if view.suite else 0
+    print(f"wrote {args.out} ({len(view.runs)} run(s){f', {rows} rows' if rows else ''})")
     return errors.EXIT_OK
 
 
@@ -350,7 +454,7 @@ def cmd_plugins(args) -> int:
 
 
 COMMANDS = {"optimize": cmd_optimize, "verify": cmd_verify, "bench": cmd_bench, "analyze": cmd_analyze,
-            "plugins": cmd_plugins}
+            "plugins": cmd_plugins, "migrate": cmd_migrate, "port": cmd_port, "report": cmd_report}
 
 if __name__ == "__main__":
     sys.exit(main())

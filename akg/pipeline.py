@@ -79,8 +79,10 @@ def floor_for(problem: Problem, hardware: HardwareSpec, graph=None) -> tuple[flo
 def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, store: Store,
                      options: SearchOptions, harness_config, progress=None) -> dict:
     from akg.harness import WorkerPool
+    from akg.harness.memory import check_fits
 
-    validate(problem)
+    check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
+    validate(problem, target.device)
     if target.device not in target.dsl.timing_meaningful_on:
         # e.g. Triton under its CPU interpreter: timing means nothing there, and each interpreted
         # run is slow, so check correctness on fewer (still fresh, still varied) cases.
@@ -139,11 +141,23 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
                  "timing_meaningful": result.timing_meaningful},
         "baselines": {"eager_ms": result.baselines.get("eager_ms"), "compile_ms": result.baselines.get("compile_ms")},
         "analysis": analysis,
+        # the problem's footprint and the peak device memory of the harness's processes (bytes)
+        "memory": _memory(result),
         "candidates": [_candidate_entry(s, result.baselines) for s in result.scored],
         "notes": result.notes,
         "run_id": result.run_id,
         "store": str(store.path),
     }
+
+
+def _memory(result: SearchResult) -> dict:
+    keys = ("footprint_bytes", "peak_device_bytes_conductor", "peak_device_bytes_worker")
+    found: dict = {}
+    for scored in result.scored:
+        for key, value in scored.verdict.profile:
+            if key in keys and isinstance(value, (int, float)):
+                found[key] = max(found.get(key, 0), value)
+    return found
 
 
 def write_results(out_dir: Path, best_source: str, report: dict) -> None:

@@ -92,6 +92,17 @@ def get_backend(name: str) -> Backend:
     return found[name]
 
 
+def worker_environment(device: str) -> dict[str, str]:
+    """Environment variables DSLs ask for in worker processes on ``device`` (optional
+    ``worker_env(device)`` of a DSL plugin), e.g. a DSL that runs only interpreted there."""
+    env: dict[str, str] = {}
+    for dsl in dsls().values():
+        hook = getattr(dsl, "worker_env", None)
+        if callable(hook):
+            env.update(hook(device) or {})
+    return env
+
+
 def hardware_descriptors() -> list[HardwareSpec]:
     return [h for b in backends().values() for h in b.descriptors()]
 

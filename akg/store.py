@@ -199,6 +199,38 @@ class Store:
                                (problem, device, hardware)).fetchone()
         return {"eager_ms": row[0], "compile_ms": row[1]} if row else None
 
+    # -- reading runs back (akg report) ----------------------------------------------------------
+
+    def latest_runs(self) -> list[dict[str, Any]]:
+        """The newest run of each problem and target, with the problem's name."""
+        rows = self._db.execute(
+            "SELECT r.id, r.problem, p.name, r.dsl, r.device, r.hardware, r.status, r.best FROM runs r "
+            "JOIN problems p ON p.digest=r.problem WHERE r.id IN (SELECT MAX(id) FROM runs "
+            "GROUP BY problem, dsl, device, hardware) ORDER BY p.name, r.dsl, r.device").fetchall()
+        keys = ("id", "problem", "name", "dsl", "device", "hardware", "status", "best")
+        return [dict(zip(keys, r)) for r in rows]
+
+    def run_candidates(self, run: int) -> list[dict[str, Any]]:
+        """A run's candidates in measured order, each with its newest verdict on the run's target and
+        the seconds from the run's start to its first verdict (0 for verdicts reused from before)."""
+        info = self.run_info(run)
+        if not info:
+            return []
+        rows = self._db.execute(
+            "SELECT c.id, c.parent, c.origin, c.description, "
+            "(SELECT v.verdict FROM verdicts v WHERE v.candidate=c.id AND v.device=? AND v.hardware=? "
+            " ORDER BY v.created DESC LIMIT 1), "
+            "(SELECT MIN(v.created) FROM verdicts v WHERE v.candidate=c.id AND v.device=? AND v.hardware=?) "
+            "FROM run_candidates rc JOIN candidates c ON c.id=rc.candidate WHERE rc.run=? ORDER BY rc.position",
+            (info["device"], info["hardware"], info["device"], info["hardware"], run)).fetchall()
+        return [{"id": r[0], "parent": r[1], "origin": r[2], "description": r[3],
+                 "verdict": verdict_from_json(r[4]) if r[4] else None,
+                 "elapsed_s": max(0.0, r[5] - info["started"]) if r[5] is not None else None} for r in rows]
+
+    def run_timeline(self, run: int) -> dict[str, float]:
+        """Candidate id -> seconds from the run's start to its first verdict."""
+        return {c["id"]: c["elapsed_s"] for c in self.run_candidates(run) if c["elapsed_s"] is not None}
+
     def export(self) -> Iterator[dict[str, Any]]:
         """Every verified candidate with its problem source: a dataset of (program, kernel) pairs."""
         rows = self._db.execute(

@@ -161,6 +161,10 @@ class DSL(Protocol):
         """None when the DSL's toolchain (compiler, package) is present; else one line saying what
         is missing and how to install it. Optional: a plugin without it counts as available."""
 
+    # Optional: ``worker_env(device) -> dict[str, str]``, environment variables worker processes on
+    # ``device`` start with (e.g. a DSL that runs only in its interpreter there). Not part of the
+    # protocol so that plugins without it still match.
+
 
 @runtime_checkable
 class Pass(Protocol):

@@ -34,6 +34,11 @@ class TritonDSL:
     def render(self, groups: list[tuple[int, FusedGroup]], device: str) -> str:
         return render_groups(groups, device)
 
+    def worker_env(self, device: str) -> dict[str, str]:
+        # On the CPU any Triton kernel runs in the interpreter, which Triton must know when it is
+        # first imported (its standard-library @jit functions, tl.sum and the like, are bound then).
+        return {"TRITON_INTERPRET": "1"} if device == "cpu" else {}
+
     def prebuild(self, source: str, device: str) -> None:
         # Triton compiles each kernel at its first launch, inside the worker; only syntax is checked here.
         try:
