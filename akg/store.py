@@ -10,7 +10,7 @@ import json
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -53,6 +53,14 @@ CREATE TABLE IF NOT EXISTS llm_turns (
 CREATE INDEX IF NOT EXISTS llm_turns_candidate ON llm_turns (candidate);
 """
 SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    best: str          # candidate id
+    origin: str        # "reference" when nothing generated beat it
+    source: str
+    judged: int        # generated candidates the run judged (0: it ran out of time before any)
 
 
 class StoreError(RuntimeError):
@@ -159,14 +167,20 @@ class Store:
         keys = ("id", "problem", "dsl", "device", "hardware", "status", "options", "started", "finished", "best")
         return dict(zip(keys, row)) if row else {}
 
-    def best_of_finished(self, problem: str, dsl: str, device: str, hardware: str) -> tuple[str, str, str] | None:
-        """(id, origin, source) of the best candidate of the newest finished run of this problem on
-        this target, or None when no run finished."""
+    def best_of_finished(self, problem: str, dsl: str, device: str, hardware: str) -> "FinishedRun | None":
+        """The newest finished run of this problem on this target: its best candidate and how many
+        generated candidates it judged; None when no run finished."""
         row = self._db.execute(
-            "SELECT c.id, c.origin, c.source FROM runs r JOIN candidates c ON c.id=r.best WHERE r.problem=? "
+            "SELECT r.id, c.id, c.origin, c.source FROM runs r JOIN candidates c ON c.id=r.best WHERE r.problem=? "
             "AND r.dsl=? AND r.device=? AND r.hardware=? AND r.status='done' ORDER BY r.id DESC LIMIT 1",
             (problem, dsl, device, hardware)).fetchone()
-        return (row[0], row[1], row[2]) if row else None
+        if row is None:
+            return None
+        judged = self._db.execute(
+            "SELECT COUNT(DISTINCT rc.candidate) FROM run_candidates rc JOIN candidates c ON c.id=rc.candidate "
+            "JOIN verdicts v ON v.candidate=rc.candidate WHERE rc.run=? AND c.origin!='reference' AND v.device=? "
+            "AND v.hardware=?", (row[0], device, hardware)).fetchone()[0]
+        return FinishedRun(row[1], row[2], row[3], int(judged))
 
     # -- candidates and verdicts ---------------------------------------------------------------
 
