@@ -18,8 +18,8 @@ class PluginError(LookupError):
     exit_code = EXIT_USAGE
 
 
-# Members a protocol documents as optional: a plugin without them still loads.
-OPTIONAL_MEMBERS = frozenset({"toolchain_problem"})
+# Protocol methods documented as optional: the core asks for them with getattr and a default.
+OPTIONAL_MEMBERS = frozenset({"kernel_findings", "toolchain_problem"})
 
 
 def protocol_members(protocol: type) -> tuple[str, ...]:
@@ -99,6 +99,17 @@ def get_backend(name: str) -> Backend:
 def backend_for(device: str) -> Backend:
     """The backend of a torch-style device string ("name" or "name:index")."""
     return get_backend(device.split(":")[0])
+
+
+def worker_environment(device: str) -> dict[str, str]:
+    """Environment variables DSLs ask for in worker processes on ``device`` (optional
+    ``worker_env(device)`` of a DSL plugin), e.g. a DSL that runs only interpreted there."""
+    env: dict[str, str] = {}
+    for dsl in dsls().values():
+        hook = getattr(dsl, "worker_env", None)
+        if callable(hook):
+            env.update(hook(device) or {})
+    return env
 
 
 def hardware_descriptors() -> list[HardwareSpec]:

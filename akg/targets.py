@@ -183,9 +183,18 @@ class DSL(Protocol):
     def guide(self) -> str:
         """Text for LLM prompts: how to write a ModelNew in this DSL."""
 
+    def kernel_findings(self, source: str) -> list[str]:
+        """What reading ``source`` shows is missing for its work to run in this DSL: a kernel
+        defined in the language and launched from Python. Empty when both are there. Optional:
+        the static screen of LLM candidates skips this question for a DSL without it."""
+
     def toolchain_problem(self) -> str | None:
         """None when the DSL's toolchain (compiler, package) is present; else one line saying what
         is missing and how to install it. Optional: a plugin without it counts as available."""
+
+    # Optional: ``worker_env(device) -> dict[str, str]``, environment variables worker processes on
+    # ``device`` start with (e.g. a DSL that runs only in its interpreter there). Not part of the
+    # protocol so that plugins without it still match.
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ class Worker:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "akg.harness.worker", json.dumps(settings)],
             pass_fds=(to_worker_r, from_worker_w, worker_channel.fileno()), cwd=self.scratch, stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT, env=sandbox.worker_environment(self.scratch, caches),
+            stdout=self._log, stderr=subprocess.STDOUT, env=self._environment(caches),
             start_new_session=True)  # its own process group: killing it takes every child along
         os.close(to_worker_r)
         os.close(from_worker_w)
@@ -83,6 +83,13 @@ class Worker:
     def _backend(self):
         from akg import plugins
         return plugins.backend_for(self.device)
+
+    def _environment(self, caches: dict[str, str]) -> dict[str, str]:
+        from akg import plugins
+        env = sandbox.worker_environment(self.scratch, caches)
+        # Set before the worker imports anything: e.g. an interpreter a DSL's package reads at import.
+        env.update(plugins.worker_environment(self.device))
+        return env
 
     def start_device(self) -> None:
         """Let the process set up the device: after its imports it waits for this, so that a

@@ -36,6 +36,11 @@ class TritonDSL:
     def render(self, groups: list[tuple[int, FusedGroup]], device: str) -> str:
         return render_groups(groups, device)
 
+    def worker_env(self, device: str) -> dict[str, str]:
+        # On the CPU any Triton kernel runs in the interpreter, which Triton must know when it is
+        # first imported (its standard-library @jit functions, tl.sum and the like, are bound then).
+        return {"TRITON_INTERPRET": "1"} if device == "cpu" else {}
+
     def prebuild(self, source: str, device: str) -> None:
         # Triton compiles each kernel at its first launch, inside the worker; only syntax is checked here.
         try:
@@ -70,6 +75,22 @@ class TritonDSL:
         except ImportError:
             return {"triton": "missing"}
         return {"triton": triton.__version__}
+
+    def kernel_findings(self, source: str) -> list[str]:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return []
+        jitted = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+                  and any("jit" in ast.unparse(d) or "autotune" in ast.unparse(d) for d in n.decorator_list)}
+        if not jitted:
+            return ["no @triton.jit kernel: the work would not run in Triton"]
+        # A launch is kernel[grid](...): a call of a subscripted jitted function.
+        launched = {n.func.value.id for n in ast.walk(tree) if isinstance(n, ast.Call)
+                    and isinstance(n.func, ast.Subscript) and isinstance(n.func.value, ast.Name)}
+        if not jitted & launched:
+            return [f"the Triton kernel(s) {', '.join(sorted(jitted))} are defined but never launched (kernel[grid](...))"]
+        return []
 
     def toolchain_problem(self) -> str | None:
         # Every candidate imports triton in its worker: without it each one would be rejected.
