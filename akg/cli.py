@@ -349,6 +349,9 @@ def cmd_bench(args) -> int:
             shared += [flag, str(value)]
     if args.no_compile:
         shared.append("--no-compile")
+    import signal
+    # A bench stopped by SIGTERM (a job's timeout) takes its running problem's processes along.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     result = run_bench(entries, target, Path(args.out), shared, suite=Path(args.suite), device=device,
                        time_limit_s=options.time_limit_s, resume=args.resume,
                        results_dir=Path(args.results_dir).resolve() if args.results_dir else None,
