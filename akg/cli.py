@@ -15,7 +15,7 @@ from akg import errors
 from akg.errors import AkgError, CandidateFileError
 
 EPILOG = "Exit codes: 0 ok/accepted, 1 rejected, 2 bad usage or problem, 3 bad candidate file, " \
-         "4 bad config, 5 device unavailable, 6 store error, 70 internal error."
+         "4 bad config, 5 device unavailable, 6 store error, 7 LLM endpoint error, 70 internal error."
 
 
 def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
@@ -40,6 +40,23 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
                    help="judge candidates on a Ray cluster, one actor per GPU (per CPU for --device cpu); "
                         "auto joins a running local cluster or starts one (pip install 'akg[ray]')")
+    p.add_argument("--remeasure", action="store_true",
+                   help="time every candidate again instead of replaying timings from the store")
+
+
+def _llm_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LLM mode (see docs/llm.md; key from AKG_LLM_API_KEY, else OPENAI_API_KEY)")
+    g.add_argument("--llm", metavar="MODEL", default=None, help="model name at an OpenAI-compatible endpoint")
+    g.add_argument("--llm-url", metavar="URL", default=None, help="base URL, e.g. http://localhost:8000/v1 (default OpenAI)")
+    g.add_argument("--mode", choices=("compiler", "llm", "both"), default=None,
+                   help="who proposes candidates (default: both with --llm — templates first, then agents improve)")
+    g.add_argument("--agents", choices=("all", "coder"), default=None,
+                   help="all: designer then coder (default); coder: the coder alone, for small local models")
+    g.add_argument("--hint", default=None, help="advice for the designer and coder, e.g. 'fuse the epilogue'")
+    g.add_argument("--llm-budget", type=int, default=None, help="most code-writing LLM turns (default 12)")
+    g.add_argument("--token-budget", type=int, default=None, help="most prompt+completion tokens")
+    g.add_argument("--llm-record", metavar="FILE", default=None, help="write every exchange to this cassette")
+    g.add_argument("--llm-replay", metavar="FILE", default=None, help="answer from this cassette, offline")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", default="akg_out", help="output folder (default akg_out)")
     p.add_argument("--resume", action="store_true", help="continue the last interrupted run of this problem")
+    _llm_flags(p)
 
     p = sub.add_parser("verify", help="check a candidate ModelNew against a problem", epilog=EPILOG,
                        description="Exit 0 when accepted, 1 when rejected, 2 for bad usage or a bad problem file.")
@@ -80,6 +98,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which problems: numbers, ranges and names, comma-separated (e.g. 1,19,23-30,Softmax)")
     p.add_argument("--resume", action="store_true",
                    help="keep the rows already in --out and run only the problems without one")
+
+    p = sub.add_parser("export", help="write every candidate in a store as a dataset", epilog=EPILOG,
+                       description="One JSON record per candidate and target: problem, DSL, device, source, verdict, "
+                                   "timings, lineage, prompt and reply ids.")
+    p.add_argument("--store", default=None, help="SQLite store (default .akg/akg.db)")
+    p.add_argument("--format", choices=("jsonl",), default="jsonl")
+    p.add_argument("--out", default="-", help="file to write (default: standard output)")
+    p.add_argument("--debug", action="store_true")
 
     p = sub.add_parser("migrate", help="regenerate a kernel file's computation in another DSL, verified", epilog=EPILOG,
                        description="Write DIR/best.py in the target DSL and DIR/report.json, with the source kernel "
@@ -181,7 +207,8 @@ def _settings(args):
         started=getattr(args, "started", None),
         policy=args.policy or s.get("policy", "strict"),
         resume=getattr(args, "resume", False),
-        ray_address=getattr(args, "ray", None))
+        ray_address=getattr(args, "ray", None),
+        remeasure=getattr(args, "remeasure", False))
     overrides = {}
     if getattr(args, "trials", None):
         overrides["trials"] = args.trials
@@ -192,31 +219,21 @@ def _settings(args):
     return options, harness.replace(**overrides)
 
 
-def _progress(quiet: bool):
-    if quiet:
-        return None
-    import time
-    from rich.console import Console
-    from rich.markup import escape
-    console = Console(stderr=True, soft_wrap=True)
-    started = time.monotonic()
+def _llm_settings(args):
+    from akg.config import load_llm_config
+    from akg.evolve import llm_run
+    values = load_llm_config(args.config)
+    flags = {"model": args.llm, "url": args.llm_url, "mode": args.mode, "agents": args.agents, "hint": args.hint,
+             "candidates": args.llm_budget, "token_budget": args.token_budget, "record": args.llm_record,
+             "replay": args.llm_replay}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return llm_run(values)
 
-    def show(message: str, scored) -> None:
-        stamp = f"[dim]{time.monotonic() - started:7.1f}s[/dim]"
-        if scored is None:
-            console.print(f"{stamp} {escape(message)}")
-            return
-        v = scored.verdict
-        if v.accepted:
-            speed = dict(v.speedups).get("vs_eager")
-            timing = f" {v.time_ms:.4g} ms" if v.time_ms is not None else ""
-            status = "[green]ok[/green]" + timing + (f" ({speed:.2f}x eager)" if speed else "")
-        else:
-            status = f"[red]rejected[/red] {escape(v.reason[:100])}"
-        reused = " [dim](stored)[/dim]" if scored.reused else ""
-        what = escape(f"{scored.candidate.description[:70]:<70}")
-        console.print(f"{stamp}   {scored.candidate.id} {what} {status}{reused}")
-    return show
+
+def _progress(quiet: bool, options=None, live: bool = True):
+    from akg.progress import Progress
+    return Progress(quiet=quiet, budget=getattr(options, "budget", None),
+                    time_limit_s=getattr(options, "time_limit_s", None), live=live)
 
 
 def cmd_optimize(args) -> int:
@@ -231,6 +248,8 @@ def cmd_optimize(args) -> int:
     check_output_dir(args.out, "--out")
     check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
     running, watchdog = None, contextlib.nullcontext()
     if options.time_limit_s is not None:  # from here on, everything counts against the limit
         running = Running(Deadline(options.time_limit_s, options.started), Path(args.out), args.dsl, args.device or "")
@@ -241,8 +260,9 @@ def cmd_optimize(args) -> int:
             running.problem = problem
         with Store(args.store or DEFAULT_STORE) as store:   # opened (and checked) before the device is probed
             target = resolve_target(args.dsl, args.device)
-            report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json),
-                                      running)
+            with _progress(args.json, options) as progress:
+                report = optimize_problem(problem, target, Path(args.out), store, options, harness, progress,
+                                          running, llm=llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -258,10 +278,16 @@ def _print_summary(report: dict, out: Path) -> None:
     comp = report["baselines"]["compile_ms"]
     fmt = lambda v, unit="": "n/a" if v is None else f"{v:.4g}{unit}"
     c.print(f"[bold]{report['problem']}[/bold] · {report['dsl']} on {report['device']} ({report['hardware']})")
-    c.print(f"  eager {fmt(eager, ' ms')} · torch.compile {fmt(comp, ' ms')}")
+    c.print(f"  baselines, measured before the search: eager {fmt(eager, ' ms')} · torch.compile {fmt(comp, ' ms')}")
     verified = "[green]verified[/green]" if best["correct"] else "[red]unverified[/red]"
+    # One line, one measurement: the speedups are the printed times divided by each other.
     c.print(f"  best: {best['origin']} {best['candidate_id']} {verified} {fmt(best['time_ms'], ' ms')} · "
-            f"{fmt(best['speedup_vs_eager'], 'x')} vs eager · {fmt(best['speedup_vs_compile'], 'x')} vs torch.compile")
+            f"eager {fmt(best.get('eager_ms'), ' ms')} timed with it: {fmt(best['speedup_vs_eager'], 'x')} · "
+            f"torch.compile {fmt(best.get('compile_ms'), ' ms')} (timed apart): {fmt(best['speedup_vs_compile'], 'x')}")
+    if best.get("suspect"):
+        c.print(f"  [yellow]suspect: {best['suspect']}[/yellow]")
+    if report.get("stopped"):
+        c.print(f"  search stopped: {report['stopped']}")
     if not best.get("timing_meaningful", True):
         c.print("  [yellow]timings on this target are not meaningful (interpreter)[/yellow]")
     for note in report["notes"]:
@@ -353,6 +379,8 @@ def cmd_bench(args) -> int:
             shared += [flag, str(value)]
     if args.no_compile:
         shared.append("--no-compile")
+    if getattr(args, "remeasure", False):
+        shared.append("--remeasure")
     if args.ray:  # joined once here; every problem's process joins the same cluster
         from akg.distributed import cluster_address, connect
         shared += ["--ray", cluster_address(connect(args.ray))]
@@ -362,8 +390,24 @@ def cmd_bench(args) -> int:
     result = run_bench(entries, target, Path(args.out), shared, suite=Path(args.suite), device=device,
                        time_limit_s=options.time_limit_s, resume=args.resume,
                        results_dir=Path(args.results_dir).resolve() if args.results_dir else None,
-                       progress=_progress(args.json))
+                       progress=_progress(args.json, live=False))   # each problem's own lines pass through
     print(json.dumps(result["summary"], indent=2) if args.json else markdown_table(result))
+    return errors.EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from akg.store import Store, DEFAULT_STORE
+    path = Path(args.store) if args.store else DEFAULT_STORE
+    if not path.is_file():
+        raise AkgError(f"store {path}: no such file; pass --store with the store a run wrote", errors.EXIT_STORE)
+    out = sys.stdout if args.out == "-" else open(args.out, "w")
+    try:
+        with Store(path) as store:
+            for record in store.export_records():
+                out.write(json.dumps(record, default=str) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
     return errors.EXIT_OK
 
 
@@ -375,8 +419,9 @@ def cmd_migrate(args) -> int:
     options, harness = _settings(args)
     target = resolve_target(args.dsl, args.device)
     with Store(args.store or DEFAULT_STORE) as store:
-        report = migrate(Path(args.kernel), target, Path(args.out), store, options, harness,
-                         Path(args.problem) if args.problem else None, _progress(args.json))
+        with _progress(args.json, options) as progress:
+            report = migrate(Path(args.kernel), target, Path(args.out), store, options, harness,
+                             Path(args.problem) if args.problem else None, progress)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return errors.EXIT_OK
@@ -497,7 +542,8 @@ def cmd_plugins(args) -> int:
 
 
 COMMANDS = {"optimize": cmd_optimize, "verify": cmd_verify, "bench": cmd_bench, "analyze": cmd_analyze,
-            "plugins": cmd_plugins, "migrate": cmd_migrate, "port": cmd_port, "report": cmd_report}
+            "plugins": cmd_plugins, "migrate": cmd_migrate, "port": cmd_port, "report": cmd_report,
+            "export": cmd_export}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -95,29 +95,34 @@ def floor_for(problem: Problem, hardware: HardwareSpec, graph=None) -> tuple[flo
 
 
 def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, store: Store,
-                     options: SearchOptions, harness_config, progress=None, running: "Running | None" = None) -> dict:
+                     options: SearchOptions, harness_config, progress=None, running: "Running | None" = None,
+                     llm=None) -> dict:
     """``running``: the command line's time-limit watchdog, already started (see ``Running``);
-    without it a time limit is enforced here, from now, and never ends the process."""
+    without it a time limit is enforced here, from now, and never ends the process. ``llm``: an
+    ``akg.evolve.LLMRun`` for LLM mode; if its endpoint fails midway, the results measured so far
+    are written and the LLMError (exit 7) is raised afterwards."""
     if running is not None:
         running.problem, running.target, running.store = problem, target, store
-        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running)
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running, llm)
     if options.time_limit_s is None:
-        return _optimize(problem, target, out_dir, store, options, harness_config, progress, Running())
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, Running(), llm)
     if options.started is None:
         options = replace(options, started=time.monotonic())
     running = Running(Deadline(options.time_limit_s, options.started), out_dir)
     running.problem, running.target, running.store = problem, target, store
     with Watchdog(running.deadline, running.kill):
-        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running)
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running, llm)
 
 
 def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Store, options: SearchOptions,
-              harness_config, progress, running: Running) -> dict:
+              harness_config, progress, running: Running, llm=None) -> dict:
     from akg.harness import WorkerPool
     from akg.harness.memory import check_fits
 
     check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
     validate(problem, target.device)
+    if llm is not None:
+        llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
     if target.device not in target.dsl.timing_meaningful_on:
         # e.g. Triton under its CPU interpreter: timing means nothing there, and each interpreted
         # run is slow, so check correctness on fewer (still fresh, still varied) cases.
@@ -135,12 +140,32 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
     with pool_context as pool:
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
         running.pool, running.search = pool, search
+        search.evolver = _evolver(llm, problem, target, graph, floor_ms)
         result = search.run(plans, floor_ms)
     result.notes[:0] = notes
     report = build_report(problem, target, result, analysis, store)
+    report["best"]["lineage"] = store.lineage(result.best.candidate.id)
+    if search.evolver is not None:
+        report["llm"] = search.evolver.report()
     if out_dir is not None:
         write_results(Path(out_dir), result.best.candidate.source, report)
+    if search.evolver is not None and search.evolver.error is not None:
+        raise search.evolver.error
     return report
+
+
+def _evolver(llm, problem: Problem, target: Target, graph, floor_ms: float | None):
+    if llm is None:
+        return None
+    from akg.agents import analyzer
+    from akg.evolve import Evolver
+    try:  # without a plan graph, analyze traces the program itself (planning can fail where tracing works)
+        analysis = analyzer.analyze(problem, [target.hardware], graph)
+    except Exception:  # the brief then says there is no analysis
+        analysis = None
+    if floor_ms is None and analysis is not None:
+        floor_ms = dict(analysis.roofline_ms).get(target.hardware.name)
+    return Evolver(llm.client, llm.options, analysis, floor_ms)
 
 
 class Running:
@@ -220,6 +245,8 @@ def _candidate_entry(s: Scored, baselines: dict) -> dict:
             "parent": s.candidate.parent_id, "description": s.candidate.description,
             "correct": bool(v.accepted), "time_ms": v.time_ms, "spread": v.spread,
             "speedup_vs_eager": eager, "speedup_vs_compile": vs_compile,
+            # the eager time measured beside this candidate: speedup_vs_eager = eager_ms / time_ms
+            "eager_ms": dict(v.baselines).get("eager_ms") if v.accepted else None,
             "roofline_fraction": v.roofline_fraction, "reason": v.reason, "reused": s.reused}
 
 
@@ -229,6 +256,16 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
     if best.candidate.origin == "reference":
         eager = 1.0
     best_time = best.verdict.time_ms
+    # Every figure of "best" comes from the best's own measurement (eager interleaved with it), so
+    # speedup_vs_eager == eager_ms / time_ms; torch.compile is timed once per run, apart, and is
+    # labelled so. "baselines" are the separate measurement taken before the search.
+    beside = dict(best.verdict.baselines)
+    best_eager_ms = beside.get("eager_ms", best_time if best.candidate.origin == "reference" else None)
+    best_compile_ms = beside.get("compile_ms", result.baselines.get("compile_ms"))
+    if best_eager_ms and best_time:
+        eager = best_eager_ms / best_time
+    if best_compile_ms and best_time:
+        vs_compile = best_compile_ms / best_time
     return {
         "problem": problem.name,
         "dsl": target.dsl.name,
@@ -237,17 +274,32 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
         "best": {"candidate_id": best.candidate.id, "origin": best.candidate.origin, "dsl": best.candidate.dsl,
                  "description": best.candidate.description, "correct": bool(best.verdict.accepted),
                  "time_ms": best_time, "speedup_vs_eager": eager, "speedup_vs_compile": vs_compile,
+                 "eager_ms": best_eager_ms, "compile_ms": best_compile_ms,
+                 "measurement": ("eager baseline" if best.candidate.origin == "reference"
+                                 else "interleaved with eager; torch.compile timed apart"),
+                 "spread": best.verdict.spread, "suspect": _suspect(best.verdict, result.floor_ms),
                  "roofline_fraction": (result.floor_ms / best_time) if result.floor_ms and best_time else None,
                  "timing_meaningful": result.timing_meaningful},
-        "baselines": {"eager_ms": result.baselines.get("eager_ms"), "compile_ms": result.baselines.get("compile_ms")},
+        "baselines": {"eager_ms": result.baselines.get("eager_ms"), "compile_ms": result.baselines.get("compile_ms"),
+                      "measurement": "before the search, apart from the candidates"},
+        "stopped": result.stop_reason,
         "analysis": analysis,
         # the problem's footprint and the peak device memory of the harness's processes (bytes)
         "memory": _memory(result),
         "candidates": [_candidate_entry(s, result.baselines) for s in result.scored],
         "notes": result.notes,
+        "versions": result.versions,
         "run_id": result.run_id,
         "store": str(store.path) if store is not None else None,
     }
+
+
+def _suspect(verdict: Verdict, floor_ms: float | None) -> str | None:
+    """A time below the roofline floor is physically implausible: say so instead of reporting it plainly."""
+    if not floor_ms or verdict.time_ms is None or not verdict.accepted or verdict.time_ms >= floor_ms:
+        return None
+    return (f"{verdict.time_ms:.4g} ms is below the roofline floor {floor_ms:.4g} ms "
+            f"(fraction {floor_ms / verdict.time_ms:.2f}): the measurement or the hardware figures are off")
 
 
 def _memory(result: SearchResult) -> dict:

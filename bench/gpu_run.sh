@@ -2,7 +2,9 @@
 # One call on a CUDA machine: install akg, then the steps asked for, everything landing in OUTDIR.
 #   bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]
 # STEPS: comma-separated from tests (pytest -m gpu), kernels (bench/triton_kernels.py),
-#        suite (akg bench over examples/problems/FIRST..LAST at GPU sizes). Default: all three.
+#        suite (akg bench over examples/problems/FIRST..LAST at GPU sizes),
+#        compile (examples/torch_compile.py: torch.compile(backend="akg") against eager and Inductor).
+#        Default: tests,kernels,suite.
 #        Also: throughput (bench/throughput.py on memory-bound problems with 1-8 GB inputs from
 #        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable: see below).
 # kernelbench step: AKG_KB_DIR (default shared/kernelbench/level1), AKG_KB_PROBLEMS (--problems
@@ -37,6 +39,15 @@ if [[ ",$STEPS," == *",kernels,"* ]]; then
     echo "== bench/triton_kernels.py"
     timeout "${AKG_GPU_BENCH_TIMEOUT:-300}" python3 bench/triton_kernels.py --out "$OUTDIR/triton-kernels.json" 2>&1 \
         | tee "$OUTDIR/triton-kernels.log" | grep -v Warning | tail -n 20
+fi
+
+if [[ ",$STEPS," == *",compile,"* ]]; then
+    echo "== examples/torch_compile.py (cuda)"
+    timeout "${AKG_GPU_COMPILE_TIMEOUT:-420}" python3 examples/torch_compile.py --device cuda --rows 32768 --dim 1024 \
+        --budget "${AKG_BUDGET:-4}" --store "$OUTDIR/compile.db" 2>&1 | tee "$OUTDIR/torch-compile.log" | grep -v Warning | tail -n 20
+    echo "== the same, a second process (store hits)"
+    timeout 300 python3 examples/torch_compile.py --device cuda --rows 32768 --dim 1024 --budget 0 \
+        --store "$OUTDIR/compile.db" 2>&1 | tee -a "$OUTDIR/torch-compile.log" | grep -v Warning | tail -n 8
 fi
 
 if [[ ",$STEPS," == *",suite,"* ]]; then
