@@ -8,13 +8,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from akg import errors
 from akg.errors import AkgError, CandidateFileError
 
 EPILOG = "Exit codes: 0 ok/accepted, 1 rejected, 2 bad usage or problem, 3 bad candidate file, " \
-         "4 bad config, 5 device unavailable, 6 store error, 70 internal error."
+         "4 bad config, 5 device unavailable, 6 store error, 7 LLM endpoint error, 70 internal error."
 
 
 def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
@@ -29,11 +30,28 @@ def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
 
 def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=int, default=None, help="most candidates to measure (default 24)")
-    p.add_argument("--time-limit", type=float, default=None, help="wall-clock limit in seconds")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="wall-clock limit in seconds for the whole command (per problem in bench), baselines "
+                        "included: at the limit akg stops, writes the best verified result so far and exits 0")
     p.add_argument("--store", default=None, help="SQLite store (default .akg/akg.db)")
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None, help="timing trials per candidate (median is reported)")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
+
+
+def _llm_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LLM mode (see docs/llm.md; key from AKG_LLM_API_KEY, else OPENAI_API_KEY)")
+    g.add_argument("--llm", metavar="MODEL", default=None, help="model name at an OpenAI-compatible endpoint")
+    g.add_argument("--llm-url", metavar="URL", default=None, help="base URL, e.g. http://localhost:8000/v1 (default OpenAI)")
+    g.add_argument("--mode", choices=("compiler", "llm", "both"), default=None,
+                   help="who proposes candidates (default: both with --llm — templates first, then agents improve)")
+    g.add_argument("--agents", choices=("all", "coder"), default=None,
+                   help="all: designer then coder (default); coder: the coder alone, for small local models")
+    g.add_argument("--hint", default=None, help="advice for the designer and coder, e.g. 'fuse the epilogue'")
+    g.add_argument("--llm-budget", type=int, default=None, help="most code-writing LLM turns (default 12)")
+    g.add_argument("--token-budget", type=int, default=None, help="most prompt+completion tokens")
+    g.add_argument("--llm-record", metavar="FILE", default=None, help="write every exchange to this cassette")
+    g.add_argument("--llm-replay", metavar="FILE", default=None, help="answer from this cassette, offline")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", default="akg_out", help="output folder (default akg_out)")
     p.add_argument("--resume", action="store_true", help="continue the last interrupted run of this problem")
+    _llm_flags(p)
 
     p = sub.add_parser("verify", help="check a candidate ModelNew against a problem", epilog=EPILOG,
                        description="Exit 0 when accepted, 1 when rejected, 2 for bad usage or a bad problem file.")
@@ -61,13 +80,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None)
 
-    p = sub.add_parser("bench", help="optimize every problem in a folder and summarise", epilog=EPILOG,
-                       description="Per-problem results, fast_p and geomean speedups vs eager and torch.compile.")
-    p.add_argument("suite", help="folder of problem files")
+    p = sub.add_parser("bench", help="optimize every problem of a suite and summarise", epilog=EPILOG,
+                       description="Per-problem results, fast_p and geomean speedups vs eager and torch.compile. "
+                                   "Each problem runs in its own process; the results file is rewritten as each finishes.")
+    p.add_argument("suite", help="folder of problem files, searched recursively (e.g. a KernelBench checkout "
+                                 "with level folders), or a text file listing problem files one per line")
     _common(p, dsl_required=True)
     _search_flags(p)
     p.add_argument("--out", required=True, help="JSON file for the results")
     p.add_argument("--results-dir", default=None, help="also write each problem's best.py/report.json here")
+    p.add_argument("--problems", default=None,
+                   help="which problems: numbers, ranges and names, comma-separated (e.g. 1,19,23-30,Softmax)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows already in --out and run only the problems without one")
+
+    p = sub.add_parser("export", help="write every candidate in a store as a dataset", epilog=EPILOG,
+                       description="One JSON record per candidate and target: problem, DSL, device, source, verdict, "
+                                   "timings, lineage, prompt and reply ids.")
+    p.add_argument("--store", default=None, help="SQLite store (default .akg/akg.db)")
+    p.add_argument("--format", choices=("jsonl",), default="jsonl")
+    p.add_argument("--out", default="-", help="file to write (default: standard output)")
+    p.add_argument("--debug", action="store_true")
 
     p = sub.add_parser("migrate", help="regenerate a kernel file's computation in another DSL, verified", epilog=EPILOG,
                        description="Write DIR/best.py in the target DSL and DIR/report.json, with the source kernel "
@@ -109,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()  # --time-limit counts from here: imports and baselines included
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
@@ -157,9 +192,14 @@ def _settings(args):
     from akg.search import SearchOptions
 
     s, harness = load_config(args.config)
+    time_limit = getattr(args, "time_limit", None)
+    time_limit = s.get("time_limit") if time_limit is None else time_limit
+    if time_limit is not None and time_limit <= 0:
+        raise AkgError(f"--time-limit must be a positive number of seconds, got {time_limit:g}")
     options = SearchOptions(
         budget=getattr(args, "budget", None) or s.get("budget", 24),
-        time_limit_s=getattr(args, "time_limit", None) or s.get("time_limit"),
+        time_limit_s=time_limit,
+        started=getattr(args, "started", None),
         policy=args.policy or s.get("policy", "strict"),
         resume=getattr(args, "resume", False))
     overrides = {}
@@ -170,6 +210,17 @@ def _settings(args):
     if getattr(args, "no_time", False):
         overrides["time"] = False
     return options, harness.replace(**overrides)
+
+
+def _llm_settings(args):
+    from akg.config import load_llm_config
+    from akg.evolve import llm_run
+    values = load_llm_config(args.config)
+    flags = {"model": args.llm, "url": args.llm_url, "mode": args.mode, "agents": args.agents, "hint": args.hint,
+             "candidates": args.llm_budget, "token_budget": args.token_budget, "record": args.llm_record,
+             "replay": args.llm_replay}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return llm_run(values)
 
 
 def _progress(quiet: bool):
@@ -200,7 +251,9 @@ def _progress(quiet: bool):
 
 
 def cmd_optimize(args) -> int:
-    from akg.pipeline import optimize_problem, resolve_target
+    import contextlib
+    from akg.deadline import Deadline, Watchdog
+    from akg.pipeline import Running, optimize_problem, resolve_target
     from akg.problem import load_problem
     from akg.store import Store, DEFAULT_STORE
 
@@ -209,10 +262,20 @@ def cmd_optimize(args) -> int:
     check_output_dir(args.out, "--out")
     check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
-    problem = load_problem(args.problem)
-    with Store(args.store or DEFAULT_STORE) as store:   # opened (and checked) before the device is probed
-        target = resolve_target(args.dsl, args.device)
-        report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json))
+    mode, llm = _llm_settings(args)
+    options.mode = mode
+    running, watchdog = None, contextlib.nullcontext()
+    if options.time_limit_s is not None:  # from here on, everything counts against the limit
+        running = Running(Deadline(options.time_limit_s, options.started), Path(args.out), args.dsl, args.device or "")
+        watchdog = Watchdog(running.deadline, running.kill, running.rescue)
+    with watchdog:
+        problem = load_problem(args.problem)
+        if running is not None:
+            running.problem = problem
+        with Store(args.store or DEFAULT_STORE) as store:   # opened (and checked) before the device is probed
+            target = resolve_target(args.dsl, args.device)
+            report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json),
+                                      running, llm=llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -302,25 +365,48 @@ def _print_verdict(v) -> None:
 
 
 def cmd_bench(args) -> int:
-    from akg.bench import markdown_table, run_bench
+    from akg.bench import discover, markdown_table, run_bench, select
     from akg.pipeline import resolve_target
-    from akg.store import Store, DEFAULT_STORE
+    from akg.store import DEFAULT_STORE
 
     from akg.paths import check_output_dir, check_output_file
 
-    suite = Path(args.suite)
-    if not suite.is_dir():
-        raise AkgError(f"suite {args.suite}: not a folder of problem files")
     check_output_file(args.out, "--out")
     check_output_file(args.store or DEFAULT_STORE, "--store")
     if args.results_dir:
         check_output_dir(args.results_dir, "--results-dir")
-    options, harness = _settings(args)
+    options, _ = _settings(args)  # checks the flags and the config file before any problem runs
+    entries = select(discover(Path(args.suite)), args.problems)
     target = resolve_target(args.dsl, args.device)
-    with Store(args.store or DEFAULT_STORE) as store:
-        result = run_bench(suite, target, Path(args.out), store, options, harness, _progress(args.json),
-                           Path(args.results_dir) if args.results_dir else None)
+    device = args.device or target.device
+    shared = ["--dsl", args.dsl, "--store", str(Path(args.store or DEFAULT_STORE).resolve())]
+    for flag, value in (("--budget", args.budget), ("--policy", args.policy), ("--trials", args.trials),
+                        ("--config", args.config and str(Path(args.config).resolve()))):
+        if value is not None:
+            shared += [flag, str(value)]
+    if args.no_compile:
+        shared.append("--no-compile")
+    result = run_bench(entries, target, Path(args.out), shared, suite=Path(args.suite), device=device,
+                       time_limit_s=options.time_limit_s, resume=args.resume,
+                       results_dir=Path(args.results_dir).resolve() if args.results_dir else None,
+                       progress=_progress(args.json))
     print(json.dumps(result["summary"], indent=2) if args.json else markdown_table(result))
+    return errors.EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from akg.store import Store, DEFAULT_STORE
+    path = Path(args.store) if args.store else DEFAULT_STORE
+    if not path.is_file():
+        raise AkgError(f"store {path}: no such file; pass --store with the store a run wrote", errors.EXIT_STORE)
+    out = sys.stdout if args.out == "-" else open(args.out, "w")
+    try:
+        with Store(path) as store:
+            for record in store.export_records():
+                out.write(json.dumps(record, default=str) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
     return errors.EXIT_OK
 
 
@@ -454,7 +540,8 @@ def cmd_plugins(args) -> int:
 
 
 COMMANDS = {"optimize": cmd_optimize, "verify": cmd_verify, "bench": cmd_bench, "analyze": cmd_analyze,
-            "plugins": cmd_plugins, "migrate": cmd_migrate, "port": cmd_port, "report": cmd_report}
+            "plugins": cmd_plugins, "migrate": cmd_migrate, "port": cmd_port, "report": cmd_report,
+            "export": cmd_export}
 
 if __name__ == "__main__":
     sys.exit(main())

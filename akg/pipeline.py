@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from akg import plugins
+from akg.deadline import Deadline, Watchdog
 from akg.errors import AkgError, DeviceUnavailable
 from akg.ir import Verdict
 from akg.problem import Problem, validate
@@ -39,6 +41,7 @@ def resolve_target(dsl_name: str, device_name: str | None) -> Target:
     if device_name is None:
         device_name = next((d for d in dsl.devices if d in plugins.backends() and plugins.backends()[d].available()),
                            dsl.devices[0])
+    device_name, index = _device_index(device_name)
     missing = plugins.toolchain_problem(dsl)
     if missing:
         raise DeviceUnavailable(missing)
@@ -48,10 +51,25 @@ def resolve_target(dsl_name: str, device_name: str | None) -> Target:
         backend = plugins.get_backend(device_name)
     except plugins.PluginError as e:
         raise AkgError(str(e)) from None
+    if index is not None:
+        select = getattr(backend, "select", None)
+        if select is None:
+            raise AkgError(f"device {device_name!r} has no numbered devices; use --device {device_name}")
+        select(index)  # before anything touches the device: workers inherit the choice
     if not backend.available():
-        raise DeviceUnavailable(f"device {device_name!r} is not available on this machine; "
+        raise DeviceUnavailable(f"device {device_name!r}{'' if index is None else f' number {index}'} is not available on this machine; "
                                 f"try --device {'cpu' if 'cpu' in dsl.devices else dsl.devices[0]}")
     return Target(dsl, backend, backend.detect())
+
+
+def _device_index(device: str) -> tuple[str, int | None]:
+    """``name:N`` -> (name, N); a plain name -> (name, None)."""
+    name, sep, index = device.partition(":")
+    if not sep:
+        return device, None
+    if not index.isdigit():
+        raise AkgError(f"--device {device}: the part after ':' must be a device number, e.g. {name}:0")
+    return name, int(index)
 
 
 def plan_problem(problem: Problem) -> tuple[Any, list, list[str]]:
@@ -77,27 +95,129 @@ def floor_for(problem: Problem, hardware: HardwareSpec, graph=None) -> tuple[flo
 
 
 def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, store: Store,
-                     options: SearchOptions, harness_config, progress=None) -> dict:
+                     options: SearchOptions, harness_config, progress=None, running: "Running | None" = None,
+                     llm=None) -> dict:
+    """``running``: the command line's time-limit watchdog, already started (see ``Running``);
+    without it a time limit is enforced here, from now, and never ends the process. ``llm``: an
+    ``akg.evolve.LLMRun`` for LLM mode; if its endpoint fails midway, the results measured so far
+    are written and the LLMError (exit 7) is raised afterwards."""
+    if running is not None:
+        running.problem, running.target, running.store = problem, target, store
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running, llm)
+    if options.time_limit_s is None:
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, Running(), llm)
+    if options.started is None:
+        options = replace(options, started=time.monotonic())
+    running = Running(Deadline(options.time_limit_s, options.started), out_dir)
+    running.problem, running.target, running.store = problem, target, store
+    with Watchdog(running.deadline, running.kill):
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running, llm)
+
+
+def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Store, options: SearchOptions,
+              harness_config, progress, running: Running, llm=None) -> dict:
     from akg.harness import WorkerPool
     from akg.harness.memory import check_fits
 
     check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
     validate(problem, target.device)
+    if llm is not None:
+        llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
     if target.device not in target.dsl.timing_meaningful_on:
         # e.g. Triton under its CPU interpreter: timing means nothing there, and each interpreted
         # run is slow, so check correctness on fewer (still fresh, still varied) cases.
         harness_config = harness_config.replace(time=False, measure_compile=False, seeds=harness_config.seeds[:1],
                                                 distributions=("problem", "uniform"))
     graph, plans, notes = plan_problem(problem)
+    running.notes = notes
     floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
+    running.analysis = analysis
     with WorkerPool(device=target.device, workers=1, config=harness_config) as pool:
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
+        running.pool, running.search = pool, search
+        search.evolver = _evolver(llm, problem, target, graph, floor_ms)
         result = search.run(plans, floor_ms)
     result.notes[:0] = notes
     report = build_report(problem, target, result, analysis, store)
+    report["best"]["lineage"] = store.lineage(result.best.candidate.id)
+    if search.evolver is not None:
+        report["llm"] = search.evolver.report()
     if out_dir is not None:
         write_results(Path(out_dir), result.best.candidate.source, report)
+    if search.evolver is not None and search.evolver.error is not None:
+        raise search.evolver.error
     return report
+
+
+def _evolver(llm, problem: Problem, target: Target, graph, floor_ms: float | None):
+    if llm is None:
+        return None
+    from akg.agents import analyzer
+    from akg.evolve import Evolver
+    try:  # without a plan graph, analyze traces the program itself (planning can fail where tracing works)
+        analysis = analyzer.analyze(problem, [target.hardware], graph)
+    except Exception:  # the brief then says there is no analysis
+        analysis = None
+    if floor_ms is None and analysis is not None:
+        floor_ms = dict(analysis.roofline_ms).get(target.hardware.name)
+    return Evolver(llm.client, llm.options, analysis, floor_ms)
+
+
+class Running:
+    """What a time limit's watchdog acts on, filled in as the command gets that far. The command
+    line starts the watchdog before anything else (imports, device detection and the reference's
+    checks count against the limit) with ``rescue`` as its last resort."""
+
+    def __init__(self, deadline: Deadline | None = None, out_dir: Path | None = None, dsl: str = "",
+                 device: str = "") -> None:
+        self.deadline, self.out_dir, self.dsl, self.device = deadline, out_dir, dsl, device
+        self.problem: Problem | None = None
+        self.target: Target | None = None
+        self.store: Store | None = None
+        self.search: Search | None = None
+        self.pool = None
+        self.notes: list[str] = []
+        self.analysis: dict = {}
+
+    def kill(self) -> None:
+        if self.search is not None:
+            self.search.kill()
+
+    def rescue(self) -> None:
+        """From the watchdog thread: write what is verified, clean up, exit 0."""
+        import sys
+        note = (f"the time limit ({self.deadline.limit_s:g} s) was reached while akg itself was busy; "
+                "the result is what was fully verified before it")
+        try:
+            if self.problem is not None and self.out_dir is not None:
+                result = self._snapshot(list(self.notes) + [note])
+                report = build_report(self.problem, self._target(), result, self.analysis, self.store)
+                write_results(Path(self.out_dir), result.best.candidate.source, report)
+                note += f"; wrote {Path(self.out_dir) / 'best.py'} and {Path(self.out_dir) / 'report.json'}"
+            print(f"akg: {note}", file=sys.stderr, flush=True)
+            self.kill()
+            if self.pool is not None:
+                self.pool.close()
+        finally:
+            os._exit(0)
+
+    def _target(self):
+        """The target, or (before it was resolved) what the command named."""
+        if self.target is not None:
+            return self.target
+        from types import SimpleNamespace
+        return SimpleNamespace(dsl=SimpleNamespace(name=self.dsl, timing_meaningful_on=()), device=self.device,
+                               hardware=SimpleNamespace(name="not detected"))
+
+    def _snapshot(self, notes: list[str]) -> SearchResult:
+        if self.search is not None:
+            return self.search.snapshot(notes)
+        from akg.agents import coder
+        target = self._target()
+        ref = coder.reference_candidate(self.problem.source, target.dsl.name)
+        scored = Scored(ref, Verdict(ref.id, "done", True, True))
+        return SearchResult(scored, scored, [scored], {}, None, None,
+                            target.device in target.dsl.timing_meaningful_on, notes)
 
 
 def _speedups(scored: Scored, baselines: dict) -> tuple[float | None, float | None]:
@@ -146,7 +266,7 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
         "candidates": [_candidate_entry(s, result.baselines) for s in result.scored],
         "notes": result.notes,
         "run_id": result.run_id,
-        "store": str(store.path),
+        "store": str(store.path) if store is not None else None,
     }
 
 

@@ -18,11 +18,15 @@ class PluginError(LookupError):
     exit_code = EXIT_USAGE
 
 
+# Protocol methods documented as optional: the core asks for them with getattr and a default.
+OPTIONAL_MEMBERS = frozenset({"kernel_findings", "toolchain_problem"})
+
+
 def protocol_members(protocol: type) -> tuple[str, ...]:
     """The attributes and methods a plugin object must have to be a ``protocol``."""
     names = set(getattr(protocol, "__annotations__", {}))
     names |= {n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")}
-    return tuple(sorted(names))
+    return tuple(sorted(names - OPTIONAL_MEMBERS))
 
 
 def check_plugin(obj, protocol: type, kind: str) -> None:

@@ -157,6 +157,11 @@ class DSL(Protocol):
     def guide(self) -> str:
         """Text for LLM prompts: how to write a ModelNew in this DSL."""
 
+    def kernel_findings(self, source: str) -> list[str]:
+        """What reading ``source`` shows is missing for its work to run in this DSL: a kernel
+        defined in the language and launched from Python. Empty when both are there. Optional:
+        the static screen of LLM candidates skips this question for a DSL without it."""
+
     def toolchain_problem(self) -> str | None:
         """None when the DSL's toolchain (compiler, package) is present; else one line saying what
         is missing and how to install it. Optional: a plugin without it counts as available."""

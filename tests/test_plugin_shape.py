@@ -24,7 +24,8 @@ def test_every_dsl_package_has_the_same_shape(package):
 
 
 def test_no_templates_left_outside_the_dsl_packages():
-    assert not list((ROOT / "templates").rglob("*.j2"))
+    # templates/prompts/ holds the LLM roles' prompts, which belong to no DSL.
+    assert not [p for p in (ROOT / "templates").rglob("*.j2") if p.parent.name != "prompts"]
 
 
 def test_installed_templates_are_package_data():

@@ -480,3 +480,15 @@ def format_analysis(analysis: ir.Analysis) -> str:
         lines.append(f"roofline   {hw}: {ms * 1e3:.1f} us")
     lines += [f"note       {n}" for n in analysis.notes]
     return "\n".join(lines)
+
+
+def hardware_brief(analysis: ir.Analysis | None, hardware: HardwareSpec, floor: float | None) -> str:
+    """The analysis and the hardware facts an LLM needs to plan kernels (prompts/analyzer.j2)."""
+    from akg.agents import prompts
+    flops = analysis.flops if analysis is not None else 0.0
+    moved = analysis.bytes_moved if analysis is not None else 0.0
+    return prompts.render(
+        "analyzer", flops=flops, bytes=moved, intensity=flops / moved if moved else 0.0,
+        bound=analysis.bound if analysis is not None else "unknown", floor_ms=floor,
+        notes=list(analysis.notes) if analysis is not None else ["the program could not be traced; no analysis"],
+        hw=hardware, peaks=[(m, t) for m, t in hardware.peak_tflops if t]).strip()

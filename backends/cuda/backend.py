@@ -1,6 +1,7 @@
 """The CUDA backend: device detection, hardware descriptors, synchronisation, L2 flush, event timing."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,6 +23,21 @@ class CudaBackend:
 
     def available(self) -> bool:
         return torch.cuda.is_available()
+
+    def select(self, index: int) -> None:
+        """Use only GPU ``index`` (counted among those visible now): this process and every worker
+        it starts then see that GPU alone, as device 0. Must come before CUDA is initialised."""
+        from akg.errors import AkgError
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = [v.strip() for v in visible.split(",") if v.strip()] if visible is not None else None
+        if ids is not None and index >= len(ids):
+            raise AkgError(f"--device cuda:{index}: only {len(ids)} GPU(s) are visible (CUDA_VISIBLE_DEVICES={visible})")
+        chosen = ids[index] if ids is not None else str(index)
+        if torch.cuda.is_initialized():
+            if chosen != visible:
+                raise AkgError(f"--device cuda:{index}: CUDA was initialised before the device was chosen")
+            return
+        os.environ["CUDA_VISIBLE_DEVICES"] = chosen
 
     def descriptors(self) -> list[HardwareSpec]:
         return load_descriptors(HARDWARE_DIR)

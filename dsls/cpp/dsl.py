@@ -18,6 +18,10 @@ from .render import render_groups
 
 GUIDE = Path(__file__).parent / "guide.md"
 _SOURCE_PATTERN = re.compile(r"^_AKG_CPP_SOURCE = r'''(.*?)'''$", re.MULTILINE | re.DOTALL)
+# extern "C" functions: a declaration after extern "C" (alone or in an extern "C" { ... } block).
+_EXTERN_C = re.compile(r'extern\s+"C"\s*\{?\s*(?:[A-Za-z_][\w:<>]*[\s\*&]+)+?([A-Za-z_]\w*)\s*\(')
+_DEFINITION = re.compile(r'\b([A-Za-z_]\w*)\s*\([^;{}()]*\)\s*(?:const\s*)?\{')
+_CPP_KEYWORDS = {"if", "for", "while", "switch", "catch", "return", "sizeof"}
 _ALLOWED_IMPORTS = {"torch", "ctypes", "hashlib", "os", "subprocess", "tempfile", "math", "typing",
                     "functools", "pathlib", "sys", "__future__", "numbers", "itertools", "collections"}
 
@@ -63,6 +67,24 @@ class CppDSL:
 
     def guide(self) -> str:
         return GUIDE.read_text()
+
+    def kernel_findings(self, source: str) -> list[str]:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return []
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        kernels = {name for text in strings for name in _EXTERN_C.findall(text)}
+        # Inside an extern "C" { ... } block every function definition is exported.
+        kernels |= {name for text in strings if re.search(r'extern\s+"C"\s*\{', text)
+                    for name in _DEFINITION.findall(text) if name not in _CPP_KEYWORDS}
+        if not kernels:
+            return ['no C++ kernel: no string holds an extern "C" function for g++ to build']
+        called = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        called |= {s for s in strings if s in kernels}   # getattr(lib, "name")
+        if not kernels & called:
+            return [f"the C++ kernel(s) {', '.join(sorted(kernels))} are defined but never called from Python"]
+        return []
 
     def toolchain_problem(self) -> str | None:
         # Candidates compile their kernels with this compiler in the worker.

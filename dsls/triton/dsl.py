@@ -63,6 +63,22 @@ class TritonDSL:
     def guide(self) -> str:
         return (Path(__file__).parent / "guide.md").read_text()
 
+    def kernel_findings(self, source: str) -> list[str]:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return []
+        jitted = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+                  and any("jit" in ast.unparse(d) or "autotune" in ast.unparse(d) for d in n.decorator_list)}
+        if not jitted:
+            return ["no @triton.jit kernel: the work would not run in Triton"]
+        # A launch is kernel[grid](...): a call of a subscripted jitted function.
+        launched = {n.func.value.id for n in ast.walk(tree) if isinstance(n, ast.Call)
+                    and isinstance(n.func, ast.Subscript) and isinstance(n.func.value, ast.Name)}
+        if not jitted & launched:
+            return [f"the Triton kernel(s) {', '.join(sorted(jitted))} are defined but never launched (kernel[grid](...))"]
+        return []
+
     def toolchain_problem(self) -> str | None:
         # Every candidate imports triton in its worker: without it each one would be rejected.
         if importlib.util.find_spec("triton") is None:
