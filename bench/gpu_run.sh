@@ -2,9 +2,10 @@
 # One call on a CUDA machine: install akg, then the steps asked for, everything landing in OUTDIR.
 #   bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]
 # STEPS: comma-separated from tests (pytest -m gpu), kernels (bench/triton_kernels.py),
-#        suite (akg bench over examples/problems/FIRST..LAST at GPU sizes), port (akg migrate of
-#        examples/migrate and akg port of examples/library, Triton sources, to each DSL in
-#        AKG_PORT_DSLS that is installed). Default: tests,kernels,suite.
+#        suite (akg bench over examples/problems/FIRST..LAST at GPU sizes),
+#        compile (examples/torch_compile.py: torch.compile(backend="akg") against eager and Inductor),
+#        port (akg migrate of examples/migrate and akg port of examples/library, Triton sources, to
+#        each DSL in AKG_PORT_DSLS that is installed). Default: tests,kernels,suite.
 # FIRST/LAST: problem number range for the suite step (default 1 99), so a long suite can be
 # split over several calls; each call's JSON is merged with bench/merge_results.py. FIRST may
 # instead be a comma-separated list of problem numbers (LAST is then ignored).
@@ -34,6 +35,15 @@ if [[ ",$STEPS," == *",kernels,"* ]]; then
     echo "== bench/triton_kernels.py"
     timeout "${AKG_GPU_BENCH_TIMEOUT:-300}" python3 bench/triton_kernels.py --out "$OUTDIR/triton-kernels.json" 2>&1 \
         | tee "$OUTDIR/triton-kernels.log" | grep -v Warning | tail -n 20
+fi
+
+if [[ ",$STEPS," == *",compile,"* ]]; then
+    echo "== examples/torch_compile.py (cuda)"
+    timeout "${AKG_GPU_COMPILE_TIMEOUT:-420}" python3 examples/torch_compile.py --device cuda --rows 32768 --dim 1024 \
+        --budget "${AKG_BUDGET:-4}" --store "$OUTDIR/compile.db" 2>&1 | tee "$OUTDIR/torch-compile.log" | grep -v Warning | tail -n 20
+    echo "== the same, a second process (store hits)"
+    timeout 300 python3 examples/torch_compile.py --device cuda --rows 32768 --dim 1024 --budget 0 \
+        --store "$OUTDIR/compile.db" 2>&1 | tee -a "$OUTDIR/torch-compile.log" | grep -v Warning | tail -n 8
 fi
 
 if [[ ",$STEPS," == *",suite,"* ]]; then
