@@ -3,8 +3,9 @@
 #   bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]
 # STEPS: comma-separated from tests (pytest -m gpu), kernels (bench/triton_kernels.py),
 #        suite (akg bench over examples/problems/FIRST..LAST at GPU sizes),
-#        compile (examples/torch_compile.py: torch.compile(backend="akg") against eager and Inductor).
-#        Default: tests,kernels,suite.
+#        compile (examples/torch_compile.py: torch.compile(backend="akg") against eager and Inductor),
+#        port (akg migrate of examples/migrate and akg port of examples/library, Triton sources, to
+#        each DSL in AKG_PORT_DSLS that is installed). Default: tests,kernels,suite.
 #        Also: throughput (bench/throughput.py on memory-bound problems with 1-8 GB inputs from
 #        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable: see below).
 # kernelbench step: AKG_KB_DIR (default shared/kernelbench/level1), AKG_KB_PROBLEMS (--problems
@@ -91,4 +92,24 @@ if [[ ",$STEPS," == *",kernelbench,"* ]]; then
     tail -n 5 "$OUTDIR/kernelbench-$TAG.log"
     # Keep OUTDIR to a handful of files: the JSON, the log, and one archive with the store and best files.
     (cd "$OUTDIR" && tar -czf "kernelbench-$TAG.tar.gz" kb-best kb.db* 2>/dev/null && rm -rf kb-best kb.db*)
+fi
+
+if [[ ",$STEPS," == *",port,"* ]]; then
+    INSTALLED=$(akg plugins --json 2>/dev/null | python3 -c "import json, sys; print(' '.join(json.load(sys.stdin)['dsls']))")
+    for DSL in ${AKG_PORT_DSLS:-cuda_c tilelang triton}; do
+        if [[ " $INSTALLED " != *" $DSL "* ]]; then echo "== port to $DSL: DSL not installed, skipped"; continue; fi
+        echo "== akg migrate examples/migrate/swiglu_triton.py --to $DSL"
+        AKG_SIZE=gpu timeout "${AKG_GPU_PORT_TIMEOUT:-420}" akg migrate examples/migrate/swiglu_triton.py --to "$DSL" \
+            --device cuda --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/port.db" --out "$OUTDIR/migrate-$DSL" \
+            2>"$OUTDIR/migrate-$DSL.log" | tail -n 8
+        echo "== akg port examples/library --to $DSL"
+        AKG_SIZE=gpu timeout "${AKG_GPU_PORT_TIMEOUT:-420}" akg port examples/library --to "$DSL" --device cuda \
+            --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/port.db" --out "$OUTDIR/port-$DSL" \
+            2>"$OUTDIR/port-$DSL.log" | tail -n 20
+        cp "$OUTDIR/port-$DSL/report.json" "$OUTDIR/port-$DSL.json" 2>/dev/null
+        cp "$OUTDIR/port-$DSL/report.html" "$OUTDIR/port-$DSL.html" 2>/dev/null
+        tar -czf "$OUTDIR/port-$DSL.tar.gz" -C "$OUTDIR" "port-$DSL" "migrate-$DSL" 2>/dev/null \
+            && rm -rf "$OUTDIR/port-$DSL" "$OUTDIR/migrate-$DSL"
+    done
+    rm -f "$OUTDIR/port.db"*
 fi
