@@ -37,6 +37,9 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None, help="timing trials per candidate (median is reported)")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="judge candidates on a Ray cluster, one actor per GPU (per CPU for --device cpu); "
+                        "auto joins a running local cluster or starts one (pip install 'akg[ray]')")
     p.add_argument("--remeasure", action="store_true",
                    help="time every candidate again instead of replaying timings from the store")
 
@@ -114,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", default="akg_out", help="output folder (default akg_out)")
     p.add_argument("--resume", action="store_true", help="continue the last interrupted run of this kernel")
+    _llm_flags(p)   # LLM mode: the designer and coder are shown the source kernel to port
 
     p = sub.add_parser("port", help="migrate every kernel or problem file of a folder to a DSL", epilog=EPILOG,
                        description="Write DIR/<library>/ (an importable package), DIR/report.json and DIR/report.html. "
@@ -124,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--jobs", type=int, default=1, help="ops ported at once (default 1: timings on one device interfere)")
+    _llm_flags(p)
 
     p = sub.add_parser("report", help="write a static HTML page for a run, bench, port or store", epilog=EPILOG,
                        description="RUN is a run or port output folder, a report.json, a bench JSON or an akg store (.db).")
@@ -204,6 +209,7 @@ def _settings(args):
         started=getattr(args, "started", None),
         policy=args.policy or s.get("policy", "strict"),
         resume=getattr(args, "resume", False),
+        ray_address=getattr(args, "ray", None),
         remeasure=getattr(args, "remeasure", False))
     overrides = {}
     if getattr(args, "trials", None):
@@ -375,6 +381,14 @@ def cmd_bench(args) -> int:
             shared += [flag, str(value)]
     if args.no_compile:
         shared.append("--no-compile")
+    if getattr(args, "remeasure", False):
+        shared.append("--remeasure")
+    if args.ray:  # joined once here; every problem's process joins the same cluster
+        from akg.distributed import cluster_address, connect
+        shared += ["--ray", cluster_address(connect(args.ray))]
+    import signal
+    # A bench stopped by SIGTERM (a job's timeout) takes its running problem's processes along.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     result = run_bench(entries, target, Path(args.out), shared, suite=Path(args.suite), device=device,
                        time_limit_s=options.time_limit_s, resume=args.resume,
                        results_dir=Path(args.results_dir).resolve() if args.results_dir else None,
@@ -405,11 +419,13 @@ def cmd_migrate(args) -> int:
     from akg.store import Store, DEFAULT_STORE
 
     options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
     target = resolve_target(args.dsl, args.device)
     with Store(args.store or DEFAULT_STORE) as store:
         with _progress(args.json, options) as progress:
             report = migrate(Path(args.kernel), target, Path(args.out), store, options, harness,
-                             Path(args.problem) if args.problem else None, progress)
+                             Path(args.problem) if args.problem else None, progress, llm=llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return errors.EXIT_OK
@@ -429,18 +445,21 @@ def cmd_port(args) -> int:
     from akg.store import DEFAULT_STORE
 
     options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
     target = resolve_target(args.dsl, args.device)
     if args.jobs < 1:
         raise AkgError("--jobs must be at least 1")
     out = Path(args.out)
     if args.json:
-        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness, args.jobs)
+        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness,
+                              args.jobs, llm=llm)
         print(json.dumps(report, indent=2, default=str))
         return errors.EXIT_OK
     from akg.port_progress import PortProgress
     with PortProgress(Path(args.library)) as bar:
         report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness,
-                              args.jobs, bar.candidate, bar.op_done)
+                              args.jobs, bar.candidate, bar.op_done, llm=llm)
     _print_port(report, out)
     return errors.EXIT_OK
 
