@@ -96,6 +96,7 @@ class Backend(Protocol):
     limits_address_space: bool    # a worker's address-space limit may be set (GPU drivers map huge ranges)
     standby_during_timing: bool   # a standby worker may go on importing while a candidate is timed
     probe_copy_bytes: int         # bytes the bench's bandwidth probe copies: far beyond any cache
+    ray_resource: str | None      # the Ray resource one evaluation actor takes ("GPU"); None: one CPU
 
     def comparison_device(self) -> str:
         """The torch device the conductor compares outputs on (a GPU's own memory where it can,

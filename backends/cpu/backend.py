@@ -19,6 +19,7 @@ class CpuBackend:
     # A standby's imports would compete for the cores being timed: it finishes starting first.
     standby_during_timing = False
     probe_copy_bytes = 1 << 26
+    ray_resource = None
 
     def __init__(self) -> None:
         self._detected: HardwareSpec | None = None

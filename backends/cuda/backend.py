@@ -22,6 +22,7 @@ class CudaBackend:
     # the device alone until told to start.
     standby_during_timing = True
     probe_copy_bytes = 1 << 30
+    ray_resource = "GPU"
 
     def __init__(self) -> None:
         self._flush_buffer: torch.Tensor | None = None

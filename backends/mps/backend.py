@@ -24,6 +24,7 @@ class MpsBackend:
     # candidate is timed would disturb the timing, so it finishes starting first.
     standby_during_timing = False
     probe_copy_bytes = 1 << 28
+    ray_resource = None  # Ray has no Apple GPU resource
 
     def __init__(self) -> None:
         self._detected: HardwareSpec | None = None

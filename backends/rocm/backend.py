@@ -19,6 +19,7 @@ class RocmBackend:
     limits_address_space = False   # the HIP runtime maps address ranges beyond physical memory
     standby_during_timing = True
     probe_copy_bytes = 1 << 30
+    ray_resource = "GPU"
 
     def __init__(self) -> None:
         self._detected: HardwareSpec | None = None
