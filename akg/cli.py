@@ -114,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", default="akg_out", help="output folder (default akg_out)")
     p.add_argument("--resume", action="store_true", help="continue the last interrupted run of this kernel")
+    _llm_flags(p)   # LLM mode: the designer and coder are shown the source kernel to port
 
     p = sub.add_parser("port", help="migrate every kernel or problem file of a folder to a DSL", epilog=EPILOG,
                        description="Write DIR/<library>/ (an importable package), DIR/report.json and DIR/report.html. "
@@ -124,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--jobs", type=int, default=1, help="ops ported at once (default 1: timings on one device interfere)")
+    _llm_flags(p)
 
     p = sub.add_parser("report", help="write a static HTML page for a run, bench, port or store", epilog=EPILOG,
                        description="RUN is a run or port output folder, a report.json, a bench JSON or an akg store (.db).")
@@ -405,11 +407,13 @@ def cmd_migrate(args) -> int:
     from akg.store import Store, DEFAULT_STORE
 
     options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
     target = resolve_target(args.dsl, args.device)
     with Store(args.store or DEFAULT_STORE) as store:
         with _progress(args.json, options) as progress:
             report = migrate(Path(args.kernel), target, Path(args.out), store, options, harness,
-                             Path(args.problem) if args.problem else None, progress)
+                             Path(args.problem) if args.problem else None, progress, llm=llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return errors.EXIT_OK
@@ -429,18 +433,21 @@ def cmd_port(args) -> int:
     from akg.store import DEFAULT_STORE
 
     options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
     target = resolve_target(args.dsl, args.device)
     if args.jobs < 1:
         raise AkgError("--jobs must be at least 1")
     out = Path(args.out)
     if args.json:
-        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness, args.jobs)
+        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness,
+                              args.jobs, llm=llm)
         print(json.dumps(report, indent=2, default=str))
         return errors.EXIT_OK
     from akg.port_progress import PortProgress
     with PortProgress(Path(args.library)) as bar:
         report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness,
-                              args.jobs, bar.candidate, bar.op_done)
+                              args.jobs, bar.candidate, bar.op_done, llm=llm)
     _print_port(report, out)
     return errors.EXIT_OK
 
