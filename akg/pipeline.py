@@ -132,7 +132,12 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
     running.notes = notes
     floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
     running.analysis = analysis
-    with WorkerPool(device=target.device, workers=1, config=harness_config) as pool:
+    if options.ray_address:
+        from akg.distributed import RayPool
+        pool_context = RayPool(options.ray_address, target.device, harness_config)
+    else:
+        pool_context = WorkerPool(device=target.device, workers=1, config=harness_config)
+    with pool_context as pool:
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
         running.pool, running.search = pool, search
         search.evolver = _evolver(llm, problem, target, graph, floor_ms)
