@@ -232,7 +232,7 @@ def _candidate_entry(s: Scored, baselines: dict) -> dict:
             "speedup_vs_eager": eager, "speedup_vs_compile": vs_compile,
             # the eager time measured beside this candidate: speedup_vs_eager = eager_ms / time_ms
             "eager_ms": dict(v.baselines).get("eager_ms") if v.accepted else None,
-            "roofline_fraction": v.roofline_fraction, "reason": v.reason, "reused": s.reused}
+            "roofline_fraction": v.roofline_fraction, "suspect": v.suspect, "reason": v.reason, "reused": s.reused}
 
 
 def build_report(problem: Problem, target: Target, result: SearchResult, analysis: dict, store: Store) -> dict:
@@ -281,6 +281,8 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
 
 def _suspect(verdict: Verdict, floor_ms: float | None) -> str | None:
     """A time below the roofline floor is physically implausible: say so instead of reporting it plainly."""
+    if verdict.suspect:
+        return verdict.suspect
     if not floor_ms or verdict.time_ms is None or not verdict.accepted or verdict.time_ms >= floor_ms:
         return None
     return (f"{verdict.time_ms:.4g} ms is below the roofline floor {floor_ms:.4g} ms "
