@@ -20,8 +20,8 @@ EPILOG = "Exit codes: 0 ok/accepted, 1 rejected, 2 bad usage or problem, 3 bad c
 
 def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
     if dsl_required:
-        p.add_argument("--dsl", required=True, help="target DSL (see `akg plugins`), e.g. cpp, triton")
-    p.add_argument("--device", default=None, help="backend to run on, e.g. cpu, cuda (default: the DSL's first available)")
+        p.add_argument("--dsl", required=True, help="target DSL (`akg plugins` lists them)")
+    p.add_argument("--device", default=None, help="backend to run on (`akg plugins` lists them; default: the DSL's first available)")
     p.add_argument("--policy", choices=("strict", "standard"), default=None,
                    help="strict (default): only DSL kernels plus declared library ops may compute; standard: framework ops allowed")
     p.add_argument("--config", default=None, help="TOML file with [search] and [harness] defaults")
@@ -381,6 +381,8 @@ def cmd_bench(args) -> int:
             shared += [flag, str(value)]
     if args.no_compile:
         shared.append("--no-compile")
+    if args.remeasure:
+        shared.append("--remeasure")
     if getattr(args, "remeasure", False):
         shared.append("--remeasure")
     if args.ray:  # joined once here; every problem's process joins the same cluster

@@ -26,8 +26,12 @@ from akg.problem import Problem
 
 RETRIES = 3
 STOPPED = "evaluation stopped: the time limit was reached"
-# Which Ray resource one actor takes, by akg device: a device not named here takes one CPU.
-ACCELERATOR_RESOURCE = {"cuda": "GPU"}
+
+
+def accelerator_resource(device: str) -> str | None:
+    """The Ray resource one actor takes on ``device``, as its backend names it (None: one CPU)."""
+    from akg import plugins
+    return plugins.backend_for(device).ray_resource
 
 
 def _ray():
@@ -48,8 +52,11 @@ def connect(address: str):
     ray = _ray()
     if ray.is_initialized():
         return ray
+    from akg import plugins
+    # The caches the DSLs name travel with their settings, so every node builds into the same ones.
+    caches = tuple(name for dsl in plugins.dsls().values() for name in dsl.worker_environment())
     runtime_env = {"env_vars": {k: v for k, v in os.environ.items()
-                                if k.startswith(("AKG_", "TRITON_CACHE", "TORCHINDUCTOR"))}}
+                                if k.startswith(("AKG_", "TORCHINDUCTOR") + caches)}}
     try:
         if address == "auto":
             try:
@@ -97,7 +104,7 @@ class RayPool:
     def __init__(self, address: str, device: str, config: HarnessConfig = HarnessConfig(), actors: int | None = None):
         self.ray = connect(address)
         self.device, self.config = device, config.validate()
-        resource = ACCELERATOR_RESOURCE.get(device)
+        resource = accelerator_resource(device)
         available = int(self.ray.cluster_resources().get(resource or "CPU", 0))
         count = actors or available
         if count < 1:

@@ -14,6 +14,7 @@
 # FIRST/LAST: problem number range for the suite step (default 1 99), so a long suite can be
 # split over several calls; each call's JSON is merged with bench/merge_results.py. FIRST may
 # instead be a comma-separated list of problem numbers (LAST is then ignored).
+# AKG_DSL picks the suite's DSL (default triton), e.g. AKG_DSL=cuda_c bench/gpu_run.sh OUT suite.
 set -uo pipefail
 OUTDIR=${1:?usage: bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]}
 STEPS=${2:-tests,kernels,suite}
@@ -52,8 +53,9 @@ if [[ ",$STEPS," == *",compile,"* ]]; then
 fi
 
 if [[ ",$STEPS," == *",suite,"* ]]; then
-    TAG=$(echo "$FIRST-$LAST" | tr ',' '_')
-    echo "== akg bench problems $FIRST..$LAST"
+    TAG=${AKG_DSL:+$AKG_DSL-}$(echo "$FIRST-$LAST" | tr ',' '_')
+    DSL=${AKG_DSL:-triton}
+    echo "== akg bench problems $FIRST..$LAST with $DSL"
     SUITE=$(mktemp -d)
     for f in examples/problems/[0-9]*.py; do
         n=$((10#$(basename "$f" | cut -d_ -f1)))
@@ -61,7 +63,7 @@ if [[ ",$STEPS," == *",suite,"* ]]; then
             [[ ",$FIRST," == *",$n,"* ]] && cp "$f" "$SUITE/"
         elif (( n >= FIRST && n <= LAST )); then cp "$f" "$SUITE/"; fi
     done
-    AKG_SIZE=gpu timeout "${AKG_GPU_SUITE_TIMEOUT:-420}" akg bench "$SUITE" --dsl triton --device cuda \
+    AKG_SIZE=gpu timeout "${AKG_GPU_SUITE_TIMEOUT:-420}" akg bench "$SUITE" --dsl "$DSL" --device cuda \
         --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/suite.db" --results-dir "$OUTDIR/best" \
         --out "$OUTDIR/suite-$TAG.json" 2>"$OUTDIR/suite-$TAG.log" | tail -n 40
     tail -n 5 "$OUTDIR/suite-$TAG.log"
