@@ -381,6 +381,8 @@ def cmd_bench(args) -> int:
             shared += [flag, str(value)]
     if args.no_compile:
         shared.append("--no-compile")
+    if args.remeasure:
+        shared.append("--remeasure")
     if getattr(args, "remeasure", False):
         shared.append("--remeasure")
     if args.ray:  # joined once here; every problem's process joins the same cluster

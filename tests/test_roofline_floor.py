@@ -49,3 +49,14 @@ def test_bandwidth_counts_the_read_only_rate(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.Tensor, "sum", counted)
     gbs = host.measure_copy_bandwidth_gbs(1 << 20, repeats=2)
     assert gbs > 0 and calls["sum"] == 2
+
+
+def test_cached_figures_only_rise(monkeypatch, tmp_path):
+    # A figure measured while the machine was busy is low; a later, higher one replaces it.
+    monkeypatch.setenv("AKG_CACHE_DIR", str(tmp_path))
+    cpu = host.HostCpu("x", cores=2, clock_ghz=2.0, vector_width_bits=256, l2_bytes=0, llc_bytes=0)
+    assert host._cached(cpu, "q", lambda: 3.8) == 3.8
+    assert host._cached(cpu, "q", lambda: 99.0) == 3.8            # fresh: not measured again
+    monkeypatch.setattr(host, "REMEASURE_AFTER_S", 0.0)
+    assert host._cached(cpu, "q", lambda: 26.0) == 26.0
+    assert host._cached(cpu, "q", lambda: 5.0) == 26.0            # a busy re-measurement never lowers it
