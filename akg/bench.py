@@ -108,15 +108,10 @@ def _matches(entry: Entry, token: str) -> bool:
     return token in (entry.id, stem, bare) or ("/" in token and entry.id.startswith(token + "_"))
 
 
-# Bytes copied to measure the device's practical memory roof: far beyond any cache.
-COPY_BYTES = {"cuda": 1 << 30}
-COPY_BYTES_DEFAULT = 1 << 26
-
-
 def copy_bandwidth_gbs(backend) -> float | None:
     """The measured device-to-device copy rate (bytes read + written per second), timed like every
     candidate: the practical memory roof, beside the descriptor's datasheet bandwidth."""
-    nbytes = COPY_BYTES.get(backend.name, COPY_BYTES_DEFAULT)
+    nbytes = backend.probe_copy_bytes  # far beyond any cache
     try:
         src = torch.ones(nbytes // 4, dtype=torch.float32, device=backend.torch_device)
         dst = torch.empty_like(src)
@@ -290,12 +285,7 @@ def _write(out_file: Path, target: Target, suite: Path, rows: list[dict], copy_g
               "hardware_display": target.hardware.display_name, "torch": torch.__version__,
               "python": platform.python_version(), "machine": platform.machine(),
               "datasheet_bandwidth_gbs": target.hardware.memory_bandwidth_gbs, "copy_bandwidth_gbs": copy_gbs,
-              "summary": summarize(rows), "problems": rows}
-    try:
-        import triton
-        result["triton"] = triton.__version__
-    except ImportError:
-        pass
+              "versions": target.versions(), "summary": summarize(rows), "problems": rows}
     out_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out_file, json.dumps(result, indent=2, default=str) + "\n")
     return result

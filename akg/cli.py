@@ -20,8 +20,8 @@ EPILOG = "Exit codes: 0 ok/accepted, 1 rejected, 2 bad usage or problem, 3 bad c
 
 def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
     if dsl_required:
-        p.add_argument("--dsl", required=True, help="target DSL (see `akg plugins`), e.g. cpp, triton")
-    p.add_argument("--device", default=None, help="backend to run on, e.g. cpu, cuda (default: the DSL's first available)")
+        p.add_argument("--dsl", required=True, help="target DSL (`akg plugins` lists them)")
+    p.add_argument("--device", default=None, help="backend to run on (`akg plugins` lists them; default: the DSL's first available)")
     p.add_argument("--policy", choices=("strict", "standard"), default=None,
                    help="strict (default): only DSL kernels plus declared library ops may compute; standard: framework ops allowed")
     p.add_argument("--config", default=None, help="TOML file with [search] and [harness] defaults")
@@ -37,6 +37,9 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None, help="timing trials per candidate (median is reported)")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="judge candidates on a Ray cluster, one actor per GPU (per CPU for --device cpu); "
+                        "auto joins a running local cluster or starts one (pip install 'akg[ray]')")
     p.add_argument("--remeasure", action="store_true",
                    help="time every candidate again instead of replaying timings from the store")
 
@@ -206,6 +209,7 @@ def _settings(args):
         started=getattr(args, "started", None),
         policy=args.policy or s.get("policy", "strict"),
         resume=getattr(args, "resume", False),
+        ray_address=getattr(args, "ray", None),
         remeasure=getattr(args, "remeasure", False))
     overrides = {}
     if getattr(args, "trials", None):
@@ -377,6 +381,16 @@ def cmd_bench(args) -> int:
             shared += [flag, str(value)]
     if args.no_compile:
         shared.append("--no-compile")
+    if args.remeasure:
+        shared.append("--remeasure")
+    if getattr(args, "remeasure", False):
+        shared.append("--remeasure")
+    if args.ray:  # joined once here; every problem's process joins the same cluster
+        from akg.distributed import cluster_address, connect
+        shared += ["--ray", cluster_address(connect(args.ray))]
+    import signal
+    # A bench stopped by SIGTERM (a job's timeout) takes its running problem's processes along.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     result = run_bench(entries, target, Path(args.out), shared, suite=Path(args.suite), device=device,
                        time_limit_s=options.time_limit_s, resume=args.resume,
                        results_dir=Path(args.results_dir).resolve() if args.results_dir else None,

@@ -20,6 +20,8 @@ class TritonDSL:
     devices = ("cuda", "cpu")
     families = ("pointwise", "reduction", "scan", "matmul_epilogue", "pool")
     timing_meaningful_on = ("cuda",)
+    # Set by candidates rendered for the CPU: their kernels run in Triton's interpreter.
+    interpreter_flags = ("TRITON_INTERPRET",)
 
     def __init__(self, allow_tf32: bool | None = None):
         self.allow_tf32 = os.environ.get(TF32_ENV) == "1" if allow_tf32 is None else allow_tf32
@@ -62,6 +64,17 @@ class TritonDSL:
 
     def guide(self) -> str:
         return (Path(__file__).parent / "guide.md").read_text()
+
+    def worker_environment(self) -> dict[str, str]:
+        home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return {"TRITON_CACHE_DIR": os.environ.get("TRITON_CACHE_DIR", str(home_cache / "triton"))}
+
+    def versions(self) -> dict[str, str]:
+        try:
+            import triton
+        except ImportError:
+            return {"triton": "missing"}
+        return {"triton": triton.__version__}
 
     def kernel_findings(self, source: str) -> list[str]:
         try:
