@@ -58,28 +58,38 @@ def choose(folder: Path, spec: str | None, pick: int, min_gb: float, max_gb: flo
     return chosen
 
 
-def measure(entry, target, store, options, harness) -> dict:
-    """One optimisation, timed from the conductor's side through its progress events."""
-    from akg.pipeline import optimize_problem
+def measure(path: str, problem_id: str, dsl: str, device: str, store_path: str, budget: int,
+            time_limit: float | None, no_compile: bool) -> dict:
+    """One optimisation in this (fresh) process, timed through its progress events."""
+    from akg.harness import HarnessConfig
+    from akg.pipeline import optimize_problem, resolve_target
     from akg.problem import load_problem
+    from akg.search import SearchOptions
+    from akg.store import Store
     events: list[tuple[float, str, object]] = []
     started = time.monotonic()
 
     def progress(message: str, scored) -> None:
         events.append((time.monotonic() - started, message, scored))
 
-    report = optimize_problem(load_problem(entry.path), target, None, store, options, harness, progress)
+    target = resolve_target(dsl, device)
+    options = SearchOptions(budget=budget, time_limit_s=time_limit, started=started)
+    with Store(store_path) as store:
+        report = optimize_problem(load_problem(path), target, None, store, options,
+                                  HarnessConfig(measure_compile=not no_compile), progress)
     wall = time.monotonic() - started
     judged = [(t, s) for t, m, s in events if s is not None and not s.reused]
-    screened = [(t, s) for t, s in judged if not _is_full_verification(events, s)]
+    full = [(t, s) for t, s in judged if _is_full_verification(events, s)]
     first_ok = next((t for t, s in judged if s.verdict.accepted and s.candidate.origin != "reference"), None)
-    phase = lambda needle: next((t for t, m, s in events if s is None and needle in m), None)
-    first_candidate = next((t for t, s in judged), None)
-    return {"problem": entry.id, "wall_s": round(wall, 2), "candidates_judged": len(judged),
+    first_full = next((t for t, s in full if s.verdict.accepted), None)
+    phase = lambda needle: next((round(t, 2) for t, m, s in events if s is None and needle in m), None)
+    return {"problem": problem_id, "wall_s": round(wall, 2), "candidates_judged": len(judged),
             "candidates_per_minute": round(len(judged) / wall * 60, 2) if wall else None,
             "first_verified_s": None if first_ok is None else round(first_ok, 2),
-            "baselines_started_s": phase("baselines"), "first_candidate_s": first_candidate,
-            "screened": len(screened), "best": report["best"], "baselines": report["baselines"],
+            "first_fully_verified_s": None if first_full is None else round(first_full, 2),
+            "baselines_started_s": phase("baselines"),
+            "first_candidate_s": next((round(t, 2) for t, s in judged), None),
+            "fully_verified": len(full), "best": report["best"], "baselines": report["baselines"],
             "notes": report["notes"]}
 
 
@@ -108,33 +118,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    from akg.harness import HarnessConfig
+    from concurrent.futures import ProcessPoolExecutor
+    import multiprocessing
     from akg.pipeline import atomic_write, resolve_target
-    from akg.search import SearchOptions
-    from akg.store import Store
 
     entries = choose(args.folder, args.problems, args.pick, args.min_gb, args.max_gb, args.max_intensity)
     if not entries:
         print(f"no problem in {args.folder} fits the selection", file=sys.stderr)
         return 2
-    target = resolve_target(args.dsl, args.device)
-    harness = HarnessConfig(measure_compile=not args.no_compile)
-    options = SearchOptions(budget=args.budget, time_limit_s=args.time_limit)
-    results = {"dsl": args.dsl, "device": args.device, "hardware": target.hardware.name, "torch": torch.__version__,
-               "budget": args.budget, "runs": []}
-    with tempfile.TemporaryDirectory(prefix="akg-throughput-") as scratch, Store(Path(scratch) / "akg.db") as store:
+    hardware = resolve_target(args.dsl, args.device).hardware.name
+    results = {"dsl": args.dsl, "device": args.device, "hardware": hardware, "torch": torch.__version__,
+               "budget": args.budget, "time_limit_s": args.time_limit, "runs": []}
+    spawn = multiprocessing.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="akg-throughput-") as scratch:
+        store = str(Path(scratch) / "akg.db")   # one store: the second run of a problem reuses its baselines
         for entry in entries:
             size = footprint(entry.path)
             for run in range(args.runs):
                 print(f"== {entry.id} run {run + 1}", file=sys.stderr, flush=True)
-                try:
-                    row = measure(entry, target, store, options, harness)
-                except Exception as e:  # one problem failing must not lose the others' numbers
-                    row = {"problem": entry.id, "error": str(e).splitlines()[0] if str(e) else type(e).__name__}
+                # Each run in a fresh process, as each `akg optimize` is: nothing stays on the device.
+                with ProcessPoolExecutor(1, mp_context=spawn) as child:
+                    try:
+                        row = child.submit(measure, str(entry.path), entry.id, args.dsl, args.device, store,
+                                           args.budget, args.time_limit, args.no_compile).result()
+                    except Exception as e:  # one problem failing must not lose the others' numbers
+                        row = {"problem": entry.id, "error": str(e).splitlines()[0] if str(e) else type(e).__name__}
                 row.update(run=run + 1, input_gb=size and round(size[0], 3))
                 results["runs"].append(row)
                 print(json.dumps({k: row.get(k) for k in ("problem", "run", "wall_s", "candidates_judged",
-                                                          "candidates_per_minute", "first_verified_s", "error")}),
+                                                          "candidates_per_minute", "first_verified_s",
+                                                          "first_fully_verified_s", "baselines_started_s",
+                                                          "first_candidate_s", "error")}),
                       file=sys.stderr, flush=True)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(args.out, json.dumps(results, indent=2, default=str) + "\n")

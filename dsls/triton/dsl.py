@@ -15,6 +15,40 @@ from akg.dsls.triton.render import render_groups
 TF32_ENV = "AKG_TRITON_ALLOW_TF32"
 
 
+def warm_up(source: str) -> None:
+    """Compile the kernels ``source``'s ModelNew launches on its problem's inputs, without running
+    them. Raises BuildError for a kernel that does not compile; anything else is left to the worker."""
+    import importlib.util
+    import tempfile
+    import torch
+    from triton.compiler.errors import CompilationError
+    from triton.runtime.jit import JITFunction
+
+    launch = JITFunction.run
+
+    def compile_only(self, *args, **kwargs):
+        kwargs["warmup"] = True
+        return launch(self, *args, **kwargs)
+
+    with tempfile.TemporaryDirectory(prefix="akg-warmup-") as folder:
+        path = Path(folder) / "candidate.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("akg_warmup_candidate", path)
+        module = importlib.util.module_from_spec(spec)
+        JITFunction.run = compile_only
+        try:
+            spec.loader.exec_module(module)
+            with torch.device("meta"), torch.no_grad():
+                inputs = module.get_inputs()
+                module.ModelNew(*module.get_init_inputs())(*inputs)
+        except CompilationError as err:
+            raise BuildError(str(err).strip().splitlines()[-1][:2000] if str(err).strip() else "compilation failed") from None
+        except Exception:
+            pass  # not runnable on meta tensors: the worker compiles at first launch, as without this
+        finally:
+            JITFunction.run = launch
+
+
 class TritonDSL:
     name = "triton"
     devices = ("cuda", "cpu")
@@ -42,11 +76,17 @@ class TritonDSL:
         return {"TRITON_INTERPRET": "1"} if device == "cpu" else {}
 
     def prebuild(self, source: str, device: str) -> None:
-        # Triton compiles each kernel at its first launch, inside the worker; only syntax is checked here.
+        """On a GPU, compile every kernel a forward launches into Triton's cache (the worker shares
+        it), so the worker loads them instead of compiling: the candidate runs once on meta tensors
+        of the problem's shapes with each launch turned into a compile-only warmup, which gives the
+        same specialisations (dtypes, sizes, divisibility) as the real inputs. A forward that
+        cannot run on meta tensors (data-dependent code) is left to compile at first launch."""
         try:
             compile(source, "<candidate>", "exec")
         except SyntaxError as err:
             raise BuildError(f"line {err.lineno}: {err.msg}") from None
+        if device == "cuda":
+            warm_up(source)
 
     def lint(self, source: str) -> list[str]:
         try:
