@@ -45,7 +45,7 @@ def problem(tmp_path):
     ("import torch\nx = 1\ndef get_inputs(): return []\ndef get_init_inputs(): return []\n", "no class Model"),
     (GOOD_PROBLEM.replace("return [torch.randn(64, 64)]", "raise RuntimeError('boom')"), "get_inputs() raised"),
     (GOOD_PROBLEM.replace("return torch.relu(x) * 2.0", "return 3"), "not a tensor"),
-    (GOOD_PROBLEM.replace("return torch.relu(x) * 2.0", "return x + torch.rand_like(x)"), "nondeterministic"),
+    (GOOD_PROBLEM.replace("return torch.relu(x) * 2.0", "self.n = getattr(self, 'n', 0) + 1; return x + self.n"), "nondeterministic"),
 ])
 def test_malformed_problem_exits_2(tmp_path, text, needle):
     bad = tmp_path / "bad.py"

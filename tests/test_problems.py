@@ -27,7 +27,8 @@ BAD = {
                      "def get_inputs(): raise RuntimeError('boom')\ndef get_init_inputs(): return []\n", "get_inputs() raised"),
     "non_tensor": ("import torch\nclass Model(torch.nn.Module):\n    def forward(self, x): return 3\n"
                    "def get_inputs(): return [torch.ones(2)]\ndef get_init_inputs(): return []\n", "not a tensor"),
-    "nondeterministic": ("import torch\nclass Model(torch.nn.Module):\n    def forward(self, x): return x + torch.rand_like(x)\n"
+    # State kept between calls: no seed makes two runs agree (torch.rand_like would: see below).
+    "nondeterministic": ("import torch\nclass Model(torch.nn.Module):\n    def forward(self, x):\n        self.n = getattr(self, 'n', 0) + 1\n        return x + self.n\n"
                          "def get_inputs(): return [torch.ones(2)]\ndef get_init_inputs(): return []\n", "nondeterministic"),
 }
 
@@ -41,3 +42,10 @@ def test_bad_problem_is_a_one_line_problem_error(tmp_path, case):
         validate(load_problem(path))
     message = str(info.value)
     assert "\n" not in message and f"bad_{case}" in message and expected in message
+
+
+def test_a_reference_that_draws_random_numbers_is_accepted(tmp_path):
+    path = tmp_path / "draws.py"
+    path.write_text("import torch\nclass Model(torch.nn.Module):\n    def forward(self, x): return x + torch.rand_like(x)\n"
+                    "def get_inputs(): return [torch.ones(2)]\ndef get_init_inputs(): return []\n")
+    assert validate(load_problem(path))[0].shape == (2,)

@@ -1,15 +1,30 @@
-"""The harness as the search and the command line use it: ``evaluate`` and ``WorkerPool``."""
+"""The harness as the search and the command line use it: ``evaluate`` and ``WorkerPool``.
+
+    evaluate(problem, candidate, target, policy, config) -> Verdict
+
+is the one entry for a single candidate; ``WorkerPool.evaluate`` judges many with persistent
+workers. Before any work the problem's footprint is checked against the device's free memory
+(``memory.check_fits``): a problem too big gets one line and exit code 5, not an out-of-memory
+error halfway.
+"""
 from __future__ import annotations
 
+import hashlib
+import os
+import signal
 import threading
 from pathlib import Path
+from typing import Any
 
+import torch
+
+from akg.harness import memory, messages as m
 from akg.harness.config import HarnessConfig
 from akg.harness.errors import CandidateError, ConfigError, HarnessError
 from akg.harness.evaluation import POLICIES, judge
 from akg.harness.pool import WorkerFault, Workers
 from akg.harness.reference import Reference
-from akg.ir import Verdict
+from akg.ir import Candidate, Verdict
 from akg.problem import Problem, load_problem
 
 BASELINE_SEED = 1000
@@ -65,6 +80,7 @@ class WorkerPool:
         self.config = config.validate()
         self._workers = Workers(device, workers, self.config, standby)
         self._references: dict[str, Reference] = {}
+        self._footprints: dict[str, memory.Footprint] = {}
         self._baselines: dict[str, dict] = {}
         self._lock = threading.Lock()
 
@@ -79,7 +95,27 @@ class WorkerPool:
         for reference in self._references.values():
             reference.close()
 
+    def cancel(self) -> None:
+        """Kill every worker process now (a time limit ran out): evaluations in flight end as
+        worker faults at once. The pool stays usable; ``close`` still cleans up."""
+        for pid in self._workers.pids():
+            try:
+                os.killpg(pid, signal.SIGKILL)  # each worker leads its own process group
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def footprint(self, problem) -> memory.Footprint:
+        """The problem's inputs, parameters and outputs in bytes, after checking that the harness's
+        multiple of it fits on the device (``memory.ProblemTooLarge`` where it does not)."""
+        problem = _as_problem(problem)
+        key = f"{problem.path}:{problem.digest}"
+        with self._lock:
+            if key not in self._footprints:
+                self._footprints[key] = memory.check_fits(problem, self.device)
+            return self._footprints[key]
+
     def _reference(self, problem: Problem) -> Reference:
+        self.footprint(problem)   # before anything is drawn or built
         key = f"{problem.path}:{problem.digest}"
         with self._lock:
             if key not in self._references:
@@ -98,9 +134,10 @@ class WorkerPool:
         compile_ms = None
         if config.time and config.measure_compile:
             compile_ms = self.baselines(problem).get("compile_ms")
+        footprint = self.footprint(problem).total_bytes
         worker = self._workers.acquire()
         try:
-            return judge(worker, reference, source, candidate_id, policy, config, floor_ms, compile_ms)
+            return judge(worker, reference, source, candidate_id, policy, config, floor_ms, compile_ms, footprint)
         finally:
             # No process sees a second candidate, accepted or not: what one left behind (a patched
             # binding would even become the next integrity snapshot's baseline) must not meet the
@@ -111,34 +148,67 @@ class WorkerPool:
         """The reference's own times, measured in a worker with no candidate loaded:
         {"eager_ms": float, "compile_ms": float | None}."""
         problem = _as_problem(problem)
+        self.footprint(problem)
         key = f"{problem.path}:{problem.digest}"
         if key in self._baselines:
             return self._baselines[key]
         worker = self._workers.acquire()
         try:
             worker.settle_standby()
-            reply = worker.request({"op": "baselines", "problem_path": str(Path(problem.path).resolve()),
-                                    "param_seed": self.config.seeds[0], "seed": BASELINE_SEED,
-                                    "warmup": self.config.warmup, "trials": self.config.trials,
-                                    "compile": self.config.measure_compile},
-                                   self.config.timeout_s * 3, "measuring baselines")
+            reply = worker.request(m.Baselines(str(Path(problem.path).resolve()), self.config.seeds[0], BASELINE_SEED,
+                                               self.config.warmup, self.config.trials, self.config.measure_compile),
+                                   m.Measured, self.config.timeout_s * 3, "measuring baselines")
         except WorkerFault as fault:
             raise HarnessError(f"problem {problem.name}: the reference failed in a worker ({fault}); check that it runs on {self.device}") from None
         finally:
             self._workers.release(worker, replace=True)
-        if not reply.get("ok"):
-            raise HarnessError(f"problem {problem.name}: the reference failed in a worker ({reply.get('error')}); check that it runs on {self.device}")
-        result = {"eager_ms": float(reply["eager_ms"]),
-                  "compile_ms": float(reply["compile_ms"]) if "compile_ms" in reply else None}
+        if isinstance(reply, m.Failure):
+            raise HarnessError(f"problem {problem.name}: the reference failed in a worker ({reply.error}); check that it runs on {self.device}")
+        result = {"eager_ms": reply.eager_ms, "compile_ms": reply.compile_ms}
         self._baselines[key] = result
         return result
 
 
-def evaluate(problem, source: str, candidate_id: str, *, device: str = "cpu", policy: str = "strict",
-             config: HarnessConfig = HarnessConfig(), floor_ms: float | None = None) -> Verdict:
-    """Judge one candidate in a fresh worker; the worker is gone when this returns."""
+def evaluate(problem: Problem | str | Path, candidate: Candidate | str, target: Any = "cpu", policy: str = "strict",
+             config: HarnessConfig = HarnessConfig(), *, floor_ms: float | None = None,
+             device: str | None = None) -> Verdict:
+    """Judge one candidate in a fresh worker; the worker is gone when this returns.
+
+    ``problem``: a Problem with a file, or a file path. ``candidate``: an ``akg.ir.Candidate`` or
+    the source text of one (named by its digest). ``target``: a device name ("cpu", or an
+    accelerator such as the one ``torch.accelerator`` reports) or any object with a ``device``
+    attribute naming one (``akg.pipeline.Target``). ``policy``: "strict" or "standard".
+
+    Older form, still accepted: ``evaluate(problem, source, candidate_id, device=..., ...)``."""
+    source, candidate_id, device_name = _submission(candidate, target, device)
     problem = _as_problem(problem)
     _check_policy(policy)
     _check_source(source, candidate_id)
-    with WorkerPool(device=device, workers=1, config=config, standby=False) as pool:
+    with WorkerPool(device=device_name, workers=1, config=config, standby=False) as pool:
         return pool.evaluate(problem, source, candidate_id, policy=policy, floor_ms=floor_ms)
+
+
+def _submission(candidate, target, device: str | None) -> tuple[str, str, str]:
+    """(source, candidate id, device name) from ``evaluate``'s arguments, old form included."""
+    if isinstance(candidate, Candidate):
+        return candidate.source, candidate.id, device or _device_of(target)
+    if isinstance(target, str) and (device is not None or not _is_device_name(target)):
+        return candidate, target, device or "cpu"   # evaluate(problem, source, candidate_id, device=...)
+    source = candidate
+    digest = hashlib.sha256(source.encode(errors="replace")).hexdigest()[:12] if isinstance(source, str) else "unknown"
+    return source, f"candidate-{digest}", device or _device_of(target)
+
+
+def _device_of(target) -> str:
+    name = target if isinstance(target, str) else getattr(target, "device", None)
+    if not isinstance(name, str) or not _is_device_name(name):
+        raise ConfigError(f"target must be a device name or have a .device naming one, got {target!r}")
+    return name
+
+
+def _is_device_name(name: str) -> bool:
+    try:
+        torch.device(name)
+    except (RuntimeError, TypeError, ValueError):
+        return False
+    return True

@@ -51,10 +51,10 @@ def device_type(device: str) -> str:
 
 def compare_case(expected: list[torch.Tensor], infos: list[OutputInfo], actual: list[torch.Tensor | None],
                  device: str, config: HarnessConfig, case: str,
-                 truth: Callable[[], list[torch.Tensor] | None] | None = None) -> CaseResult:
+                 truth: Callable[[], list[torch.Tensor] | None] | None = None, values: bool = True) -> CaseResult:
     """All checks of one test case. Only failures carry details; passes are summarised by name.
     ``truth`` gives the float64 outputs, asked for only when a floating output misses the fixed
-    tolerance (see accuracy.py)."""
+    tolerance (see accuracy.py). ``values=False``: metadata only (outputs judged statistically)."""
     result = CaseResult(checks=[])
     if len(infos) != len(expected):
         result.checks.append(Check("output_count", False, f"{case}: returned {len(infos)} outputs, expected {len(expected)}"))
@@ -63,7 +63,9 @@ def compare_case(expected: list[torch.Tensor], infos: list[OutputInfo], actual: 
         where = f"{case} output {i}"
         meta = _metadata_checks(exp, info, device, where)
         result.checks += meta
-        if any(not c.passed for c in meta) or act is None:
+        if any(not c.passed for c in meta) or act is None or not values:
+            if act is None and values and info.plain:
+                result.checks.append(Check("allclose", False, f"{where}: no values came back"))
             continue
         value_checks, max_abs, rel = _value_checks(exp, act, config, where, device)
         if truth is not None and _only_tolerance_failed(value_checks):
@@ -112,7 +114,8 @@ def _metadata_checks(exp: torch.Tensor, info: OutputInfo, device: str, where: st
 def comparison_device(device: str) -> str:
     """Where to compare: on the GPU when judging a GPU candidate (float64 passes over hundreds of
     MB take seconds on a CPU), else the CPU. The conductor's own copy, never the worker's."""
-    return "cuda" if device_type(device) == "cuda" and torch.cuda.is_available() else "cpu"
+    from akg import plugins
+    return plugins.backend_for(device).comparison_device()
 
 
 def _value_checks(exp: torch.Tensor, act: torch.Tensor, config: HarnessConfig, where: str, device: str = "cpu"):

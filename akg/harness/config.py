@@ -51,6 +51,7 @@ class HarnessConfig:
     floor_slack: float = 0.5           # a time below floor_ms * floor_slack is a suspect
     async_delay_s: float = 0.02        # how long to wait before re-reading outputs for late writes
     network: bool = False              # True lets candidates open sockets (never for untrusted code)
+    random_samples: int = 16           # seeds of the statistical check (models that draw random numbers)
 
     def tolerance(self, dtype: str) -> Tolerance:
         return dict(self.tolerances).get(dtype, EXACT)
@@ -73,6 +74,8 @@ class HarnessConfig:
         for name in ("trials", "timeout_s", "memory_limit_mb", "max_processes"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"harness config: {name} must be positive, got {getattr(self, name)!r}")
+        if self.random_samples < 4:
+            raise ConfigError(f"harness config: random_samples must be at least 4, got {self.random_samples!r}")
         if self.warmup < 0:
             raise ConfigError(f"harness config: warmup must be >= 0, got {self.warmup!r}")
         return self

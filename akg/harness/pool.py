@@ -20,7 +20,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from akg.harness import protocol, sandbox
+from akg.harness import messages, protocol, sandbox
 from akg.harness.config import HarnessConfig
 from akg.harness.errors import HarnessError
 
@@ -64,14 +64,15 @@ class Worker:
         settings = {
             "device": self.device, "scratch": str(self.scratch), "read_fd": to_worker_r,
             "write_fd": from_worker_w, "channel_fd": worker_channel.fileno(), "network": self.config.network,
-            "memory_limit_mb": self.config.memory_limit_mb, "max_processes": self.config.max_processes,
+            "memory_limit_mb": self.config.memory_limit_mb if self._backend().limits_address_space else 0,
+            "max_processes": self.config.max_processes,
             "cache_dirs": sorted(caches.values()),
         }
         self._log = open(self.root / f"{self.name}.log", "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "akg.harness.worker", json.dumps(settings)],
             pass_fds=(to_worker_r, from_worker_w, worker_channel.fileno()), cwd=self.scratch, stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT, env=sandbox.worker_environment(self.scratch, caches),
+            stdout=self._log, stderr=subprocess.STDOUT, env=self._environment(caches),
             start_new_session=True)  # its own process group: killing it takes every child along
         os.close(to_worker_r)
         os.close(from_worker_w)
@@ -79,13 +80,24 @@ class Worker:
         self._send_fd, self._recv_fd = to_worker_w, from_worker_r
         self._ready = False
 
+    def _backend(self):
+        from akg import plugins
+        return plugins.backend_for(self.device)
+
+    def _environment(self, caches: dict[str, str]) -> dict[str, str]:
+        from akg import plugins
+        env = sandbox.worker_environment(self.scratch, caches)
+        # Set before the worker imports anything: e.g. an interpreter a DSL's package reads at import.
+        env.update(plugins.worker_environment(self.device))
+        return env
+
     def start_device(self) -> None:
         """Let the process set up the device: after its imports it waits for this, so that a
         standby does not touch the device while another candidate is timed on it."""
         if not self._device_started:
             self._device_started = True
             try:
-                protocol.send(self._send_fd, {"op": "start"})
+                protocol.send(self._send_fd, messages.Start().to_wire())
             except OSError:
                 pass  # it died; the next request says how
 
@@ -94,29 +106,38 @@ class Worker:
             self.start_device()
             # Starting imports torch: on a loaded machine that alone can take many seconds.
             timeout_s = max(self.config.timeout_s, START_TIMEOUT_S)
-            hello = self._receive(timeout_s, "starting", resolve=False)
-            self.network_isolated = bool(hello.get("network_isolated"))
+            hello = self._typed(self._receive(timeout_s, "starting", resolve=False), messages.Hello, "starting")
+            self.network_isolated = hello.network_isolated
             # Large tensors come back in sealed memory files where this conductor can map them.
-            shared = protocol.probe_works(hello.get("probe"), self.process.pid)
-            self._receive(timeout_s, "starting", resolve=False)  # the device is set up
-            self._send({"op": "share", "enabled": shared}, "starting")
+            shared = protocol.probe_works(hello.probe, self.process.pid)
+            self._typed(self._receive(timeout_s, "starting", resolve=False), messages.Started, "starting")
+            self._send(messages.Share(shared).to_wire(), "starting")
             self._ready = True
 
     def settle_standby(self) -> None:
         """Before a measurement on a CPU, let the standby finish starting: its imports would
         compete for the cores being timed. On a GPU its imports may go on; it leaves the device
         alone until ``start_device``."""
-        if self.standby is None or self.device.startswith("cuda"):
+        if self.standby is None or self._backend().standby_during_timing:
             return
         try:
             self.standby._await_ready()
         except WorkerFault:
             pass  # it was killed; the slot starts another when it needs one
 
-    def request(self, message: dict, timeout_s: float, phase: str) -> dict:
+    def request(self, message: messages.Message, reply: type, timeout_s: float, phase: str) -> messages.Message:
+        """Send ``message``; the worker's answer as ``reply`` or ``messages.Failure``. A reply of any
+        other shape means the worker is no longer the harness's: it is killed (a crash)."""
         self._await_ready()
-        self._send(message, phase)
-        return self._receive(timeout_s, phase)
+        self._send(message.to_wire(), phase)
+        return self._typed(self._receive(timeout_s, phase), reply, phase)
+
+    def _typed(self, wire: dict, reply: type, phase: str) -> messages.Message:
+        try:
+            return messages.reply_from_wire(wire, reply)
+        except protocol.ProtocolError as e:
+            self.kill()
+            raise WorkerFault("crash", f"the worker sent a malformed reply while {phase} ({e})") from None
 
     def _send(self, message: dict, phase: str) -> None:
         try:
@@ -183,7 +204,7 @@ class Worker:
     def close(self) -> None:
         if self.alive() and self._ready:  # one still starting has nothing to finish: kill it
             try:
-                protocol.send(self._send_fd, {"op": "exit"})
+                protocol.send(self._send_fd, messages.Exit().to_wire())
                 self.process.wait(2.0)
             except (OSError, subprocess.TimeoutExpired):
                 pass

@@ -13,6 +13,12 @@ conductor reads is the snapshot taken when the worker exported it, whatever the 
 The other way, the conductor's inputs of a test case travel the same way, drawn once and kept
 in sealed files. A worker lives in its own user namespace and cannot open the conductor's
 ``/proc`` entries, so those files are passed over a Unix socket (SCM_RIGHTS) with the request.
+
+On an accelerator nothing crosses to the host: the conductor's inputs, drawn on the device, go to
+the worker as inter-process memory handles (``share_device``, through torch.multiprocessing's
+reductions), and the worker copies its outputs into device buffers the conductor owns and passed
+the same way. Handles only ever travel from the conductor to the worker: the conductor never
+opens memory a worker names (a forged handle could make it read out of bounds).
 """
 from __future__ import annotations
 
@@ -230,16 +236,54 @@ def probe_works(handle, pid: int) -> bool:
         return False
 
 
-def resolve(message, pid: int):
+def resolve(message, pid: int, device_handles: bool = False):
     """``message`` with every shared-tensor handle replaced by the tensor in process ``pid``'s file
-    (the worker's outputs in the conductor; the conductor's inputs, passed on, in the worker)."""
+    (the worker's outputs in the conductor; the conductor's inputs, passed on, in the worker).
+    ``device_handles`` (worker side only) also opens the conductor's device-memory handles."""
     if isinstance(message, dict):
         if message.keys() == _SHARED_KEYS:
             return _map_shared(message, pid)
-        return {k: resolve(v, pid) for k, v in message.items()}
+        if device_handles and message.keys() == _DEVICE_KEYS:
+            return map_device(message)
+        return {k: resolve(v, pid, device_handles) for k, v in message.items()}
     if isinstance(message, (list, tuple)):
-        return type(message)(resolve(v, pid) for v in message)
+        return type(message)(resolve(v, pid, device_handles) for v in message)
     return message
+
+
+# ---- device memory by inter-process handles (conductor to worker only) --------------------------
+
+_DEVICE_KEYS = frozenset({"device_tensor", "shape", "stride", "offset", "dtype", "device", "handle", "storage_bytes",
+                          "storage_offset", "ref_counter", "ref_counter_offset", "event", "event_sync"})
+
+
+def share_device(t: torch.Tensor) -> dict:
+    """A handle to the device tensor ``t`` for a worker (no copy: the worker maps the same
+    memory). ``t`` must stay alive in the conductor while a worker may use it."""
+    from torch.multiprocessing import reductions
+    _, args = reductions.reduce_tensor(t)
+    (_cls, size, stride, offset, _storage_cls, dtype, device, handle, storage_bytes, storage_offset,
+     _grad, ref_counter, ref_counter_offset, event, event_sync) = args
+    return {"device_tensor": True, "shape": list(size), "stride": list(stride), "offset": int(offset),
+            "dtype": str(dtype).removeprefix("torch."), "device": int(device), "handle": handle,
+            "storage_bytes": int(storage_bytes), "storage_offset": int(storage_offset), "ref_counter": ref_counter,
+            "ref_counter_offset": int(ref_counter_offset), "event": event, "event_sync": bool(event_sync)}
+
+
+def map_device(handle: dict) -> torch.Tensor:
+    """Worker side: the conductor's device tensor named by ``handle`` (``share_device``)."""
+    from torch.multiprocessing import reductions
+    if handle["dtype"] not in SHARED_DTYPES:
+        raise ProtocolError("a device tensor handle names an unknown dtype")
+    try:
+        # The same rebuild torch.multiprocessing uses for a tensor it received (reduce_tensor).
+        return reductions.rebuild_cuda_tensor(
+                torch.Tensor, torch.Size(handle["shape"]), tuple(handle["stride"]), handle["offset"],
+                torch.storage.TypedStorage, SHARED_DTYPES[handle["dtype"]], handle["device"], handle["handle"],
+                handle["storage_bytes"], handle["storage_offset"], False, handle["ref_counter"],
+                handle["ref_counter_offset"], handle["event"], handle["event_sync"])
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise ProtocolError(f"cannot open a device tensor handle ({type(e).__name__}: {str(e)[:120]})") from None
 
 
 def _map_shared(handle: dict, pid: int) -> torch.Tensor:

@@ -2,6 +2,12 @@
 
 Expected outputs never enter a worker before the candidate has returned: the worker ships the
 candidate's outputs here and the comparison happens in this process.
+
+On an accelerator everything stays on the device: inputs are drawn there, the reference runs there
+and its outputs stay there; cases are cached up to a share of the device's free memory and
+recomputed past it (a draw and a forward cost milliseconds there). The torch seed is set to
+``forward_seed(seed)`` right before every forward, here and in the worker, so a model that draws
+random numbers draws the same ones in both.
 """
 from __future__ import annotations
 
@@ -12,24 +18,37 @@ from dataclasses import dataclass
 
 import torch
 
-from akg.harness import protocol
+from akg.harness import memory, protocol, randomness
 from akg.harness.inputs import clone_args, draw_inputs, mapped_draw, to_device
-from akg.problem import Problem, flatten_outputs
+from akg.problem import Problem, flatten_outputs, seed_everything
 
 # Inputs kept in sealed memory files for the workers, per reference; cases past it are drawn by
 # each worker itself, as a worker does wherever the files cannot be made.
 SHARED_INPUT_BYTES = 8 << 30
+# On an accelerator: the share of the device's free memory (when the reference is built) that
+# cached cases (inputs and expected outputs) may hold; older cases are dropped past it.
+DEVICE_CACHE_SHARE = 0.25
+
+
+def forward_seed(seed: int) -> int:
+    """The torch seed set right before every forward of a case drawn with ``seed``."""
+    return 10007 + seed
 
 
 @dataclass(frozen=True)
 class ExpectedCase:
-    outputs: list[torch.Tensor]                # on the CPU
+    outputs: list[torch.Tensor]                # on the CPU; on the device for an accelerator
     aliases_input: list[list[int]]             # per output: inputs whose storage it shares
     mutated: list[int]                         # inputs the reference changes in place
+    draws: tuple[str, ...] = ()                # digests of the framework random draws it made
 
     @property
     def output_nbytes(self) -> list[int]:
         return [t.numel() * t.element_size() for t in self.outputs]
+
+    @property
+    def nbytes(self) -> int:
+        return sum(self.output_nbytes)
 
 
 class Reference:
@@ -39,17 +58,31 @@ class Reference:
         self.problem = problem
         self.device = device
         self.param_seed = param_seed
+        self.on_device = memory.is_accelerator(device)
+        memory.reset_peak(device)
         self.model = problem.build_model(param_seed).to(device)
         self._cases: dict[tuple[int, str], ExpectedCase] = {}
         self._truths: dict[tuple[int, str], list[torch.Tensor] | None] = {}
         self._shared: dict[tuple[int, str], dict | None] = {}
         self._shared_bytes = 0
         self._fds: list[int] = []
+        # accelerator only: the drawn inputs (kept alive while workers map them) and their digests
+        self._device_inputs: dict[tuple[int, str], list] = {}
+        self._digests: dict[tuple[int, str], list[str]] = {}
+        free = memory.free_bytes(device)
+        self._cache_budget = int(DEVICE_CACHE_SHARE * free) if free else None
+        self._supports: dict[tuple[int, str], randomness.Support | None] = {}
+
+    @property
+    def peak_bytes(self) -> int:
+        """The most device memory this process held since the reference was built (0 on a CPU)."""
+        return memory.peak_bytes(self.device)
 
     def case(self, seed: int, distribution: str) -> ExpectedCase:
         key = (seed, distribution)
         if key not in self._cases:
             self._cases[key] = self._run(seed, distribution)
+            self._evict(keep=key)
         return self._cases[key]
 
     def shared_inputs(self, seed: int, distribution: str) -> dict | None:
@@ -60,13 +93,48 @@ class Reference:
             self._draw(seed, distribution)
         return self._shared[key]
 
+    def inputs_intact(self, seed: int, distribution: str) -> bool:
+        """Accelerator only (a CPU worker maps sealed, read-only copies): whether the inputs a
+        worker mapped still hold what was drawn. A worker's mapping of device memory is writable;
+        a case whose inputs changed is dropped, and the next use draws it again."""
+        key = (seed, distribution)
+        inputs = self._device_inputs.get(key)
+        if inputs is None:
+            return True
+        intact = _digests(inputs) == self._digests[key]
+        if not intact:
+            self._drop(key)
+        return intact
+
     def close(self) -> None:
         while self._fds:
             os.close(self._fds.pop())
+        self._device_inputs.clear()
+        self._shared.clear()
+        self._cases.clear()
+
+    def _drop(self, key) -> None:
+        for table in (self._cases, self._shared, self._device_inputs, self._digests, self._truths, self._supports):
+            table.pop(key, None)
+
+    def _evict(self, keep) -> None:
+        """Accelerator: drop the oldest cases while the cached ones exceed the budget."""
+        if not self.on_device or self._cache_budget is None:
+            return
+        while True:
+            held = sum(c.nbytes for c in self._cases.values()) + sum(
+                _nbytes(x) for x in self._device_inputs.values())
+            older = [k for k in self._cases if k != keep]
+            if held <= self._cache_budget or not older:
+                return
+            self._drop(older[0])
 
     def _draw(self, seed: int, distribution: str) -> list:
-        """The case's inputs on the CPU. The first draw also goes into sealed memory files."""
+        """The case's inputs (on the CPU, or on the accelerator). The first draw also goes into
+        sealed memory files (CPU) or is kept for device handles (accelerator)."""
         key = (seed, distribution)
+        if self.on_device:
+            return self._draw_on_device(key)
         shared = self._shared.get(key)
         if shared is not None:
             return mapped_draw(shared, seed)
@@ -75,6 +143,23 @@ class Reference:
         rng_state, py_rng_state = torch.get_rng_state(), random.getstate()
         if key not in self._shared:
             self._shared[key] = self._share(inputs, rng_state, py_rng_state)
+        return inputs
+
+    def _draw_on_device(self, key) -> list:
+        inputs = self._device_inputs.get(key)
+        if inputs is None:
+            seed, distribution = key
+            inputs = to_device(draw_inputs(self.problem, seed, distribution, self.device), self.device)
+            rng_state, py_rng_state = torch.get_rng_state(), random.getstate()
+            self._device_inputs[key] = inputs
+            self._digests[key] = _digests(inputs)
+            wire = [protocol.share_device(x) if isinstance(x, torch.Tensor) and _device_shareable(x) else x
+                    for x in inputs]
+            shareable = all(not isinstance(x, torch.Tensor) or isinstance(w, dict) or x.numel() * x.element_size()
+                            < protocol.SHARE_MIN_BYTES for x, w in zip(inputs, wire))
+            self._shared[key] = ({"inputs": wire, "rng_state": rng_state, "py_rng_state": py_rng_state}
+                                 if shareable and all(_plain(x) for x in inputs if not isinstance(x, torch.Tensor))
+                                 else None)
         return inputs
 
     def _share(self, inputs: list, rng_state: torch.Tensor, py_rng_state: tuple) -> dict | None:
@@ -97,13 +182,61 @@ class Reference:
     def _run(self, seed: int, distribution: str) -> ExpectedCase:
         inputs = to_device(self._draw(seed, distribution), self.device)
         args = clone_args(inputs)
-        with torch.no_grad():
+        draws = randomness.RandomDraws()
+        with torch.no_grad(), draws:
+            seed_everything(forward_seed(seed))
             outputs = flatten_outputs(self.model(*args), self.problem.name)
         aliases = [[j for j, a in enumerate(args) if isinstance(a, torch.Tensor)
                     and a.untyped_storage().data_ptr() == out.untyped_storage().data_ptr()] for out in outputs]
         mutated = [i for i, (a, b) in enumerate(zip(args, inputs))
                    if isinstance(a, torch.Tensor) and not torch.equal(a.nan_to_num(), b.nan_to_num())]
-        return ExpectedCase([o.detach().cpu().clone() for o in outputs], aliases, mutated)
+        # On the device the outputs stay there (the comparison runs there); a copy either way,
+        # so that nothing aliases the inputs kept for the next candidates.
+        kept = [o.detach().clone() if self.on_device else o.detach().cpu().clone() for o in outputs]
+        return ExpectedCase(kept, aliases, mutated, tuple(draws.draws))
+
+    # ---- models that draw random numbers ---------------------------------------------------------
+
+    def random_ops(self, seed: int, distribution: str) -> bool:
+        """Whether the reference drew random numbers through the framework on this case."""
+        return bool(self.case(seed, distribution).draws)
+
+    def samples(self, seed: int, distribution: str, forward_seeds) -> list[list[torch.Tensor]]:
+        """Per forward seed, the reference's outputs at the statistical check's element positions."""
+        inputs = to_device(self._draw(seed, distribution), self.device)
+        result = []
+        with torch.no_grad():
+            for s in forward_seeds:
+                seed_everything(s)
+                outputs = flatten_outputs(self.model(*clone_args(inputs)), self.problem.name)
+                result.append([_at_positions(o) for o in outputs])
+        return result
+
+    def support(self, seed: int, distribution: str) -> randomness.Support | None:
+        """The two values each output element can take (every draw at one extreme), where the
+        reference's own outputs of the case are all of them; else None (the draws do not act as an
+        elementwise mask, or one of them has no extremes)."""
+        key = (seed, distribution)
+        if key not in self._supports:
+            self._supports[key] = self._find_support(seed, distribution)
+        return self._supports[key]
+
+    def _find_support(self, seed: int, distribution: str) -> randomness.Support | None:
+        inputs = to_device(self._draw(seed, distribution), self.device)
+        extremes = []
+        try:
+            for high in (False, True):
+                with torch.no_grad(), randomness.ExtremeDraws(high):
+                    extremes.append(flatten_outputs(self.model(*clone_args(inputs)), self.problem.name))
+        except randomness.NoExtremes:
+            return None
+        support = randomness.Support(*extremes)
+        from akg.harness.config import HarnessConfig
+        tolerance = lambda dtype, c=HarnessConfig(): c.tolerance(str(dtype).removeprefix("torch."))
+        own = self.case(seed, distribution).outputs
+        if any(not o.is_floating_point() for o in own) or support.violations(own, tolerance):
+            return None
+        return support
 
     def truth(self, seed: int, distribution: str) -> list[torch.Tensor] | None:
         """The case's outputs computed in float64 (model and floating inputs promoted), on the
@@ -124,6 +257,25 @@ class Reference:
         except Exception:   # an op without a float64 kernel: the fixed tolerance stays the only bar
             return None
         return [o.detach() for o in outputs]
+
+
+def _at_positions(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(-1)[randomness.sample_index(t.numel(), t.device)].double()
+
+
+def _digests(inputs: list) -> list[str]:
+    return [randomness.digest(x) if isinstance(x, torch.Tensor) else repr(x) for x in inputs]
+
+
+def _nbytes(inputs: list) -> int:
+    return sum(x.numel() * x.element_size() for x in inputs if isinstance(x, torch.Tensor))
+
+
+def _device_shareable(t: torch.Tensor) -> bool:
+    """A device tensor passed to workers by handle (smaller ones travel in the message)."""
+    return (type(t) is torch.Tensor and t.device.type != "cpu" and t.layout == torch.strided
+            and not t.requires_grad and t.numel() * t.element_size() >= protocol.SHARE_MIN_BYTES
+            and str(t.dtype).removeprefix("torch.") in protocol.SHARED_DTYPES)
 
 
 def _shareable(t: torch.Tensor) -> bool:

@@ -20,7 +20,7 @@ import torch._dynamo  # noqa: F401  it rewraps torch functions on import; do tha
 
 from akg import plugins
 from akg.targets import median_device_ms
-from akg.harness import guard, inputs as inputs_module, protocol
+from akg.harness import guard, inputs as inputs_module, memory, messages as m, protocol, randomness
 from akg.harness.compare import OutputInfo, dtype_name
 from akg.harness.inputs import clone_args, make_inputs
 from akg.problem import Problem, load_problem, seed_everything
@@ -31,8 +31,12 @@ _equal = torch.equal
 _empty = torch.empty
 _perf_counter = time.perf_counter
 _export = protocol.export
+_seed = seed_everything
+_RandomDraws = randomness.RandomDraws
 _sleep = time.sleep
 _Tensor = torch.Tensor
+_copy_into = torch.Tensor.copy_
+_synchronize_all = memory.synchronize
 
 # Byte patterns written into memory the allocator is about to hand out: 0xFF reads as NaN in
 # every float type, 0x7F as a huge finite value; an output that depends on them was not written.
@@ -59,20 +63,21 @@ class WorkerState:
         torch.ones(1 << 16).sum()
         self.backend.flush_cache()
 
-    def handle(self, message: dict) -> dict:
-        op = message.get("op")
+    def handle(self, message: m.Message) -> m.Message:
         try:
-            if op == "load":
+            if isinstance(message, m.Load):
                 return self.load(message)
-            if op == "run":
+            if isinstance(message, m.RunCase):
                 return self._require_loaded().run_case(message)
-            if op == "time":
+            if isinstance(message, m.Sample):
+                return self._require_loaded().sample(message)
+            if isinstance(message, m.Time):
                 return self._require_loaded().time(message)
-            if op == "baselines":
+            if isinstance(message, m.Baselines):
                 return self.baselines(message)
-            return {"ok": False, "error": f"unknown request {op!r}"}
+            return m.Failure(f"unknown request {message.OP!r}")
         except BaseException as e:  # the candidate may raise anything, SystemExit included
-            return {"ok": False, "error": one_line(e), "trace": traceback.format_exc()[-2000:]}
+            return m.Failure(one_line(e), traceback.format_exc()[-2000:])
 
     def _require_loaded(self) -> "LoadedCandidate":
         if self.loaded is None:
@@ -84,26 +89,26 @@ class WorkerState:
             self.problems[path] = load_problem(path)
         return self.problems[path]
 
-    def load(self, message: dict) -> dict:
+    def load(self, message: m.Load) -> m.Message:
         self.loaded = None
-        problem = self.problem(message["problem_path"])
-        reference = problem.build_model(message["param_seed"]).to(self.device)
+        problem = self.problem(message.problem_path)
+        reference = problem.build_model(message.param_seed).to(self.device)
         snapshot = guard.IntegritySnapshot({
             "reference Model": problem.model_cls, "backend class": type(self.backend), "backend": self.backend,
             "akg.harness.runner": sys.modules[__name__], "akg.harness.guard": guard,
             "akg.harness.inputs": inputs_module, "akg.harness.protocol": protocol,
             "LoadedCandidate": LoadedCandidate, "WorkerState": WorkerState})
         try:
-            module = self._import_candidate(message["source"], message["candidate_id"])
-            model = _build_candidate(module, problem, message["param_seed"], reference, self.device)
+            module = self._import_candidate(message.source, message.candidate_id)
+            model = _build_candidate(module, problem, message.param_seed, reference, self.device)
             declared = _declared_ops(module)
         except BaseException as e:
-            return {"ok": False, "error": "load: " + one_line(e), "integrity": snapshot.changes()}
-        self.loaded = LoadedCandidate(self, problem, reference, model, declared, message["policy"], snapshot)
-        return {"ok": True, "declared_ops": list(declared), "integrity": snapshot.changes()}
+            return m.Failure("load: " + one_line(e), "", tuple(snapshot.changes()))
+        self.loaded = LoadedCandidate(self, problem, reference, model, declared, message.policy, snapshot)
+        return m.Loaded(tuple(declared), tuple(snapshot.changes()))
 
     def _import_candidate(self, source: str, candidate_id: str):
-        # A real file: Triton and inspect need the source of the functions they compile.
+        # A real file: DSLs that compile Python functions (and inspect) need their source.
         safe_id = "".join(c if c.isalnum() else "_" for c in candidate_id)[:40]
         path = self.scratch / f"candidate_{safe_id}.py"
         path.write_text(source)
@@ -114,15 +119,16 @@ class WorkerState:
         spec.loader.exec_module(module)
         return module
 
-    def baselines(self, message: dict) -> dict:
-        problem = self.problem(message["problem_path"])
-        model = problem.build_model(message["param_seed"]).to(self.device)
-        inputs = make_inputs(problem, message["seed"], "problem", self.device)
-        result = {"ok": True, "eager_ms": _median_time(self.backend, model, inputs, message["warmup"], message["trials"])}
-        if message["compile"]:
+    def baselines(self, message: m.Baselines) -> m.Measured:
+        problem = self.problem(message.problem_path)
+        model = problem.build_model(message.param_seed).to(self.device)
+        inputs = make_inputs(problem, message.seed, "problem", self.device)
+        eager = _median_time(self.backend, model, inputs, message.warmup, message.trials)
+        compiled_ms = None
+        if message.compile:
             compiled = torch.compile(model)
-            result["compile_ms"] = _median_time(self.backend, compiled, inputs, message["warmup"], message["trials"])
-        return result
+            compiled_ms = _median_time(self.backend, compiled, inputs, message.warmup, message.trials)
+        return m.Measured(eager, compiled_ms)
 
 
 def _build_candidate(module, problem: Problem, seed: int, reference: torch.nn.Module, device: str):
@@ -172,27 +178,31 @@ class LoadedCandidate:
 
     # ---- correctness ----------------------------------------------------------------------------
 
-    def run_case(self, message: dict) -> dict:
-        inputs = self._inputs(message.get("inputs"), message["seed"], message["distribution"])
-        passes = [self._one_pass(inputs, pattern, message, record=(i == 0))
+    def run_case(self, message: m.RunCase) -> m.CaseResult:
+        memory.reset_peak(self.state.device)
+        inputs = self._inputs(message.inputs, message.seed, message.distribution)
+        buffers = message.outputs_to or (None, None)
+        passes = [self._one_pass(inputs, pattern, message, buffers[i], record=(i == 0))
                   for i, pattern in enumerate(POISON_BYTES)]
         first = passes[0]
-        return {
-            "ok": True,
-            "infos": first["infos"],
-            "outputs": [p["outputs"] for p in passes],
-            "mutated": first["mutated"],
-            "aliases_input": first["aliases_input"],
-            "aliases_earlier": first["aliases_earlier"] or passes[1]["aliases_earlier"],
-            "late_writes": first["late_writes"] or passes[1]["late_writes"],
-            "new_threads": max(first["new_threads"], passes[1]["new_threads"]),
-            "violations": first["violations"],
-            "integrity": self.snapshot.changes(),
-        }
+        return m.CaseResult(
+            infos=first["infos"],
+            outputs=tuple(p["outputs"] for p in passes),
+            mutated=first["mutated"],
+            aliases_input=first["aliases_input"],
+            aliases_earlier=first["aliases_earlier"] or passes[1]["aliases_earlier"],
+            late_writes=first["late_writes"] or passes[1]["late_writes"],
+            new_threads=max(first["new_threads"], passes[1]["new_threads"]),
+            violations=first["violations"],
+            integrity=tuple(self.snapshot.changes()),
+            random_draws=first["draws"],
+            written=tuple(p["written"] for p in passes),
+            peak_bytes=memory.peak_bytes(self.state.device),
+        )
 
     def _inputs(self, shared: dict | None, seed: int, distribution: str) -> list:
-        """The conductor's draw, mapped from the files it passed, or where it passed none (or they
-        do not map) the same draw made here."""
+        """The conductor's draw, mapped from the files or device memory it passed, or where it
+        passed none (or they do not map) the same draw made here."""
         if shared is not None:
             try:
                 return inputs_module.to_device(inputs_module.mapped_draw(shared, seed), self.state.device)
@@ -200,50 +210,78 @@ class LoadedCandidate:
                 pass
         return make_inputs(self.problem, seed, distribution, self.state.device)
 
-    def _one_pass(self, inputs: list, pattern: int, message: dict, record: bool) -> dict:
-        _poison(message["output_nbytes"], pattern, self.state.device)
+    def _one_pass(self, inputs: list, pattern: int, message: m.RunCase, buffers, record: bool) -> dict:
+        _poison(message.output_nbytes, pattern, self.state.device)
         args = clone_args(inputs)
         threads_before = guard.python_threads()
         recorder = guard.OpRecorder(self.declared) if record and self.policy == "strict" else None
+        draws = _RandomDraws() if record else None
         with torch.no_grad():
-            if recorder is not None:
-                with recorder, guard.DeclaredOpScope(recorder):
-                    returned = self.model(*args)
-            else:
-                returned = self.model(*args)
+            _seed(message.forward_seed)
+            returned = self._forward(args, recorder, draws)
         items = list(returned) if isinstance(returned, (tuple, list)) else [returned]
         at_return = [_clone(t) if _is_plain(t) else None for t in items]
         self.state.backend.synchronize()
-        _sleep(message["async_delay_s"])
+        _sleep(message.async_delay_s)
         self.state.backend.synchronize()
         late = any(snap is not None and not _same(snap, t) for snap, t in zip(at_return, items))
         new_threads = len(guard.python_threads() - threads_before)
+        outputs, written = _deliver(items, buffers)
         result = {
-            "infos": [_describe(t).to_wire() for t in items],
-            "outputs": [_export(t) if _is_plain(t) else None for t in items],
-            "mutated": [i for i, (a, b) in enumerate(zip(args, inputs))
-                        if isinstance(a, _Tensor) and not _same(a, b)],
-            "aliases_input": [[j for j, a in enumerate(args) if isinstance(a, _Tensor) and _is_plain(t)
-                               and _storage_ptr(a) == _storage_ptr(t)] for t in items],
+            "infos": tuple(_describe(t) for t in items),
+            "outputs": outputs,
+            "written": written,
+            "mutated": tuple(i for i, (a, b) in enumerate(zip(args, inputs))
+                             if isinstance(a, _Tensor) and not _same(a, b)),
+            "aliases_input": tuple(tuple(j for j, a in enumerate(args) if isinstance(a, _Tensor) and _is_plain(t)
+                                         and _storage_ptr(a) == _storage_ptr(t)) for t in items),
             "aliases_earlier": any(_is_plain(t) and any(_storage_ptr(t) == _storage_ptr(k) for k in self.kept_outputs)
                                    for t in items),
             "late_writes": late,
             "new_threads": new_threads,
-            "violations": guard.policy_violations(recorder.ops, self.declared) if recorder else [],
+            "violations": tuple(guard.policy_violations(recorder.ops, self.declared)) if recorder else (),
+            "draws": tuple(draws.draws) if draws is not None else (),
         }
-        self.kept_outputs = [t for t in items if _is_plain(t)] + self.kept_outputs[:8]
+        # Earlier results stay alive so that an output reusing one shows; on a device only as
+        # many as fit a small multiple of the outputs' size (see memory.keep_budget).
+        self.kept_outputs = memory.keep(self.state.device, [t for t in items if _is_plain(t)], self.kept_outputs)
         return result
+
+    def _forward(self, args: list, recorder, draws):
+        if recorder is not None and draws is not None:
+            with recorder, guard.DeclaredOpScope(recorder), draws:
+                return self.model(*args)
+        if draws is not None:
+            with draws:
+                return self.model(*args)
+        return self.model(*args)
+
+    def sample(self, message: m.Sample) -> m.Samples:
+        """The candidate's outputs on one case's inputs under each forward seed, each output read
+        at the statistical check's fixed element positions."""
+        inputs = self._inputs(message.inputs, message.seed, message.distribution)
+        outputs = []
+        with torch.no_grad():
+            for forward_seed in message.forward_seeds:
+                args = clone_args(inputs)
+                _seed(forward_seed)
+                returned = self.model(*args)
+                items = list(returned) if isinstance(returned, (tuple, list)) else [returned]
+                self.state.backend.synchronize()
+                outputs.append(tuple(_export(_at_positions(t)) if _is_plain(t) else None for t in items))
+        return m.Samples(tuple(outputs), tuple(self.snapshot.changes()))
 
     # ---- timing ---------------------------------------------------------------------------------
 
-    def time(self, message: dict) -> dict:
+    def time(self, message: m.Time) -> m.Timed:
         backend = self.state.backend
-        shared = message.get("inputs") or [None] * len(message["seeds"])
-        input_sets = [self._inputs(x, s, "problem") for s, x in zip(message["seeds"], shared)]
+        memory.reset_peak(self.state.device)
+        shared = message.inputs or [None] * len(message.seeds)
+        input_sets = [self._inputs(x, s, "problem") for s, x in zip(message.seeds, shared)]
         ref_ms, cand_ms = [], []
         last_output, last_seed = None, None
         with torch.no_grad():
-            for trial in range(message["warmup"] + message["trials"]):
+            for trial in range(message.warmup + message.trials):
                 k = trial % len(input_sets)
                 # Alternate which goes first, so neither always finds the other's data in cache.
                 order = ("ref", "cand") if trial % 2 == 0 else ("cand", "ref")
@@ -252,18 +290,51 @@ class LoadedCandidate:
                     args = clone_args(input_sets[k])
                     box = []
                     backend.flush_cache()
+                    if message.forward_seeds is not None:  # a model that draws: the same draws each call
+                        _seed(message.forward_seeds[k])
                     ms = backend.time_call(lambda: (box.append(model(*args)), backend.synchronize()))
-                    if trial >= message["warmup"]:
+                    if trial >= message.warmup:
                         (ref_ms if who == "ref" else cand_ms).append(ms)
                     if who == "cand":
-                        last_output, last_seed = box[0], message["seeds"][k]
+                        last_output, last_seed = box[0], message.seeds[k]
         items = list(last_output) if isinstance(last_output, (tuple, list)) else [last_output]
-        return {
-            "ok": True, "ref_ms": ref_ms, "cand_ms": cand_ms, "last_seed": last_seed,
-            "last_outputs": [_export(t) if _is_plain(t) else None for t in items],
-            "integrity": self.snapshot.changes(),
-            "interpreted": os.environ.get("TRITON_INTERPRET", "") not in ("", "0"),
-        }
+        outputs, written = _deliver(items, message.outputs_to)
+        return m.Timed(
+            ref_ms=tuple(ref_ms), cand_ms=tuple(cand_ms), last_seed=last_seed, last_outputs=outputs,
+            integrity=tuple(self.snapshot.changes()),
+            interpreted=interpreted(),
+            written=written, peak_bytes=memory.peak_bytes(self.state.device))
+
+
+def _deliver(items: list, buffers) -> tuple[tuple, tuple[bool, ...]]:
+    """The outputs for the conductor: copied into the device buffers it passed where one of the
+    right shape and dtype is there (nothing crosses to the host), else exported (a sealed file or
+    an inline copy)."""
+    outputs, written = [], []
+    for i, t in enumerate(items):
+        buffer = buffers[i] if buffers is not None and i < len(buffers) else None
+        if (_is_plain(t) and isinstance(buffer, _Tensor) and buffer.shape == t.shape and buffer.dtype == t.dtype
+                and buffer.device == t.device):
+            _copy_into(buffer, t)
+            outputs.append(None)
+            written.append(True)
+        else:
+            outputs.append(_export(t) if _is_plain(t) else None)
+            written.append(False)
+    if any(written):
+        _synchronize_all()
+    return tuple(outputs), tuple(written)
+
+
+def _at_positions(t: torch.Tensor) -> torch.Tensor:
+    return t.reshape(-1)[randomness.sample_index(t.numel(), t.device)]
+
+
+def interpreted() -> bool:
+    """Whether a DSL's interpreter ran the candidate's kernels here (its flag set in this process,
+    by the candidate itself): then its timings mean nothing."""
+    flags = {f for dsl in plugins.dsls().values() for f in dsl.interpreter_flags}
+    return any(os.environ.get(f, "") not in ("", "0") for f in flags)
 
 
 def _poison(nbytes_list: list[int], pattern: int, device: str) -> None:

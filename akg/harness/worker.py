@@ -23,29 +23,26 @@ def main() -> None:
     faulthandler.enable()
     network_isolated = False if settings["network"] else sandbox.leave_network()
 
-    from akg.harness import protocol, runner  # imports torch: threads start from here on
+    from akg.harness import messages, protocol, runner  # imports torch: threads start from here on
 
     read_fd, write_fd = settings["read_fd"], settings["write_fd"]
-    hello = {"op": "ready", "pid": os.getpid(), "network_isolated": network_isolated}
     try:
-        hello["probe"] = protocol.probe()
+        probe = protocol.probe()
     except (OSError, AttributeError):
-        pass  # no sealable memory files here: every tensor travels in the pipe
-    protocol.send(write_fd, hello)
+        probe = None  # no sealable memory files here: every tensor travels in the pipe
+    protocol.send(write_fd, messages.Hello(os.getpid(), network_isolated, probe).to_wire())
     # The device is touched only once the conductor says so: a standby starts while another
     # worker's candidate may be timed on the same device.
     if not _wait_for_start(read_fd, protocol):
         return
     state = runner.WorkerState(settings["device"], Path(settings["scratch"]))
-    if settings["memory_limit_mb"] and not settings["device"].startswith(("cuda", "mps")):
-        sandbox.limit_resources(settings["memory_limit_mb"], settings["max_processes"])
-    else:
-        sandbox.limit_resources(None, settings["max_processes"])
+    # The conductor sends no limit for backends whose drivers map more address space than memory.
+    sandbox.limit_resources(settings["memory_limit_mb"] or None, settings["max_processes"])
     channel = socket.socket(fileno=settings["channel_fd"])  # before the hook refuses sockets
     writable = [Path(settings["scratch"])] + [Path(p) for p in settings["cache_dirs"]]
     sandbox.install_audit_hook(writable, block_sockets=not settings["network"])
-    protocol.send(write_fd, {"op": "started"})
-    serve(state, read_fd, write_fd, channel, protocol)
+    protocol.send(write_fd, messages.Started().to_wire())
+    serve(state, read_fd, write_fd, channel, protocol, messages)
 
 
 def _wait_for_start(read_fd: int, protocol) -> bool:
@@ -55,21 +52,24 @@ def _wait_for_start(read_fd: int, protocol) -> bool:
         return False
 
 
-def serve(state, read_fd: int, write_fd: int, channel, protocol) -> None:
+def serve(state, read_fd: int, write_fd: int, channel, protocol, messages) -> None:
     while True:
         try:
-            message = protocol.receive(read_fd)
+            wire = protocol.receive(read_fd)
         except protocol.PipeClosed:
             return
         protocol.release_exported()  # the conductor mapped them before it sent this message
-        message = protocol.receive_passed(message, channel)
-        op = message.get("op")
-        if op == "exit":
-            return
-        if op == "share":  # the conductor's answer to the probe; no reply
-            protocol.share_tensors(message.get("enabled"))
+        try:
+            message = messages.request_from_wire(protocol.receive_passed(wire, channel))
+        except protocol.ProtocolError as e:
+            protocol.send(write_fd, messages.Failure(str(e)).to_wire())
             continue
-        protocol.send(write_fd, state.handle(message))
+        if isinstance(message, messages.Exit):
+            return
+        if isinstance(message, messages.Share):  # the conductor's answer to the probe; no reply
+            protocol.share_tensors(message.enabled)
+            continue
+        protocol.send(write_fd, state.handle(message).to_wire())
 
 
 if __name__ == "__main__":

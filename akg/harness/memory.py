@@ -1,0 +1,166 @@
+"""Device memory: a problem's footprint before any work, the check that it fits, and the peak
+that conductor and worker reached.
+
+The footprint (inputs + parameters + outputs) comes from shapes alone: ``get_inputs()`` and the
+model run under ``FakeTensorMode``, where every tensor has a shape, dtype and device but no
+storage, so a problem with 17 GB of inputs costs nothing to size. The harness holds a known
+multiple of it (``PEAK_FACTOR``, see docs/verification.md): the check refuses a problem whose
+multiple does not fit in the device's free memory, with one line, before anything is drawn.
+
+Vendor-neutral: device memory is read through ``torch.accelerator``; the CPU has no such limit
+here (the worker's address-space limit covers it).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from akg.harness.errors import HarnessError
+
+# What the harness holds at its peak, in units of the problem's footprint, on a device:
+#   conductor: inputs of the case (1) + the reference's outputs (1, outputs only) + the
+#              conductor's buffers the worker copies its outputs into (2 passes, outputs only);
+#   worker:    the model's own parameters (1, params only) + one clone of the inputs per call (1)
+#              + the candidate's outputs and whatever it allocates (1-2) + earlier outputs kept to
+#              see aliasing (bounded to 1x outputs, see ``keep``).
+# The reference's parameters live in both processes. Rounded up to 6 with room for temporaries.
+PEAK_FACTOR = 6.0
+# Earlier outputs a worker keeps alive on a device, in units of the current outputs' size.
+KEEP_OUTPUTS_FACTOR = 1.0
+
+
+class ProblemTooLarge(HarnessError):
+    """The problem does not fit the device: reported before any work, exit code 5 (device)."""
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class Footprint:
+    inputs_bytes: int
+    params_bytes: int
+    outputs_bytes: int | None       # None where the model could not run on shapes alone
+
+    @property
+    def total_bytes(self) -> int:
+        outputs = self.outputs_bytes if self.outputs_bytes is not None else self.inputs_bytes
+        return self.inputs_bytes + self.params_bytes + outputs
+
+    def as_dict(self) -> dict:
+        return {"inputs_bytes": self.inputs_bytes, "params_bytes": self.params_bytes,
+                "outputs_bytes": self.outputs_bytes, "total_bytes": self.total_bytes}
+
+
+def _nbytes(values) -> int:
+    total = 0
+    for x in values:
+        if isinstance(x, torch.Tensor):
+            total += x.numel() * x.element_size()
+        elif isinstance(x, (list, tuple)):
+            total += _nbytes(x)
+    return total
+
+
+def estimate_footprint(problem) -> Footprint:
+    """Inputs, parameters and outputs of ``problem`` in bytes, from shapes alone (no storage is
+    allocated, on any device)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from akg.problem import seed_everything
+
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    seed_everything(0)
+    with mode:
+        inputs = problem.get_inputs()
+        model = problem.model_cls(*problem.get_init_inputs())
+    params = _nbytes(list(model.parameters()) + list(model.buffers()))
+    outputs = None
+    try:
+        with mode, torch.no_grad():
+            out = model(*inputs)
+        outputs = _nbytes(out if isinstance(out, (list, tuple)) else [out])
+    except Exception:  # an op without a shape rule, a data-dependent branch: size by inputs
+        pass
+    return Footprint(_nbytes(inputs), params, outputs)
+
+
+def is_accelerator(device: str) -> bool:
+    return torch.device(device).type != "cpu"
+
+
+def free_bytes(device: str) -> int | None:
+    """Free memory on ``device`` now; None for the CPU or where it cannot be read."""
+    if not is_accelerator(device):
+        return None
+    try:
+        free, _total = torch.accelerator.get_memory_info(torch.device(device))
+        return int(free)
+    except Exception:
+        return None
+
+
+def check_fits(problem, device: str) -> Footprint:
+    """The problem's footprint, after checking that ``PEAK_FACTOR`` times it fits on ``device``;
+    raises ``ProblemTooLarge`` (one line) where it does not."""
+    try:
+        footprint = estimate_footprint(problem)
+    except Exception:   # get_inputs or the constructor does what fake tensors cannot
+        return Footprint(0, 0, None)
+    refuse_if_too_big(problem, device, footprint, free_bytes(device))
+    return footprint
+
+
+def refuse_if_too_big(problem, device: str, footprint: Footprint, free: int | None) -> None:
+    need = int(math.ceil(PEAK_FACTOR * footprint.total_bytes))
+    if free is not None and need > free:
+        raise ProblemTooLarge(
+            f"problem {problem.name}: needs about {_gib(need)} on {device} ({PEAK_FACTOR:g} x its "
+            f"{_gib(footprint.total_bytes)} of inputs, parameters and outputs) but {_gib(free)} is free; "
+            f"use a device with more memory or smaller inputs")
+
+
+def _gib(n: int) -> str:
+    return f"{n / (1 << 30):.1f} GiB"
+
+
+# ---- peaks and bounded keeping, used in both processes -------------------------------------------
+
+def reset_peak(device: str) -> None:
+    if is_accelerator(device):
+        try:
+            torch.accelerator.reset_peak_memory_stats(torch.device(device))
+        except Exception:
+            pass
+
+
+def peak_bytes(device: str) -> int:
+    """The most memory this process held on ``device`` since the last ``reset_peak`` (0 on a CPU)."""
+    if not is_accelerator(device):
+        return 0
+    try:
+        return int(torch.accelerator.max_memory_allocated(torch.device(device)))
+    except Exception:
+        return 0
+
+
+def synchronize() -> None:
+    """Wait for every stream of this process on the current accelerator."""
+    if torch.accelerator.is_available():
+        torch.accelerator.synchronize()
+
+
+def keep(device: str, now: list[torch.Tensor], kept: list[torch.Tensor], max_count: int = 8) -> list[torch.Tensor]:
+    """The earlier outputs to keep alive after a call returned ``now``: on a CPU the last
+    ``max_count``; on a device only as many as fit ``KEEP_OUTPUTS_FACTOR`` times ``now``'s size
+    (at KernelBench sizes eight 6 GB outputs would not fit)."""
+    if not is_accelerator(device):
+        return now + kept[:max_count]
+    budget = KEEP_OUTPUTS_FACTOR * _nbytes(now)
+    result, used = list(now), 0
+    for t in kept[:max_count]:
+        size = t.numel() * t.element_size()
+        if used + size > budget:
+            break
+        result.append(t)
+        used += size
+    return result
