@@ -112,8 +112,8 @@ def test_shared_subexpressions_are_computed_once():
     torch.testing.assert_close(got, expected)
 
 
-# erf's outer branch uses a 7-term rational approximation (Abramowitz-Stegun 7.1.28).
-MAX_ULP = {"exp": 2, "log": 2, "tanh": 4, "sigmoid": 4, "erf": 6, "expm1": 3, "log1p": 2}
+# erf and tanh (beyond |x| = 0.625) are rational minimax approximations, a few ulp off near +-1.
+MAX_ULP = {"exp": 2, "log": 2, "tanh": 5, "sigmoid": 4, "erf": 6, "expm1": 3, "log1p": 2}
 SPECIALS = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1e-45, 1e-38, 88.7, 89.0, -87.0, -103.0, -104.5]
 
 
