@@ -15,13 +15,13 @@ from akg import errors
 from akg.errors import AkgError, CandidateFileError
 
 EPILOG = "Exit codes: 0 ok/accepted, 1 rejected, 2 bad usage or problem, 3 bad candidate file, " \
-         "4 bad config, 5 device unavailable, 6 store error, 7 LLM endpoint error, 70 internal error."
+         "4 bad config, 5 device or toolchain unavailable, 6 store error, 7 LLM endpoint error, 70 internal error."
 
 
 def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
     if dsl_required:
-        p.add_argument("--dsl", required=True, help="target DSL (see `akg plugins`), e.g. cpp, triton")
-    p.add_argument("--device", default=None, help="backend to run on, e.g. cpu, cuda (default: the DSL's first available)")
+        p.add_argument("--dsl", required=True, help="target DSL (`akg plugins` lists them)")
+    p.add_argument("--device", default=None, help="backend to run on (`akg plugins` lists them; default: the DSL's first available)")
     p.add_argument("--policy", choices=("strict", "standard"), default=None,
                    help="strict (default): only DSL kernels plus declared library ops may compute; standard: framework ops allowed")
     p.add_argument("--config", default=None, help="TOML file with [search] and [harness] defaults")
@@ -37,6 +37,11 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None, help="timing trials per candidate (median is reported)")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="judge candidates on a Ray cluster, one actor per GPU (per CPU for --device cpu); "
+                        "auto joins a running local cluster or starts one (pip install 'akg[ray]')")
+    p.add_argument("--remeasure", action="store_true",
+                   help="time every candidate again instead of replaying timings from the store")
 
 
 def _llm_flags(p: argparse.ArgumentParser) -> None:
@@ -112,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", default="akg_out", help="output folder (default akg_out)")
     p.add_argument("--resume", action="store_true", help="continue the last interrupted run of this kernel")
+    _llm_flags(p)   # LLM mode: the designer and coder are shown the source kernel to port
 
     p = sub.add_parser("port", help="migrate every kernel or problem file of a folder to a DSL", epilog=EPILOG,
                        description="Write DIR/<library>/ (an importable package), DIR/report.json and DIR/report.html. "
@@ -122,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--jobs", type=int, default=1, help="ops ported at once (default 1: timings on one device interfere)")
+    _llm_flags(p)
 
     p = sub.add_parser("report", help="write a static HTML page for a run, bench, port or store", epilog=EPILOG,
                        description="RUN is a run or port output folder, a report.json, a bench JSON or an akg store (.db).")
@@ -150,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("akg: interrupted; finished verdicts are in the store (resume with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `akg plugins | head`: the reader left; not an error of akg's
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return errors.EXIT_OK
     except Exception as e:  # every error reaches the user as one line unless --debug
         if getattr(args, "debug", False):
             raise
@@ -201,7 +212,9 @@ def _settings(args):
         time_limit_s=time_limit,
         started=getattr(args, "started", None),
         policy=args.policy or s.get("policy", "strict"),
-        resume=getattr(args, "resume", False))
+        resume=getattr(args, "resume", False),
+        ray_address=getattr(args, "ray", None),
+        remeasure=getattr(args, "remeasure", False))
     overrides = {}
     if getattr(args, "trials", None):
         overrides["trials"] = args.trials
@@ -223,31 +236,10 @@ def _llm_settings(args):
     return llm_run(values)
 
 
-def _progress(quiet: bool):
-    if quiet:
-        return None
-    import time
-    from rich.console import Console
-    from rich.markup import escape
-    console = Console(stderr=True, soft_wrap=True)
-    started = time.monotonic()
-
-    def show(message: str, scored) -> None:
-        stamp = f"[dim]{time.monotonic() - started:7.1f}s[/dim]"
-        if scored is None:
-            console.print(f"{stamp} {escape(message)}")
-            return
-        v = scored.verdict
-        if v.accepted:
-            speed = dict(v.speedups).get("vs_eager")
-            timing = f" {v.time_ms:.4g} ms" if v.time_ms is not None else ""
-            status = "[green]ok[/green]" + timing + (f" ({speed:.2f}x eager)" if speed else "")
-        else:
-            status = f"[red]rejected[/red] {escape(v.reason[:100])}"
-        reused = " [dim](stored)[/dim]" if scored.reused else ""
-        what = escape(f"{scored.candidate.description[:70]:<70}")
-        console.print(f"{stamp}   {scored.candidate.id} {what} {status}{reused}")
-    return show
+def _progress(quiet: bool, options=None, live: bool = True):
+    from akg.progress import Progress
+    return Progress(quiet=quiet, budget=getattr(options, "budget", None),
+                    time_limit_s=getattr(options, "time_limit_s", None), live=live)
 
 
 def cmd_optimize(args) -> int:
@@ -274,8 +266,9 @@ def cmd_optimize(args) -> int:
             running.problem = problem
         with Store(args.store or DEFAULT_STORE) as store:   # opened (and checked) before the device is probed
             target = resolve_target(args.dsl, args.device)
-            report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json),
-                                      running, llm=llm)
+            with _progress(args.json, options) as progress:
+                report = optimize_problem(problem, target, Path(args.out), store, options, harness, progress,
+                                          running, llm=llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -291,10 +284,16 @@ def _print_summary(report: dict, out: Path) -> None:
     comp = report["baselines"]["compile_ms"]
     fmt = lambda v, unit="": "n/a" if v is None else f"{v:.4g}{unit}"
     c.print(f"[bold]{report['problem']}[/bold] · {report['dsl']} on {report['device']} ({report['hardware']})")
-    c.print(f"  eager {fmt(eager, ' ms')} · torch.compile {fmt(comp, ' ms')}")
+    c.print(f"  baselines, measured before the search: eager {fmt(eager, ' ms')} · torch.compile {fmt(comp, ' ms')}")
     verified = "[green]verified[/green]" if best["correct"] else "[red]unverified[/red]"
+    # One line, one measurement: the speedups are the printed times divided by each other.
     c.print(f"  best: {best['origin']} {best['candidate_id']} {verified} {fmt(best['time_ms'], ' ms')} · "
-            f"{fmt(best['speedup_vs_eager'], 'x')} vs eager · {fmt(best['speedup_vs_compile'], 'x')} vs torch.compile")
+            f"eager {fmt(best.get('eager_ms'), ' ms')} timed with it: {fmt(best['speedup_vs_eager'], 'x')} · "
+            f"torch.compile {fmt(best.get('compile_ms'), ' ms')} (timed apart): {fmt(best['speedup_vs_compile'], 'x')}")
+    if best.get("suspect"):
+        c.print(f"  [yellow]suspect: {best['suspect']}[/yellow]")
+    if report.get("stopped"):
+        c.print(f"  search stopped: {report['stopped']}")
     if not best.get("timing_meaningful", True):
         c.print("  [yellow]timings on this target are not meaningful (interpreter)[/yellow]")
     for note in report["notes"]:
@@ -386,10 +385,20 @@ def cmd_bench(args) -> int:
             shared += [flag, str(value)]
     if args.no_compile:
         shared.append("--no-compile")
+    if args.remeasure:
+        shared.append("--remeasure")
+    if getattr(args, "remeasure", False):
+        shared.append("--remeasure")
+    if args.ray:  # joined once here; every problem's process joins the same cluster
+        from akg.distributed import cluster_address, connect
+        shared += ["--ray", cluster_address(connect(args.ray))]
+    import signal
+    # A bench stopped by SIGTERM (a job's timeout) takes its running problem's processes along.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     result = run_bench(entries, target, Path(args.out), shared, suite=Path(args.suite), device=device,
                        time_limit_s=options.time_limit_s, resume=args.resume,
                        results_dir=Path(args.results_dir).resolve() if args.results_dir else None,
-                       progress=_progress(args.json))
+                       progress=_progress(args.json, live=False))   # each problem's own lines pass through
     print(json.dumps(result["summary"], indent=2) if args.json else markdown_table(result))
     return errors.EXIT_OK
 
@@ -399,6 +408,9 @@ def cmd_export(args) -> int:
     path = Path(args.store) if args.store else DEFAULT_STORE
     if not path.is_file():
         raise AkgError(f"store {path}: no such file; pass --store with the store a run wrote", errors.EXIT_STORE)
+    if args.out != "-":
+        from akg.paths import check_output_file
+        check_output_file(args.out, "--out")
     out = sys.stdout if args.out == "-" else open(args.out, "w")
     try:
         with Store(path) as store:
@@ -415,11 +427,18 @@ def cmd_migrate(args) -> int:
     from akg.pipeline import resolve_target
     from akg.store import Store, DEFAULT_STORE
 
+    from akg.paths import check_output_dir, check_output_file
+
+    check_output_dir(args.out, "--out")
+    check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
     target = resolve_target(args.dsl, args.device)
     with Store(args.store or DEFAULT_STORE) as store:
-        report = migrate(Path(args.kernel), target, Path(args.out), store, options, harness,
-                         Path(args.problem) if args.problem else None, _progress(args.json))
+        with _progress(args.json, options) as progress:
+            report = migrate(Path(args.kernel), target, Path(args.out), store, options, harness,
+                             Path(args.problem) if args.problem else None, progress, llm=llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return errors.EXIT_OK
@@ -435,22 +454,28 @@ def cmd_migrate(args) -> int:
 
 def cmd_port(args) -> int:
     from akg.pipeline import resolve_target
+    from akg.paths import check_output_dir, check_output_file
     from akg.port import port_library
     from akg.store import DEFAULT_STORE
 
+    check_output_dir(args.out, "--out")
+    check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
     target = resolve_target(args.dsl, args.device)
     if args.jobs < 1:
         raise AkgError("--jobs must be at least 1")
     out = Path(args.out)
     if args.json:
-        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness, args.jobs)
+        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness,
+                              args.jobs, llm=llm)
         print(json.dumps(report, indent=2, default=str))
         return errors.EXIT_OK
     from akg.port_progress import PortProgress
     with PortProgress(Path(args.library)) as bar:
         report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness,
-                              args.jobs, bar.candidate, bar.op_done)
+                              args.jobs, bar.candidate, bar.op_done, llm=llm)
     _print_port(report, out)
     return errors.EXIT_OK
 
@@ -477,7 +502,9 @@ def _print_port(report: dict, out: Path) -> None:
 
 
 def cmd_report(args) -> int:
+    from akg.paths import check_output_file
     from akg.report import write_report
+    check_output_file(args.out, "--out")
     view = write_report(args.run, args.out)
     rows = len(view.suite.rows) if view.suite else 0
     print(f"wrote {args.out} ({len(view.runs)} run(s){f', {rows} rows' if rows else ''})")

@@ -10,7 +10,7 @@ import json
 import sqlite3
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -55,6 +55,14 @@ CREATE INDEX IF NOT EXISTS llm_turns_candidate ON llm_turns (candidate);
 SCHEMA_VERSION = 1
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    best: str          # candidate id
+    origin: str        # "reference" when nothing generated beat it
+    source: str
+    judged: int        # generated candidates the run judged (0: it ran out of time before any)
+
+
 class StoreError(RuntimeError):
     """The store file cannot be opened or is not an akg store."""
 
@@ -88,6 +96,7 @@ class Store:
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
                 self._migrate()
+                self._add_columns()
                 return
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) or attempt == 199:
@@ -98,6 +107,14 @@ class Store:
         if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
             self._db.executescript(_SCHEMA_LLM)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _add_columns(self) -> None:
+        # Columns added since the first schema, each with a default, so older stores open and
+        # their rows read as before. A verdict row's ``versions`` is the fingerprint of what it
+        # depends on (akg.fingerprint); rows from before it have '' and match no fingerprint.
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(verdicts)")}
+        if "versions" not in have:
+            self._db.execute("ALTER TABLE verdicts ADD COLUMN versions TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()
@@ -150,14 +167,20 @@ class Store:
         keys = ("id", "problem", "dsl", "device", "hardware", "status", "options", "started", "finished", "best")
         return dict(zip(keys, row)) if row else {}
 
-    def best_of_finished(self, problem: str, dsl: str, device: str, hardware: str) -> tuple[str, str, str] | None:
-        """(id, origin, source) of the best candidate of the newest finished run of this problem on
-        this target, or None when no run finished."""
+    def best_of_finished(self, problem: str, dsl: str, device: str, hardware: str) -> "FinishedRun | None":
+        """The newest finished run of this problem on this target: its best candidate and how many
+        generated candidates it judged; None when no run finished."""
         row = self._db.execute(
-            "SELECT c.id, c.origin, c.source FROM runs r JOIN candidates c ON c.id=r.best WHERE r.problem=? "
+            "SELECT r.id, c.id, c.origin, c.source FROM runs r JOIN candidates c ON c.id=r.best WHERE r.problem=? "
             "AND r.dsl=? AND r.device=? AND r.hardware=? AND r.status='done' ORDER BY r.id DESC LIMIT 1",
             (problem, dsl, device, hardware)).fetchone()
-        return (row[0], row[1], row[2]) if row else None
+        if row is None:
+            return None
+        judged = self._db.execute(
+            "SELECT COUNT(DISTINCT rc.candidate) FROM run_candidates rc JOIN candidates c ON c.id=rc.candidate "
+            "JOIN verdicts v ON v.candidate=rc.candidate WHERE rc.run=? AND c.origin!='reference' AND v.device=? "
+            "AND v.hardware=?", (row[0], device, hardware)).fetchone()[0]
+        return FinishedRun(row[1], row[2], row[3], int(judged))
 
     # -- candidates and verdicts ---------------------------------------------------------------
 
@@ -174,15 +197,22 @@ class Store:
         row = self._db.execute("SELECT source FROM candidates WHERE id=?", (candidate_id,)).fetchone()
         return row[0] if row else None
 
-    def add_verdict(self, verdict: Verdict, device: str, hardware: str, policy: str) -> None:
+    def add_verdict(self, verdict: Verdict, device: str, hardware: str, policy: str, versions: str = "") -> None:
+        """Store (or replace) the verdict; ``versions``: the fingerprint of what it depends on."""
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?,?,?,?,?)",
+            db.execute("INSERT OR REPLACE INTO verdicts (candidate, device, hardware, policy, accepted, time_ms, "
+                       "verdict, created, versions) VALUES (?,?,?,?,?,?,?,?,?)",
                        (verdict.candidate_id, device, hardware, policy, int(verdict.accepted), verdict.time_ms,
-                        verdict_to_json(verdict), time.time()))
+                        verdict_to_json(verdict), time.time(), versions))
 
-    def verdict(self, candidate_id: str, device: str, hardware: str, policy: str) -> Verdict | None:
-        row = self._db.execute("SELECT verdict FROM verdicts WHERE candidate=? AND device=? AND hardware=? AND policy=?",
-                               (candidate_id, device, hardware, policy)).fetchone()
+    def verdict(self, candidate_id: str, device: str, hardware: str, policy: str,
+                versions: str | None = None) -> Verdict | None:
+        """The stored verdict; with ``versions``, only one stored under that fingerprint."""
+        query = "SELECT verdict FROM verdicts WHERE candidate=? AND device=? AND hardware=? AND policy=?"
+        args: tuple = (candidate_id, device, hardware, policy)
+        if versions is not None:
+            query, args = query + " AND versions=?", args + (versions,)
+        row = self._db.execute(query, args).fetchone()
         return verdict_from_json(row[0]) if row else None
 
     def history(self, problem: str, dsl: str, device: str, hardware: str, policy: str) -> list[tuple[dict, Verdict]]:

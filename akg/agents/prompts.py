@@ -57,6 +57,8 @@ class Context:
     hint: str = ""
     line: int = 1                       # which island of the search asks (so parallel asks differ)
     lines: int = 1
+    port_source: str = ""               # akg migrate: the source kernel to port into this DSL
+    port_source_dsl: str = ""
 
 
 @dataclass(frozen=True)
