@@ -37,6 +37,8 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None, help="timing trials per candidate (median is reported)")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
+    p.add_argument("--remeasure", action="store_true",
+                   help="time every candidate again instead of replaying timings from the store")
 
 
 def _llm_flags(p: argparse.ArgumentParser) -> None:
@@ -112,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", default="akg_out", help="output folder (default akg_out)")
     p.add_argument("--resume", action="store_true", help="continue the last interrupted run of this kernel")
+    _llm_flags(p)   # LLM mode: the designer and coder are shown the source kernel to port
 
     p = sub.add_parser("port", help="migrate every kernel or problem file of a folder to a DSL", epilog=EPILOG,
                        description="Write DIR/<library>/ (an importable package), DIR/report.json and DIR/report.html. "
@@ -122,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--jobs", type=int, default=1, help="ops ported at once (default 1: timings on one device interfere)")
+    _llm_flags(p)
 
     p = sub.add_parser("report", help="write a static HTML page for a run, bench, port or store", epilog=EPILOG,
                        description="RUN is a run or port output folder, a report.json, a bench JSON or an akg store (.db).")
@@ -201,7 +205,8 @@ def _settings(args):
         time_limit_s=time_limit,
         started=getattr(args, "started", None),
         policy=args.policy or s.get("policy", "strict"),
-        resume=getattr(args, "resume", False))
+        resume=getattr(args, "resume", False),
+        remeasure=getattr(args, "remeasure", False))
     overrides = {}
     if getattr(args, "trials", None):
         overrides["trials"] = args.trials
@@ -223,31 +228,10 @@ def _llm_settings(args):
     return llm_run(values)
 
 
-def _progress(quiet: bool):
-    if quiet:
-        return None
-    import time
-    from rich.console import Console
-    from rich.markup import escape
-    console = Console(stderr=True, soft_wrap=True)
-    started = time.monotonic()
-
-    def show(message: str, scored) -> None:
-        stamp = f"[dim]{time.monotonic() - started:7.1f}s[/dim]"
-        if scored is None:
-            console.print(f"{stamp} {escape(message)}")
-            return
-        v = scored.verdict
-        if v.accepted:
-            speed = dict(v.speedups).get("vs_eager")
-            timing = f" {v.time_ms:.4g} ms" if v.time_ms is not None else ""
-            status = "[green]ok[/green]" + timing + (f" ({speed:.2f}x eager)" if speed else "")
-        else:
-            status = f"[red]rejected[/red] {escape(v.reason[:100])}"
-        reused = " [dim](stored)[/dim]" if scored.reused else ""
-        what = escape(f"{scored.candidate.description[:70]:<70}")
-        console.print(f"{stamp}   {scored.candidate.id} {what} {status}{reused}")
-    return show
+def _progress(quiet: bool, options=None, live: bool = True):
+    from akg.progress import Progress
+    return Progress(quiet=quiet, budget=getattr(options, "budget", None),
+                    time_limit_s=getattr(options, "time_limit_s", None), live=live)
 
 
 def cmd_optimize(args) -> int:
@@ -274,8 +258,9 @@ def cmd_optimize(args) -> int:
             running.problem = problem
         with Store(args.store or DEFAULT_STORE) as store:   # opened (and checked) before the device is probed
             target = resolve_target(args.dsl, args.device)
-            report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json),
-                                      running, llm=llm)
+            with _progress(args.json, options) as progress:
+                report = optimize_problem(problem, target, Path(args.out), store, options, harness, progress,
+                                          running, llm=llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -291,10 +276,16 @@ def _print_summary(report: dict, out: Path) -> None:
     comp = report["baselines"]["compile_ms"]
     fmt = lambda v, unit="": "n/a" if v is None else f"{v:.4g}{unit}"
     c.print(f"[bold]{report['problem']}[/bold] · {report['dsl']} on {report['device']} ({report['hardware']})")
-    c.print(f"  eager {fmt(eager, ' ms')} · torch.compile {fmt(comp, ' ms')}")
+    c.print(f"  baselines, measured before the search: eager {fmt(eager, ' ms')} · torch.compile {fmt(comp, ' ms')}")
     verified = "[green]verified[/green]" if best["correct"] else "[red]unverified[/red]"
+    # One line, one measurement: the speedups are the printed times divided by each other.
     c.print(f"  best: {best['origin']} {best['candidate_id']} {verified} {fmt(best['time_ms'], ' ms')} · "
-            f"{fmt(best['speedup_vs_eager'], 'x')} vs eager · {fmt(best['speedup_vs_compile'], 'x')} vs torch.compile")
+            f"eager {fmt(best.get('eager_ms'), ' ms')} timed with it: {fmt(best['speedup_vs_eager'], 'x')} · "
+            f"torch.compile {fmt(best.get('compile_ms'), ' ms')} (timed apart): {fmt(best['speedup_vs_compile'], 'x')}")
+    if best.get("suspect"):
+        c.print(f"  [yellow]suspect: {best['suspect']}[/yellow]")
+    if report.get("stopped"):
+        c.print(f"  search stopped: {report['stopped']}")
     if not best.get("timing_meaningful", True):
         c.print("  [yellow]timings on this target are not meaningful (interpreter)[/yellow]")
     for note in report["notes"]:
@@ -389,7 +380,7 @@ def cmd_bench(args) -> int:
     result = run_bench(entries, target, Path(args.out), shared, suite=Path(args.suite), device=device,
                        time_limit_s=options.time_limit_s, resume=args.resume,
                        results_dir=Path(args.results_dir).resolve() if args.results_dir else None,
-                       progress=_progress(args.json))
+                       progress=_progress(args.json, live=False))   # each problem's own lines pass through
     print(json.dumps(result["summary"], indent=2) if args.json else markdown_table(result))
     return errors.EXIT_OK
 
@@ -416,10 +407,13 @@ def cmd_migrate(args) -> int:
     from akg.store import Store, DEFAULT_STORE
 
     options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
     target = resolve_target(args.dsl, args.device)
     with Store(args.store or DEFAULT_STORE) as store:
-        report = migrate(Path(args.kernel), target, Path(args.out), store, options, harness,
-                         Path(args.problem) if args.problem else None, _progress(args.json))
+        with _progress(args.json, options) as progress:
+            report = migrate(Path(args.kernel), target, Path(args.out), store, options, harness,
+                             Path(args.problem) if args.problem else None, progress, llm=llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
         return errors.EXIT_OK
@@ -439,18 +433,21 @@ def cmd_port(args) -> int:
     from akg.store import DEFAULT_STORE
 
     options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
     target = resolve_target(args.dsl, args.device)
     if args.jobs < 1:
         raise AkgError("--jobs must be at least 1")
     out = Path(args.out)
     if args.json:
-        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness, args.jobs)
+        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness,
+                              args.jobs, llm=llm)
         print(json.dumps(report, indent=2, default=str))
         return errors.EXIT_OK
     from akg.port_progress import PortProgress
     with PortProgress(Path(args.library)) as bar:
         report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness,
-                              args.jobs, bar.candidate, bar.op_done)
+                              args.jobs, bar.candidate, bar.op_done, llm=llm)
     _print_port(report, out)
     return errors.EXIT_OK
 

@@ -37,6 +37,8 @@ class EvolveOptions:
     repairs: int = 2                # repair attempts per new candidate
     agents: tuple[str, ...] = ("designer", "coder")
     hint: str = ""
+    port_source: str = ""           # akg migrate: the kernel file being ported, shown to designer and coder
+    port_source_dsl: str = ""       # ... and the DSL it is written in
     seed: int = 0                   # parent choice is random; seeded so a replay makes the same choices
     exploration: float = 1.0        # UCB1 exploration constant
     explore_parent: float = 0.25    # chance of a parent other than the island's best
@@ -210,7 +212,8 @@ class Evolver:
         return prompts.Context(
             problem_name=search.problem.name, problem_source=search.problem.source, dsl=search.dsl.name,
             device=search.device, guide=search.dsl.guide(), brief=self.brief, parent=self._example(parent, True),
-            inspirations=self._inspirations(search, parent), example_kernel=self.example, hint=self.options.hint)
+            inspirations=self._inspirations(search, parent), example_kernel=self.example, hint=self.options.hint,
+            port_source=self.options.port_source, port_source_dsl=self.options.port_source_dsl)
 
     def _example(self, scored, with_source: bool, tier: str = "") -> prompts.Example:
         c = scored.candidate

@@ -4,16 +4,16 @@ The source is a candidate file (a ``ModelNew`` with its kernels inline). The ora
 file's ``Model`` when one is given, else the source module's own ``Model``: then only the PyTorch
 part of the file (``Model``, ``get_inputs``, ``get_init_inputs`` and what they use) is kept as the
 oracle, so no source-DSL code reaches the generated candidates. Compiler mode regenerates the
-computation from that PyTorch program through the usual optimize pipeline; the source kernel is
-judged on the same device as an extra baseline (verified, and timed where its DSL's timings mean
-something there).
+computation from that PyTorch program through the usual optimize pipeline; LLM mode adds the
+designer and coder, shown the source kernel to port. The source kernel is judged on the same
+device as an extra baseline (verified, and timed where its DSL's timings mean something there).
 """
 from __future__ import annotations
 
 import ast
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from akg import plugins
@@ -147,8 +147,9 @@ def judge_source(problem: Problem, text: str, target: Target, harness_config) ->
 # -- one migration -------------------------------------------------------------------------------
 
 def migrate(kernel_path: Path, target: Target, out_dir: Path, store: Store, options: SearchOptions, harness_config,
-            problem_path: Path | None = None, progress=None) -> dict:
-    """Regenerate a kernel file's computation in the target DSL; DIR/best.py and DIR/report.json."""
+            problem_path: Path | None = None, progress=None, llm=None) -> dict:
+    """Regenerate a kernel file's computation in the target DSL; DIR/best.py and DIR/report.json.
+    ``llm`` (an ``akg.evolve.LLMRun``): LLM mode, whose designer and coder get the source kernel to port."""
     kernel_path, out_dir = Path(kernel_path), Path(out_dir)
     text = read_kernel(kernel_path)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,20 +159,23 @@ def migrate(kernel_path: Path, target: Target, out_dir: Path, store: Store, opti
     source = judge_source(problem, text, target, harness_config)
     if progress:
         progress(f"source: {'timed %.4g ms' % source.time_ms if source.timed else source.reason}", None)
-    report = optimize_problem(problem, target, out_dir, store, options, harness_config, progress)
-    report["migration"] = migration_section(kernel_path, text, oracle, source, report)
+    if llm is not None:
+        llm = replace(llm, options=replace(llm.options, port_source=text, port_source_dsl=source.dsl or ""))
+    report = optimize_problem(problem, target, out_dir, store, options, harness_config, progress, llm=llm)
+    report["migration"] = migration_section(kernel_path, text, oracle, source, report,
+                                            getattr(options, "mode", "compiler") if llm is not None else "compiler")
     atomic_write(out_dir / "report.json", json.dumps(report, indent=2, default=str) + "\n")
     return report
 
 
-def migration_section(kernel_path: Path, text: str, oracle: str, source: SourceResult, report: dict) -> dict:
+def migration_section(kernel_path: Path, text: str, oracle: str, source: SourceResult, report: dict,
+                      mode: str = "compiler") -> dict:
     best = report["best"]
     vs_source = None
     if source.timed and best["time_ms"] and best.get("timing_meaningful", True):
         vs_source = source.time_ms / best["time_ms"]
     generated = best["origin"] != "reference"
-    # LLM mode (the coder given the source kernel to port) plugs in here once an LLM coder exists.
-    return {"mode": "compiler", "source_file": str(kernel_path), "source_digest": source_digest(text),
+    return {"mode": mode, "source_file": str(kernel_path), "source_digest": source_digest(text),
             "oracle": oracle, "source": source.as_dict(), "ported": bool(best["correct"] and generated),
             "speedup_vs_source": vs_source,
             "baselines_timed": [name for name, ok in (("eager", report["baselines"]["eager_ms"] is not None),

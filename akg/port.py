@@ -94,7 +94,7 @@ def _row(op: OpFile, report: dict | None, error: str | None, reused: bool) -> di
 
 
 def port_one(op: OpFile, target: Target, out_dir: Path, store_path: Path, options: SearchOptions, harness_config,
-             progress=None) -> dict:
+             progress=None, llm=None) -> dict:
     op_dir = out_dir / "ops" / op.name
     earlier = _done_before(op, op_dir, target)
     if earlier is not None:
@@ -103,7 +103,7 @@ def port_one(op: OpFile, target: Target, out_dir: Path, store_path: Path, option
         # One store connection per op: SQLite connections stay in their thread, and the store
         # serialises writes between them.
         with Store(store_path) as store:
-            report = migrate(op.path, target, op_dir, store, options, harness_config, progress=progress)
+            report = migrate(op.path, target, op_dir, store, options, harness_config, progress=progress, llm=llm)
         return _row(op, report, None, reused=False)
     except Exception as e:  # one broken op must not end the port; its row says why
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -122,7 +122,7 @@ def summarize(rows: list[dict]) -> dict:
 
 
 def port_library(library: Path, target: Target, out_dir: Path, store_path: Path, options: SearchOptions,
-                 harness_config, jobs: int = 1, progress=None, on_op_done=None) -> dict:
+                 harness_config, jobs: int = 1, progress=None, on_op_done=None, llm=None) -> dict:
     """Port every op of ``library``; ``jobs`` ops at once. Returns the report (also DIR/report.json)."""
     library, out_dir = Path(library), Path(out_dir)
     if not library.is_dir():
@@ -133,7 +133,7 @@ def port_library(library: Path, target: Target, out_dir: Path, store_path: Path,
     out_dir.mkdir(parents=True, exist_ok=True)
 
     def one(op: OpFile) -> dict:
-        row = port_one(op, target, out_dir, store_path, options, harness_config, progress)
+        row = port_one(op, target, out_dir, store_path, options, harness_config, progress, llm)
         if on_op_done:
             on_op_done(row)
         return row
@@ -144,7 +144,7 @@ def port_library(library: Path, target: Target, out_dir: Path, store_path: Path,
     report = {"akg_version": akg.__version__, "date": datetime.datetime.now(datetime.timezone.utc).isoformat(),
               "library": str(library), "package": str(package), "dsl": target.dsl.name, "device": target.device,
               "hardware": target.hardware.name, "hardware_display": target.hardware.display_name,
-              "mode": "compiler", "summary": summarize(rows), "ops": rows}
+              "mode": getattr(options, "mode", "compiler") if llm is not None else "compiler", "summary": summarize(rows), "ops": rows}
     atomic_write(out_dir / "report.json", json.dumps(report, indent=2, default=str) + "\n")
     from akg.report import load_view, render_html
     atomic_write(out_dir / "report.html", render_html(load_view(out_dir / "report.json")))

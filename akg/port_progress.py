@@ -31,6 +31,7 @@ class PortProgress:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.bar.update(self.task, description="done" if exc[0] is None else "stopped")
         self.bar.stop()
 
     def candidate(self, message: str, scored) -> None:

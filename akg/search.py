@@ -14,7 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from akg import versions
+from akg import fingerprint, reuse, versions
 from akg.agents import coder, designer
 from akg.build import Builders
 from akg.deadline import KILL_BEFORE_S, Deadline
@@ -30,12 +30,8 @@ MIN_SPEEDUP = 1.0
 
 
 # Checks whose failure may not repeat (a loaded machine, a killed worker): such verdicts are
-# measured again instead of reused from the store.
-TRANSIENT_CHECKS = ("time_limit", "worker_alive")
-
-
-def _transient(verdict: Verdict) -> bool:
-    return any(c.name in TRANSIENT_CHECKS and not c.passed for c in verdict.checks)
+# measured again instead of reused from the store (see akg.reuse).
+TRANSIENT_CHECKS = reuse.TRANSIENT_CHECKS
 
 
 @dataclass
@@ -49,6 +45,7 @@ class SearchOptions:
     screen: bool = True                   # judge search candidates on fewer cases; fully re-verify the winner
     finalists: int = 3                    # how many of the fastest screened candidates may be fully verified
     build_workers: int = max(1, min(8, os.cpu_count() or 1))
+    remeasure: bool = False               # time every candidate again instead of replaying stored timings
     mode: str = "compiler"                # compiler | llm | both: who proposes candidates (llm needs an evolver)
 
 
@@ -73,6 +70,8 @@ class SearchResult:
     floor_ms: float | None
     timing_meaningful: bool
     notes: list[str] = field(default_factory=list)
+    versions: dict = field(default_factory=dict)     # what the verdicts depend on (akg.fingerprint)
+    stop_reason: str | None = None
 
 
 Progress = Callable[[str, Scored | None], None]
@@ -88,6 +87,10 @@ class Search:
         self.scored: list[Scored] = []
         self.measured = 0
         self.started = time.monotonic()
+        self.versions = fingerprint.versions(dsl, device, hardware.name)
+        self.versions_key = fingerprint.fingerprint(self.versions)
+        self.eager_ms: float | None = None    # the run's eager baseline, against which outliers show
+        self.stop_reason: str | None = None   # why the search ended, for the user and the report
         self.deadline = Deadline(options.time_limit_s, options.started) if options.time_limit_s else None
         self._builds = ThreadPoolExecutor(max_workers=options.build_workers, thread_name_prefix="akg-build")
         self._builders = Builders(dsl.name, device, options.build_workers)
@@ -110,9 +113,14 @@ class Search:
 
     def _out_of_budget(self) -> bool:
         if self.measured >= self.options.budget:
+            self.stop_reason = self.stop_reason or f"the budget of {self.options.budget} candidates was measured"
             return True
         # Another candidate only if there is time left to judge it and then fully verify the best.
-        return self.deadline is not None and self.deadline.remaining() < self._judge_estimate_s() + self._full_estimate_s()
+        if self.deadline is not None and self.deadline.remaining() < self._judge_estimate_s() + self._full_estimate_s():
+            self.stop_reason = self.stop_reason or (f"the time limit of {self.deadline.limit_s:g} s leaves no time "
+                                                    "for another candidate")
+            return True
+        return False
 
     def _judge_estimate_s(self) -> float:
         return statistics.median(self._judged_s) if self._judged_s else 0.0
@@ -147,8 +155,13 @@ class Search:
 
     def _stored(self, candidate_id: str, full: bool = False) -> Verdict | None:
         """The stored verdict this target may reuse, or None when it must be measured."""
-        known = self.store.verdict(candidate_id, *self._key(full))
-        return None if known is None or _transient(known) else known
+        known = self.store.verdict(candidate_id, *self._key(full), versions=self.versions_key)
+        return known if known is not None and reuse.reusable(known, self.eager_ms, self.options.remeasure) else None
+
+    def _keep(self, verdict: Verdict, full: bool = False) -> None:
+        """Store a verdict unless the environment, not the candidate, caused it."""
+        if reuse.environmental(verdict) is None:
+            self.store.add_verdict(verdict, *self._key(full), versions=self.versions_key)
 
     # -- candidates ----------------------------------------------------------------------------
 
@@ -211,10 +224,20 @@ class Search:
             self._judged_s.append(time.monotonic() - began)
         if findings:
             verdict = replace(verdict, checks=verdict.checks + tuple(findings))
-        self.store.add_verdict(verdict, *self._key())
+        self._keep(verdict)
         return Scored(candidate, verdict)
 
     def _judge(self, candidate: Candidate, config) -> Verdict:
+        verdict = self._judge_once(candidate, config)
+        outlier = reuse.timing_outlier(verdict, self.eager_ms) if self.timing_meaningful else None
+        if outlier:   # a disturbed measurement would steer the search and be replayed later: once more
+            self.progress(f"measuring {candidate.id} again: {outlier}", None)
+            again = self._judge_once(candidate, config)
+            if again.accepted == verdict.accepted:
+                verdict = again
+        return verdict
+
+    def _judge_once(self, candidate: Candidate, config) -> Verdict:
         # The torch.compile baseline comes from self.baselines (measured once, kept in the store);
         # measure_compile here would have the pool time it again.
         verdict = self.pool.evaluate(self.problem, candidate.source, candidate.id, policy=self.options.policy,
@@ -233,11 +256,11 @@ class Search:
             return final
         self.progress(f"full verification of {scored.candidate.id}", None)
         verdict = self._judge(scored.candidate, self.pool.config)
-        self.store.add_verdict(verdict, *self._key(full=True))
+        self._keep(verdict, full=True)
         final = Scored(scored.candidate, verdict)
         if verdict.accepted:
             self.verified.append(final)
-        self.progress("candidate", final)
+        self.progress("verified", final)   # not one of the budget's candidates
         return final
 
     # -- the search ----------------------------------------------------------------------------
@@ -248,6 +271,7 @@ class Search:
         notes = self.notes
         try:
             baselines = self.baselines = self._baselines(notes)
+            self.eager_ms = baselines.get("eager_ms")
             reference = self.reference = self._reference(baselines)
             options = designer.renderable_plans(plans, self.dsl, self.hardware)
             if not options:
@@ -257,6 +281,8 @@ class Search:
                 self._tune(options, seeded)
             if self.evolver is not None:
                 self.evolver.run(self, options)
+            self.stop_reason = self.stop_reason or "every plan and schedule worth trying was measured"
+            self.progress(f"search stopped: {self.stop_reason}", None)
             best = self._choose(reference, notes)
         finally:
             self._builders.close()
@@ -265,7 +291,7 @@ class Search:
             notes.append(f"the time limit ({self.deadline.limit_s:g} s) was reached; work in flight was stopped")
         self.store.finish_run(self.run_id, best.candidate.id)
         return SearchResult(best, reference, self.scored, baselines, self.run_id, floor_ms,
-                            self.timing_meaningful, notes)
+                            self.timing_meaningful, notes, self.versions, self.stop_reason)
 
     def _open_run(self) -> int:
         self.store.add_problem(self.problem.digest, self.problem.name,
@@ -326,8 +352,13 @@ class Search:
 
     def _near_floor(self) -> bool:
         best = self.best_generated()
-        return bool(self.floor_ms and best and self.timing_meaningful
+        near = bool(self.floor_ms and best and self.timing_meaningful
                     and best.time_ms <= self.floor_ms * self.options.near_floor)
+        if near:
+            self.stop_reason = self.stop_reason or (
+                f"the best, {best.time_ms:.4g} ms, is within {self.options.near_floor:g}x of the roofline floor "
+                f"{self.floor_ms:.4g} ms: little is left to gain")
+        return near
 
     def _finalist(self, notes: list[str]) -> Scored | None:
         """The fastest screened candidate that also passes full verification."""
@@ -354,7 +385,8 @@ class Search:
         if best is None or (self.timing_meaningful and speedup <= MIN_SPEEDUP):
             best = reference
         return SearchResult(best, reference, list(self.scored) or [reference], self.baselines or {},
-                            self.run_id, self.floor_ms, self.timing_meaningful, list(self.notes) + notes)
+                            self.run_id, self.floor_ms, self.timing_meaningful, list(self.notes) + notes,
+                            self.versions, self.stop_reason)
 
     def _choose(self, reference: Scored, notes: list[str]) -> Scored:
         best = self._finalist(notes)

@@ -96,6 +96,7 @@ class Store:
                 self._db.execute("PRAGMA synchronous=FULL")
                 self._db.executescript(_SCHEMA)
                 self._migrate()
+                self._add_columns()
                 return
             except sqlite3.OperationalError as e:
                 if "locked" not in str(e) or attempt == 199:
@@ -106,6 +107,14 @@ class Store:
         if self._db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
             self._db.executescript(_SCHEMA_LLM)
             self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+
+    def _add_columns(self) -> None:
+        # Columns added since the first schema, each with a default, so older stores open and
+        # their rows read as before. A verdict row's ``versions`` is the fingerprint of what it
+        # depends on (akg.fingerprint); rows from before it have '' and match no fingerprint.
+        have = {r[1] for r in self._db.execute("PRAGMA table_info(verdicts)")}
+        if "versions" not in have:
+            self._db.execute("ALTER TABLE verdicts ADD COLUMN versions TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()
@@ -188,15 +197,22 @@ class Store:
         row = self._db.execute("SELECT source FROM candidates WHERE id=?", (candidate_id,)).fetchone()
         return row[0] if row else None
 
-    def add_verdict(self, verdict: Verdict, device: str, hardware: str, policy: str) -> None:
+    def add_verdict(self, verdict: Verdict, device: str, hardware: str, policy: str, versions: str = "") -> None:
+        """Store (or replace) the verdict; ``versions``: the fingerprint of what it depends on."""
         with self._tx() as db:
-            db.execute("INSERT OR REPLACE INTO verdicts VALUES (?,?,?,?,?,?,?,?)",
+            db.execute("INSERT OR REPLACE INTO verdicts (candidate, device, hardware, policy, accepted, time_ms, "
+                       "verdict, created, versions) VALUES (?,?,?,?,?,?,?,?,?)",
                        (verdict.candidate_id, device, hardware, policy, int(verdict.accepted), verdict.time_ms,
-                        verdict_to_json(verdict), time.time()))
+                        verdict_to_json(verdict), time.time(), versions))
 
-    def verdict(self, candidate_id: str, device: str, hardware: str, policy: str) -> Verdict | None:
-        row = self._db.execute("SELECT verdict FROM verdicts WHERE candidate=? AND device=? AND hardware=? AND policy=?",
-                               (candidate_id, device, hardware, policy)).fetchone()
+    def verdict(self, candidate_id: str, device: str, hardware: str, policy: str,
+                versions: str | None = None) -> Verdict | None:
+        """The stored verdict; with ``versions``, only one stored under that fingerprint."""
+        query = "SELECT verdict FROM verdicts WHERE candidate=? AND device=? AND hardware=? AND policy=?"
+        args: tuple = (candidate_id, device, hardware, policy)
+        if versions is not None:
+            query, args = query + " AND versions=?", args + (versions,)
+        row = self._db.execute(query, args).fetchone()
         return verdict_from_json(row[0]) if row else None
 
     def history(self, problem: str, dsl: str, device: str, hardware: str, policy: str) -> list[tuple[dict, Verdict]]:

@@ -3,8 +3,9 @@
 #   bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]
 # STEPS: comma-separated from tests (pytest -m gpu), kernels (bench/triton_kernels.py),
 #        suite (akg bench over examples/problems/FIRST..LAST at GPU sizes),
-#        compile (examples/torch_compile.py: torch.compile(backend="akg") against eager and Inductor).
-#        Default: tests,kernels,suite.
+#        compile (examples/torch_compile.py: torch.compile(backend="akg") against eager and Inductor),
+#        port (akg migrate of examples/migrate and akg port of examples/library, Triton sources, to
+#        each DSL in AKG_PORT_DSLS that is installed). Default: tests,kernels,suite.
 # FIRST/LAST: problem number range for the suite step (default 1 99), so a long suite can be
 # split over several calls; each call's JSON is merged with bench/merge_results.py. FIRST may
 # instead be a comma-separated list of problem numbers (LAST is then ignored).
@@ -61,4 +62,24 @@ if [[ ",$STEPS," == *",suite,"* ]]; then
     tail -n 5 "$OUTDIR/suite-$TAG.log"
     # Keep OUTDIR to a handful of files: pack each problem's best.py and report.json.
     tar -czf "$OUTDIR/best-$TAG.tar.gz" -C "$OUTDIR" best suite.db 2>/dev/null && rm -rf "$OUTDIR/best" "$OUTDIR/suite.db"*
+fi
+
+if [[ ",$STEPS," == *",port,"* ]]; then
+    INSTALLED=$(akg plugins --json 2>/dev/null | python3 -c "import json, sys; print(' '.join(json.load(sys.stdin)['dsls']))")
+    for DSL in ${AKG_PORT_DSLS:-cuda_c tilelang triton}; do
+        if [[ " $INSTALLED " != *" $DSL "* ]]; then echo "== port to $DSL: DSL not installed, skipped"; continue; fi
+        echo "== akg migrate examples/migrate/swiglu_triton.py --to $DSL"
+        AKG_SIZE=gpu timeout "${AKG_GPU_PORT_TIMEOUT:-420}" akg migrate examples/migrate/swiglu_triton.py --to "$DSL" \
+            --device cuda --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/port.db" --out "$OUTDIR/migrate-$DSL" \
+            2>"$OUTDIR/migrate-$DSL.log" | tail -n 8
+        echo "== akg port examples/library --to $DSL"
+        AKG_SIZE=gpu timeout "${AKG_GPU_PORT_TIMEOUT:-420}" akg port examples/library --to "$DSL" --device cuda \
+            --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/port.db" --out "$OUTDIR/port-$DSL" \
+            2>"$OUTDIR/port-$DSL.log" | tail -n 20
+        cp "$OUTDIR/port-$DSL/report.json" "$OUTDIR/port-$DSL.json" 2>/dev/null
+        cp "$OUTDIR/port-$DSL/report.html" "$OUTDIR/port-$DSL.html" 2>/dev/null
+        tar -czf "$OUTDIR/port-$DSL.tar.gz" -C "$OUTDIR" "port-$DSL" "migrate-$DSL" 2>/dev/null \
+            && rm -rf "$OUTDIR/port-$DSL" "$OUTDIR/migrate-$DSL"
+    done
+    rm -f "$OUTDIR/port.db"*
 fi

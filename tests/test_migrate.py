@@ -113,3 +113,26 @@ def test_migrate_triton_kernel_to_cpp_on_cpu(tmp_path):
     source = (out / "best.py").read_text()
     assert "triton" not in source            # the oracle carried no source-DSL code into the result
     assert "source (triton)" in done.stdout
+
+
+def test_llm_mode_shows_the_source_kernel_to_designer_and_coder(tmp_path, capsys):
+    """With --llm the designer's and coder's prompts carry the kernel being ported, and its DSL."""
+    from llm_server import ScriptedServer, design_reply
+    kernel = tmp_path / "scaled_softmax.py"
+    kernel.write_text(TRITON_KERNEL)
+    (tmp_path / "fast.toml").write_text(FAST + "[llm]\nislands = 1\nrepairs = 0\n")
+    script = [design_reply("port the row softmax"), "No code this time."]
+    with ScriptedServer(script) as server:
+        code = main(["migrate", str(kernel), "--to", "cpp", "--device", "cpu", "--out", str(tmp_path / "out"),
+                     "--store", str(tmp_path / "akg.db"), "--config", str(tmp_path / "fast.toml"),
+                     "--llm", "scripted-model", "--llm-url", server.url, "--mode", "llm", "--llm-budget", "1",
+                     "--json"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    assert report["migration"]["mode"] == "llm"
+    assert len(server.requests) == 2
+    for i in range(2):
+        prompt = server.prompt(i)
+        assert "The kernel to port (written in triton)" in prompt
+        assert "_kernel[_grid(x)](x, y, x.shape[1], SCALE" in prompt
+    assert report["best"]["origin"] == "reference"   # the scripted coder wrote nothing usable

@@ -55,6 +55,8 @@ class Context:
     inspirations: tuple[Example, ...] = ()
     example_kernel: str = ""            # the template renderer's kernel for this program, if any
     hint: str = ""
+    port_source: str = ""               # akg migrate: the source kernel to port into this DSL
+    port_source_dsl: str = ""
 
 
 @dataclass(frozen=True)
