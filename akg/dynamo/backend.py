@@ -130,10 +130,16 @@ def _partitions(aten: torch.fx.GraphModule, support) -> list[dict]:
     from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
     # No horizontal fusion: a subgraph is a connected piece of the program, so the same piece in
     # another model (next to other work) is the same problem and a store hit.
-    partitioner = CapabilityBasedPartitioner(aten, support, allows_single_node_partition=True,
-                                             skip_horizontal_fusion=True)
+    try:
+        partitioner = CapabilityBasedPartitioner(aten, support, allows_single_node_partition=True,
+                                                 skip_horizontal_fusion=True)
+    except TypeError:   # a torch older than the option: partitions may then merge side by side
+        partitioner = CapabilityBasedPartitioner(aten, support, allows_single_node_partition=True)
     found = partitioner.propose_partitions()
-    return [dict.fromkeys(p.nodes) for p in found if support.worth_a_kernel(p.nodes)]
+    # Nodes in graph order: the fuser breaks ties by the order it is given, and a partition's node
+    # set has none, while the subgraph's text (its inputs' order) must not vary between processes.
+    position = {n: i for i, n in enumerate(aten.graph.nodes)}
+    return [dict.fromkeys(sorted(p.nodes, key=position.__getitem__)) for p in found if support.worth_a_kernel(p.nodes)]
 
 
 def _kernel_for(sub_gm: torch.fx.GraphModule, target, cfg) -> KernelOp | None:

@@ -24,7 +24,6 @@ import torch
 
 from akg.dynamo.settings import CompileSettings
 from akg.dynamo.subgraph import Subgraph, TensorSpec
-from akg.errors import AkgError
 
 log = logging.getLogger("akg.compile")
 
@@ -41,12 +40,15 @@ class Found:
 
 def _search_options(settings: CompileSettings):
     from akg.search import SearchOptions
-    options = SearchOptions(budget=settings.budget, time_limit_s=settings.time_limit, policy=POLICY)
-    if settings.mode != "compiler":
-        if not hasattr(options, "mode"):
-            raise AkgError(f"akg mode {settings.mode!r} is not available in this installation")
-        options.mode = settings.mode
-    return options
+    return SearchOptions(budget=settings.budget, time_limit_s=settings.time_limit, policy=POLICY, mode=settings.mode)
+
+
+def _llm(settings: CompileSettings):
+    """LLM mode's run (the same as ``akg optimize --llm MODEL --mode M``), or None."""
+    if settings.mode == "compiler":
+        return None
+    from akg.evolve import llm_run
+    return llm_run({"model": settings.llm, "url": settings.llm_url, "mode": settings.mode})[1]
 
 
 def usable(verdict, baseline: str) -> bool:
@@ -90,7 +92,7 @@ def _search(db, sub: Subgraph, target, settings: CompileSettings) -> Found:
         path = Path(folder) / f"subgraph_{sub.digest}.py"
         path.write_text(sub.source)
         problem = load_problem(path)
-        report = optimize_problem(problem, target, None, db, _search_options(settings), harness)
+        report = optimize_problem(problem, target, None, db, _search_options(settings), harness, llm=_llm(settings))
     best = report["best"]
     if best["origin"] == "reference" or not best["correct"]:
         notes = report.get("notes") or ["nothing verified was faster than eager"]
