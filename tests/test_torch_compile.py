@@ -158,7 +158,7 @@ def test_the_frontend_decides_which_nodes_akg_takes():
 
 def test_a_subgraph_has_one_text_wherever_it_occurs():
     from torch.fx.passes.utils.fuser_utils import fuse_by_partitions
-    from akg.dynamo.backend import _partitions
+    from akg.dynamo.compiler import _partitions
     from akg.dynamo.subgraph import subgraph_problem
     support = _cpp_support()
 
@@ -176,6 +176,33 @@ def test_a_subgraph_has_one_text_wherever_it_occurs():
     assert digests(chain, torch.randn(32, 8)) == first          # same graph, same shapes: same key
     assert digests(chain, torch.randn(16, 8)) != first          # other shapes: another problem
     assert digests(chain, torch.randn(32, 8, dtype=torch.float64)) != first
+
+
+def test_kernels_are_spliced_with_constants_passed_in_and_every_output_wired(monkeypatch):
+    """The splice, without a search: each subgraph's "kernel" is its own reference Model, loaded
+    the way a verified candidate is, so the fused graph must reproduce the program exactly."""
+    from akg.dynamo import compiler as backend, kernels
+    from akg.dynamo.settings import CompileSettings
+    from akg.pipeline import resolve_target
+    seen = []
+
+    def reference_as_kernel(sub, target, cfg):
+        seen.append(sub)
+        return kernels.Found(f"ref{len(seen)}x{sub.digest}", sub.source + "\nclass ModelNew(Model):\n    pass\n", False)
+    monkeypatch.setattr(backend, "find_kernel", reference_as_kernel)
+
+    def program(x):
+        y = torch.exp(x) * torch.tensor([0.5, 1.0, 2.0, 4.0])      # a constant made in forward()
+        return y.sum(-1), torch.relu(y.t() - 1.0)                   # two outputs, one a transposed view
+    x = torch.randn(64, 4)
+    gm = _aten(program, x)
+    fused = backend._fused(gm, resolve_target("cpp", "cpu"), CompileSettings(), _cpp_support())
+    calls = [n for n in fused.graph.nodes if n.op == "call_function" and "akg" in str(n.target)]
+    assert len(calls) == 1 and len(seen) == 1
+    assert len(seen[0].inputs) == 2 and len(seen[0].outputs) == 2     # x and the constant in, both results out
+    for got, want in zip(fused(x), program(x)):
+        torch.testing.assert_close(got, want)
+        assert got.stride() == want.stride()
 
 
 # ----------------------------------------------------------------------------------------------
