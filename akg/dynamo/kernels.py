@@ -40,7 +40,8 @@ class Found:
 
 def _search_options(settings: CompileSettings):
     from akg.search import SearchOptions
-    return SearchOptions(budget=settings.budget, time_limit_s=settings.time_limit, policy=POLICY, mode=settings.mode)
+    return SearchOptions(budget=settings.budget, time_limit_s=settings.time_limit or None, policy=POLICY,
+                         mode=settings.mode)
 
 
 def _llm(settings: CompileSettings):
@@ -71,8 +72,8 @@ def _verified(db, candidate_id: str, target, settings: CompileSettings) -> bool:
 
 def _from_store(db, sub: Subgraph, target, settings: CompileSettings) -> Found | None:
     run = db.best_of_finished(sub.digest, target.dsl.name, target.device, target.hardware.name)
-    if run is None or (run.origin == "reference" and run.judged == 0):
-        return None   # never searched, or the search ran out of time before judging anything
+    if run is None or (run.origin == "reference" and (run.judged == 0 or run.pending)):
+        return None   # never searched, or the search was cut short before it could answer
     cid, source = run.best, run.source
     if run.origin == "reference":
         return Found(None, None, False, "an earlier search found nothing faster than eager")
@@ -95,8 +96,8 @@ def _search(db, sub: Subgraph, target, settings: CompileSettings) -> Found:
         report = optimize_problem(problem, target, None, db, _search_options(settings), harness, llm=_llm(settings))
     best = report["best"]
     if best["origin"] == "reference" or not best["correct"]:
-        notes = report.get("notes") or ["nothing verified was faster than eager"]
-        return Found(None, None, True, f"search: {notes[-1][:200]}")
+        notes = "; ".join(report.get("notes") or ["nothing verified was faster than eager"])
+        return Found(None, None, True, f"search: {notes[:400]}")
     if not _verified(db, best["candidate_id"], target, settings):
         return Found(None, None, True, f"the best verified kernel is not faster than {settings.baseline}")
     return Found(best["candidate_id"], db.candidate_source(best["candidate_id"]), True)

@@ -4,7 +4,7 @@
     AKG_LLM         the model LLM mode asks (an OpenAI-compatible endpoint; see docs/llm.md)
     AKG_LLM_URL     the endpoint's base URL (key from AKG_LLM_API_KEY, else OPENAI_API_KEY)
     AKG_BUDGET      candidates measured per new subgraph; 0 = use the store only, never search (default 8)
-    AKG_TIME_LIMIT  seconds of search per new subgraph, baselines included (default 300)
+    AKG_TIME_LIMIT  seconds of search per new subgraph, baselines included; 0: no limit (default 300)
     AKG_DSL         the DSL kernels are written in (default: the first installed DSL whose timings
                     mean something on the graph's device)
     AKG_DEVICE      the akg device to target (default: the one the graph's tensors are on)
@@ -54,8 +54,8 @@ class CompileSettings:
         if not isinstance(self.budget, int) or isinstance(self.budget, bool) or self.budget < 0:
             raise ConfigError(f"akg budget must be a whole number >= 0, not {self.budget!r}")
         if self.time_limit is not None and (isinstance(self.time_limit, bool) or not isinstance(self.time_limit, (int, float))
-                                            or self.time_limit <= 0):
-            raise ConfigError(f"akg time_limit must be a positive number of seconds, not {self.time_limit!r}")
+                                            or self.time_limit < 0):
+            raise ConfigError(f"akg time_limit must be a number of seconds >= 0 (0: no limit), not {self.time_limit!r}")
         return self
 
 
