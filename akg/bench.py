@@ -108,15 +108,10 @@ def _matches(entry: Entry, token: str) -> bool:
     return token in (entry.id, stem, bare) or ("/" in token and entry.id.startswith(token + "_"))
 
 
-# Bytes copied to measure the device's practical memory roof: far beyond any cache.
-COPY_BYTES = {"cuda": 1 << 30}
-COPY_BYTES_DEFAULT = 1 << 26
-
-
 def copy_bandwidth_gbs(backend) -> float | None:
     """The measured device-to-device copy rate (bytes read + written per second), timed like every
     candidate: the practical memory roof, beside the descriptor's datasheet bandwidth."""
-    nbytes = COPY_BYTES.get(backend.name, COPY_BYTES_DEFAULT)
+    nbytes = backend.probe_copy_bytes  # far beyond any cache
     try:
         src = torch.ones(nbytes // 4, dtype=torch.float32, device=backend.torch_device)
         dst = torch.empty_like(src)
@@ -142,7 +137,11 @@ def _row(report: dict) -> dict:
     best = report["best"]
     return {"problem": report["problem"], "correct": best["correct"], "origin": best["origin"],
             "description": best["description"], "time_ms": best["time_ms"],
-            "eager_ms": report["baselines"]["eager_ms"], "compile_ms": report["baselines"]["compile_ms"],
+            # eager as timed with the best (interleaved), so speedup_vs_eager == eager_ms / time_ms;
+            # the separate baseline measurement before the search is kept apart
+            "eager_ms": best.get("eager_ms", report["baselines"]["eager_ms"]),
+            "compile_ms": best.get("compile_ms", report["baselines"]["compile_ms"]),
+            "baseline_eager_ms": report["baselines"]["eager_ms"],
             "speedup_vs_eager": best["speedup_vs_eager"], "speedup_vs_compile": best["speedup_vs_compile"],
             "roofline_fraction": best["roofline_fraction"], "floor_ms": report["analysis"].get("floor_ms"),
             "bound": report["analysis"].get("bound"), "candidates": len(report["candidates"]),
@@ -189,18 +188,26 @@ def run_bench(entries: list[Entry], target: Target, out_file: Path, optimize_arg
     copy_gbs = previous.get("copy_bandwidth_gbs") if previous else copy_bandwidth_gbs(target.backend)
     if done:
         say(f"resuming: {len(done)} of {len(entries)} problems already have results", None)
-    for entry in entries:
+    for number, entry in enumerate(entries, 1):
         if entry.id in done:
             continue
-        say(f"problem {entry.id}", None)
+        say(f"problem {entry.id} ({number} of {len(entries)})", None)
         row = _run_one(entry, optimize_args, device, time_limit_s, resume, results_dir)
         if row.get("error"):
             say(f"problem {entry.id} failed: {row['error']}", None)
         else:
             row["hbm_fraction"] = hbm_fraction(row, target.hardware.memory_bandwidth_gbs, copy_gbs)
+            say(f"problem {entry.id}: {_result_line(row)}", None)
         rows.append(row)
         _write(out_file, target, suite, rows, copy_gbs, time_limit_s)  # after every problem: a killed bench keeps its rows
     return _write(out_file, target, suite, rows, copy_gbs, time_limit_s)
+
+
+def _result_line(row: dict) -> str:
+    """One problem's outcome for the progress log: its time and the speedups of the same report."""
+    fmt = lambda v, unit="": "n/a" if v is None else f"{v:.4g}{unit}"
+    return (f"{row.get('origin')} {fmt(row.get('time_ms'), ' ms')} · {fmt(row.get('speedup_vs_eager'), 'x')} vs eager · "
+            f"{fmt(row.get('speedup_vs_compile'), 'x')} vs torch.compile")
 
 
 def _previous(out_file: Path) -> dict:
@@ -290,12 +297,7 @@ def _write(out_file: Path, target: Target, suite: Path, rows: list[dict], copy_g
               "hardware_display": target.hardware.display_name, "torch": torch.__version__,
               "python": platform.python_version(), "machine": platform.machine(),
               "datasheet_bandwidth_gbs": target.hardware.memory_bandwidth_gbs, "copy_bandwidth_gbs": copy_gbs,
-              "summary": summarize(rows), "problems": rows}
-    try:
-        import triton
-        result["triton"] = triton.__version__
-    except ImportError:
-        pass
+              "versions": target.versions(), "summary": summarize(rows), "problems": rows}
     out_file.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(out_file, json.dumps(result, indent=2, default=str) + "\n")
     return result

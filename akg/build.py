@@ -16,7 +16,10 @@ import queue
 import signal
 import subprocess
 import sys
+import shutil
+import tempfile
 import threading
+from pathlib import Path
 
 KILLED = "the build process was stopped before it finished (time limit reached)"
 
@@ -31,6 +34,7 @@ class Builders:
         self._lock = threading.Lock()
         self._started = 0
         self._closed = False
+        self._scratch: Path | None = None
 
     def build(self, source: str) -> str | None:
         """The build error (one message), or None when the source built."""
@@ -66,10 +70,17 @@ class Builders:
                 if self._closed:
                     return None
         proc = subprocess.Popen([sys.executable, "-m", "akg.build"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+                                stderr=subprocess.DEVNULL, text=True, start_new_session=True, env=self._environment())
         with self._lock:
             self._live.add(proc)
         return proc
+
+    def _environment(self) -> dict[str, str]:
+        """The workers' environment (no secrets; the same build caches, which is the point)."""
+        from akg.harness import sandbox
+        if self._scratch is None:
+            self._scratch = Path(tempfile.mkdtemp(prefix="akg-build-"))
+        return sandbox.worker_environment(self._scratch, sandbox.cache_dirs(self._scratch))
 
     def _forget(self, proc: subprocess.Popen) -> None:
         _kill(proc)
@@ -87,6 +98,8 @@ class Builders:
 
     def close(self) -> None:
         self.kill()
+        if self._scratch is not None:
+            shutil.rmtree(self._scratch, ignore_errors=True)
         with self._lock:
             live, self._live = list(self._live), set()
         for proc in live:
@@ -109,6 +122,10 @@ def _kill(proc: subprocess.Popen) -> None:
 
 
 def main() -> None:
+    # A build may run candidate code (a DSL that compiles by tracing a forward): like a worker,
+    # leave the network before anything else starts a thread.
+    from akg.harness import sandbox
+    sandbox.leave_network()
     # Replies go to the original stdout; anything a compiler or plugin prints goes to stderr.
     reply = os.fdopen(os.dup(1), "w")
     os.dup2(2, 1)

@@ -15,13 +15,13 @@ from akg import errors
 from akg.errors import AkgError, CandidateFileError
 
 EPILOG = "Exit codes: 0 ok/accepted, 1 rejected, 2 bad usage or problem, 3 bad candidate file, " \
-         "4 bad config, 5 device unavailable, 6 store error, 7 LLM endpoint error, 70 internal error."
+         "4 bad config, 5 device or toolchain unavailable, 6 store error, 7 LLM endpoint error, 70 internal error."
 
 
 def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
     if dsl_required:
-        p.add_argument("--dsl", required=True, help="target DSL (see `akg plugins`), e.g. cpp, triton")
-    p.add_argument("--device", default=None, help="backend to run on, e.g. cpu, cuda (default: the DSL's first available)")
+        p.add_argument("--dsl", required=True, help="target DSL (`akg plugins` lists them)")
+    p.add_argument("--device", default=None, help="backend to run on (`akg plugins` lists them; default: the DSL's first available)")
     p.add_argument("--policy", choices=("strict", "standard"), default=None,
                    help="strict (default): only DSL kernels plus declared library ops may compute; standard: framework ops allowed")
     p.add_argument("--config", default=None, help="TOML file with [search] and [harness] defaults")
@@ -37,6 +37,9 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None, help="timing trials per candidate (median is reported)")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="judge candidates on a Ray cluster, one actor per GPU (per CPU for --device cpu); "
+                        "auto joins a running local cluster or starts one (pip install 'akg[ray]')")
     p.add_argument("--remeasure", action="store_true",
                    help="time every candidate again instead of replaying timings from the store")
 
@@ -154,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("akg: interrupted; finished verdicts are in the store (resume with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `akg plugins | head`: the reader left; not an error of akg's
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return errors.EXIT_OK
     except Exception as e:  # every error reaches the user as one line unless --debug
         if getattr(args, "debug", False):
             raise
@@ -206,6 +213,7 @@ def _settings(args):
         started=getattr(args, "started", None),
         policy=args.policy or s.get("policy", "strict"),
         resume=getattr(args, "resume", False),
+        ray_address=getattr(args, "ray", None),
         remeasure=getattr(args, "remeasure", False))
     overrides = {}
     if getattr(args, "trials", None):
@@ -377,6 +385,16 @@ def cmd_bench(args) -> int:
             shared += [flag, str(value)]
     if args.no_compile:
         shared.append("--no-compile")
+    if args.remeasure:
+        shared.append("--remeasure")
+    if getattr(args, "remeasure", False):
+        shared.append("--remeasure")
+    if args.ray:  # joined once here; every problem's process joins the same cluster
+        from akg.distributed import cluster_address, connect
+        shared += ["--ray", cluster_address(connect(args.ray))]
+    import signal
+    # A bench stopped by SIGTERM (a job's timeout) takes its running problem's processes along.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     result = run_bench(entries, target, Path(args.out), shared, suite=Path(args.suite), device=device,
                        time_limit_s=options.time_limit_s, resume=args.resume,
                        results_dir=Path(args.results_dir).resolve() if args.results_dir else None,
@@ -390,6 +408,9 @@ def cmd_export(args) -> int:
     path = Path(args.store) if args.store else DEFAULT_STORE
     if not path.is_file():
         raise AkgError(f"store {path}: no such file; pass --store with the store a run wrote", errors.EXIT_STORE)
+    if args.out != "-":
+        from akg.paths import check_output_file
+        check_output_file(args.out, "--out")
     out = sys.stdout if args.out == "-" else open(args.out, "w")
     try:
         with Store(path) as store:
@@ -406,6 +427,10 @@ def cmd_migrate(args) -> int:
     from akg.pipeline import resolve_target
     from akg.store import Store, DEFAULT_STORE
 
+    from akg.paths import check_output_dir, check_output_file
+
+    check_output_dir(args.out, "--out")
+    check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
     mode, llm = _llm_settings(args)
     options.mode = mode
@@ -429,9 +454,12 @@ def cmd_migrate(args) -> int:
 
 def cmd_port(args) -> int:
     from akg.pipeline import resolve_target
+    from akg.paths import check_output_dir, check_output_file
     from akg.port import port_library
     from akg.store import DEFAULT_STORE
 
+    check_output_dir(args.out, "--out")
+    check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
     mode, llm = _llm_settings(args)
     options.mode = mode
@@ -474,7 +502,9 @@ def _print_port(report: dict, out: Path) -> None:
 
 
 def cmd_report(args) -> int:
+    from akg.paths import check_output_file
     from akg.report import write_report
+    check_output_file(args.out, "--out")
     view = write_report(args.run, args.out)
     rows = len(view.suite.rows) if view.suite else 0
     print(f"wrote {args.out} ({len(view.runs)} run(s){f', {rows} rows' if rows else ''})")

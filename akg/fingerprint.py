@@ -1,6 +1,6 @@
 """What a stored verdict depends on besides the problem and the candidate, as one key.
 
-A verdict is a fact about a candidate *on a toolchain*: installing triton, upgrading torch or the
+A verdict is a fact about a candidate *on a toolchain*: installing a DSL's package, upgrading torch or the
 compiler, moving to other hardware or changing how akg judges can turn a rejection into an
 acceptance or change a timing. Verdicts are stored under the fingerprint of these versions and
 reused only under the same fingerprint.

@@ -556,6 +556,9 @@ class Verdict:
     roofline_fraction: float | None = None        # floor / time: 1.0 means at the floor
     profile: tuple[tuple[str, Any], ...] = ()
     timing_meaningful: bool = True                # False e.g. under an interpreter
+    # Set when the time is below the roofline floor (yet above the slack that rejects it): a result
+    # faster than physics allows means the timing or the hardware figures are off.
+    suspect: str | None = None
 
     @property
     def accepted(self) -> bool:

@@ -19,18 +19,7 @@ from akg.ir import Verdict
 from akg.problem import Problem, validate
 from akg.search import Scored, Search, SearchOptions, SearchResult
 from akg.store import Store
-from akg.targets import DSL, Backend, HardwareSpec
-
-
-@dataclass(frozen=True)
-class Target:
-    dsl: DSL
-    backend: Backend
-    hardware: HardwareSpec
-
-    @property
-    def device(self) -> str:
-        return self.backend.name
+from akg.targets import HardwareSpec, Target  # noqa: F401  (Target: importable from here as before)
 
 
 def resolve_target(dsl_name: str, device_name: str | None) -> Target:
@@ -123,16 +112,17 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
     validate(problem, target.device)
     if llm is not None:
         llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
-    if target.device not in target.dsl.timing_meaningful_on:
-        # e.g. Triton under its CPU interpreter: timing means nothing there, and each interpreted
-        # run is slow, so check correctness on fewer (still fresh, still varied) cases.
-        harness_config = harness_config.replace(time=False, measure_compile=False, seeds=harness_config.seeds[:1],
-                                                distributions=("problem", "uniform"))
+    harness_config = target.harness_settings(harness_config)
     graph, plans, notes = plan_problem(problem)
     running.notes = notes
     floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
     running.analysis = analysis
-    with WorkerPool(device=target.device, workers=1, config=harness_config) as pool:
+    if options.ray_address:
+        from akg.distributed import RayPool
+        pool_context = RayPool(options.ray_address, target.device, harness_config)
+    else:
+        pool_context = WorkerPool(device=target.device, workers=1, config=harness_config)
+    with pool_context as pool:
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
         running.pool, running.search = pool, search
         search.evolver = _evolver(llm, problem, target, graph, floor_ms)
@@ -242,7 +232,7 @@ def _candidate_entry(s: Scored, baselines: dict) -> dict:
             "speedup_vs_eager": eager, "speedup_vs_compile": vs_compile,
             # the eager time measured beside this candidate: speedup_vs_eager = eager_ms / time_ms
             "eager_ms": dict(v.baselines).get("eager_ms") if v.accepted else None,
-            "roofline_fraction": v.roofline_fraction, "reason": v.reason, "reused": s.reused}
+            "roofline_fraction": v.roofline_fraction, "suspect": v.suspect, "reason": v.reason, "reused": s.reused}
 
 
 def build_report(problem: Problem, target: Target, result: SearchResult, analysis: dict, store: Store) -> dict:
@@ -291,6 +281,8 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
 
 def _suspect(verdict: Verdict, floor_ms: float | None) -> str | None:
     """A time below the roofline floor is physically implausible: say so instead of reporting it plainly."""
+    if verdict.suspect:
+        return verdict.suspect
     if not floor_ms or verdict.time_ms is None or not verdict.accepted or verdict.time_ms >= floor_ms:
         return None
     return (f"{verdict.time_ms:.4g} ms is below the roofline floor {floor_ms:.4g} ms "

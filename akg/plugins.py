@@ -96,6 +96,11 @@ def get_backend(name: str) -> Backend:
     return found[name]
 
 
+def backend_for(device: str) -> Backend:
+    """The backend of a torch-style device string ("name" or "name:index")."""
+    return get_backend(device.split(":")[0])
+
+
 def worker_environment(device: str) -> dict[str, str]:
     """Environment variables DSLs ask for in worker processes on ``device`` (optional
     ``worker_env(device)`` of a DSL plugin), e.g. a DSL that runs only interpreted there."""

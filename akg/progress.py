@@ -96,6 +96,8 @@ class Progress:
                 self.best = Best(scored.candidate.id, v.time_ms, dict(v.baselines).get("eager_ms"))
         if v.accepted:
             status = "[green]ok[/green] " + escape(timing_text(v))
+            if getattr(v, "suspect", None):
+                status += " [yellow]suspect: below the roofline floor[/yellow]"
         else:
             status = f"[red]rejected[/red] {escape(v.reason[:160])}"
         count = f"[{self.done}/{self.budget}]" if self.budget and counted and not scored.reused else \

@@ -12,6 +12,7 @@ Findings become checks in the verdict next to the harness's own; they are not th
 from __future__ import annotations
 
 import ast
+import functools
 
 from akg.harness.guard import ALLOWED_STRICT_OPS
 from akg.ir import Check
@@ -24,8 +25,17 @@ _TORCH_NON_COMPUTE = frozenset({
     "float", "half", "double", "int", "finfo", "iinfo", "empty_like", "strided", "contiguous_format",
     "channels_last", "preserve_format", "get_num_threads", "set_num_threads", "is_grad_enabled",
 })
-# torch sub-namespaces that are about devices and tooling, not compute.
-_TORCH_TOOLING = frozenset({"cuda", "backends", "version", "utils", "library", "_C", "testing", "mps", "cpu"})
+# torch sub-namespaces that are about devices and tooling, not compute (plus each backend's own
+# device namespace, asked of the backends: see _tooling).
+_TORCH_TOOLING = frozenset({"backends", "version", "utils", "library", "_C", "testing", "cpu"})
+
+
+@functools.lru_cache(maxsize=1)
+def _tooling() -> frozenset[str]:
+    from akg import plugins
+    devices = {name.split(".")[1] for b in plugins.backends().values() for name in b.watched_namespaces()
+               if name.startswith("torch.") and name.count(".") == 1}
+    return _TORCH_TOOLING | devices
 _TRICK_ATTRS = frozenset({"_getframe", "f_back", "f_globals", "f_locals", "f_code", "f_builtins", "gi_frame",
                           "tb_frame", "__globals__", "__subclasses__", "__closure__", "__code__",
                           "get_referrers", "get_referents", "get_objects", "pythonapi", "_current_frames",
@@ -119,7 +129,7 @@ def framework_calls(tree: ast.Module) -> list[str]:
             if full[0] != "torch" or len(full) < 2:
                 continue
             name = full[-1]
-            if full[1] in _TORCH_TOOLING or name in _TORCH_NON_COMPUTE or name in ALLOWED_STRICT_OPS:
+            if full[1] in _tooling() or name in _TORCH_NON_COMPUTE or name in ALLOWED_STRICT_OPS:
                 continue
             if full[1] == "ops" and len(full) >= 4:
                 name = full[3]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable
@@ -45,6 +46,7 @@ class SearchOptions:
     screen: bool = True                   # judge search candidates on fewer cases; fully re-verify the winner
     finalists: int = 3                    # how many of the fastest screened candidates may be fully verified
     build_workers: int = max(1, min(8, os.cpu_count() or 1))
+    ray_address: str | None = None        # judge candidates on a Ray cluster's actors (akg.distributed)
     remeasure: bool = False               # time every candidate again instead of replaying stored timings
     mode: str = "compiler"                # compiler | llm | both: who proposes candidates (llm needs an evolver)
 
@@ -94,6 +96,8 @@ class Search:
         self.deadline = Deadline(options.time_limit_s, options.started) if options.time_limit_s else None
         self._builds = ThreadPoolExecutor(max_workers=options.build_workers, thread_name_prefix="akg-build")
         self._builders = Builders(dsl.name, device, options.build_workers)
+        self._width = max(1, int(getattr(pool, "parallelism", 1)))   # candidates judged at once
+        self._judges = ThreadPoolExecutor(max_workers=self._width, thread_name_prefix="akg-judge")
         self._judged_s: list[float] = []      # how long each screened judgement took
         self.baselines: dict | None = None
         self.reference: Scored | None = None
@@ -182,23 +186,57 @@ class Search:
         return f"build: {error}" if error else None
 
     def evaluate_plans(self, plans: list[KernelPlan], parent: str | None = None) -> list[Scored]:
-        """Render, build (in parallel) and measure plans in order; stops at the budget."""
+        """Render, build (in parallel) and measure plans in order; stops at the budget. A pool
+        that judges several candidates at once (``parallelism``) gets that many in flight."""
         made = [self._candidate(p, parent) for p in plans]
         builds: dict[str, Future] = {}
         for c in made:
             if isinstance(c, Candidate) and self._stored(c.id) is None:
                 builds[c.id] = self._builds.submit(self._prebuild, c)
-        results = []
-        for c in made:
-            if self._out_of_budget():
+        results: list[Scored] = []
+        pending: deque[tuple[Candidate | Scored, Future | Verdict | None]] = deque()
+        queued = iter(made)
+        while True:
+            while len(pending) < self._width and not self._out_of_budget():
+                c = next(queued, None)
+                if c is None:
+                    break
+                pending.append((c, None if isinstance(c, Scored) else self._start(c, builds.get(c.id))))
+            if not pending:
                 break
-            scored = c if isinstance(c, Scored) else self._measure(c, builds.get(c.id))
+            c, job = pending.popleft()
+            scored = c if isinstance(c, Scored) else self._finish(c, job)
             self.scored.append(scored)
             results.append(scored)
             self.progress("candidate", scored)
         for f in builds.values():
             f.cancel()
         return results
+
+    def _start(self, candidate: Candidate, build: Future | None) -> Future | Verdict:
+        """A stored verdict this target may reuse, or the judgement under way."""
+        self.store.add_candidate(self.problem.digest, candidate, self.run_id, len(self.scored))
+        known = self._stored(candidate.id)
+        if known is not None:
+            return known
+        self.measured += 1
+        return self._judges.submit(self._build_and_judge, candidate, build)
+
+    def _build_and_judge(self, candidate: Candidate, build: Future | None) -> Verdict:
+        build_error = build.result() if build is not None else None
+        if build_error:
+            return Verdict(candidate.id, "build", False, False, errors=(build_error[:2000],))
+        began = time.monotonic()
+        verdict = self._judge(candidate, self._screen_config())
+        self._judged_s.append(time.monotonic() - began)
+        return verdict
+
+    def _finish(self, candidate: Candidate, job: Future | Verdict) -> Scored:
+        if isinstance(job, Verdict):
+            return Scored(candidate, job, reused=True)
+        verdict = job.result()
+        self._keep(verdict)   # only the conductor writes the store
+        return Scored(candidate, verdict)
 
     def measure(self, candidate: Candidate, findings: tuple = ()) -> Scored:
         """Build and judge one candidate proposed outside the plan search (LLM mode); ``findings``
@@ -210,18 +248,10 @@ class Search:
         return scored
 
     def _measure(self, candidate: Candidate, build: Future | None, findings: tuple = ()) -> Scored:
-        self.store.add_candidate(self.problem.digest, candidate, self.run_id, len(self.scored))
-        known = self._stored(candidate.id)
-        if known is not None:
-            return Scored(candidate, known, reused=True)
-        self.measured += 1
-        build_error = build.result() if build is not None else None
-        if build_error:
-            verdict = Verdict(candidate.id, "build", False, False, errors=(build_error[:2000],))
-        else:
-            began = time.monotonic()
-            verdict = self._judge(candidate, self._screen_config())
-            self._judged_s.append(time.monotonic() - began)
+        job = self._start(candidate, build)
+        if isinstance(job, Verdict):
+            return Scored(candidate, job, reused=True)
+        verdict = job.result()
         if findings:
             verdict = replace(verdict, checks=verdict.checks + tuple(findings))
         self._keep(verdict)
@@ -229,7 +259,9 @@ class Search:
 
     def _judge(self, candidate: Candidate, config) -> Verdict:
         verdict = self._judge_once(candidate, config)
-        outlier = reuse.timing_outlier(verdict, self.eager_ms) if self.timing_meaningful else None
+        # Only a disturbance the interleaved eager shows is worth a second judgement now; widely
+        # spread trials are merely not replayed later.
+        outlier = reuse.timing_outlier(verdict, self.eager_ms, spread=False) if self.timing_meaningful else None
         if outlier:   # a disturbed measurement would steer the search and be replayed later: once more
             self.progress(f"measuring {candidate.id} again: {outlier}", None)
             again = self._judge_once(candidate, config)
@@ -287,6 +319,7 @@ class Search:
         finally:
             self._builders.close()
             self._builds.shutdown(wait=False, cancel_futures=True)
+            self._judges.shutdown(wait=False, cancel_futures=True)
         if self.deadline is not None and self.deadline.expired():
             notes.append(f"the time limit ({self.deadline.limit_s:g} s) was reached; work in flight was stopped")
         self.store.finish_run(self.run_id, best.candidate.id)

@@ -410,15 +410,13 @@ def precision_mode(graph: ir.Graph) -> str:
 
 
 def tf32_kinds(mode: str) -> set[str]:
-    """Node kinds whose fp32 FLOPs torch runs on TF32 tensor cores with its current settings:
-    convolutions by default (cudnn.allow_tf32), matmuls only when the user allowed it. Their
-    floor uses the TF32 peak; a floor at the fp32 SIMT peak would be one no library call meets."""
+    """Node kinds whose fp32 FLOPs torch runs on TF32 units with its current settings, as the
+    backends report them. Their floor uses the TF32 peak; a floor at the fp32 SIMT peak would be
+    one no library call meets. Hardware without a TF32 peak runs them at the fp32 peak anyway."""
     if mode != "fp32":
         return set()
-    kinds = {"conv"} if torch.backends.cudnn.allow_tf32 else set()
-    if torch.backends.cuda.matmul.allow_tf32:
-        kinds.add("matmul")
-    return kinds
+    from akg import plugins
+    return set().union(*(b.tf32_kinds() for b in plugins.backends().values()))
 
 
 def compute_ms(hw: HardwareSpec, flops_by_mode: dict[str, float], base_mode: str) -> float:

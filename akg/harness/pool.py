@@ -64,7 +64,8 @@ class Worker:
         settings = {
             "device": self.device, "scratch": str(self.scratch), "read_fd": to_worker_r,
             "write_fd": from_worker_w, "channel_fd": worker_channel.fileno(), "network": self.config.network,
-            "memory_limit_mb": self.config.memory_limit_mb, "max_processes": self.config.max_processes,
+            "memory_limit_mb": self.config.memory_limit_mb if self._backend().limits_address_space else 0,
+            "max_processes": self.config.max_processes,
             "cache_dirs": sorted(caches.values()),
         }
         self._log = open(self.root / f"{self.name}.log", "wb")
@@ -78,6 +79,10 @@ class Worker:
         worker_channel.close()
         self._send_fd, self._recv_fd = to_worker_w, from_worker_r
         self._ready = False
+
+    def _backend(self):
+        from akg import plugins
+        return plugins.backend_for(self.device)
 
     def _environment(self, caches: dict[str, str]) -> dict[str, str]:
         from akg import plugins
@@ -113,7 +118,7 @@ class Worker:
         """Before a measurement on a CPU, let the standby finish starting: its imports would
         compete for the cores being timed. On a GPU its imports may go on; it leaves the device
         alone until ``start_device``."""
-        if self.standby is None or self.device.startswith("cuda"):
+        if self.standby is None or self._backend().standby_during_timing:
             return
         try:
             self.standby._await_ready()

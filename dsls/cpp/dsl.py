@@ -6,7 +6,10 @@ torch, the standard library and a C++ compiler.
 from __future__ import annotations
 
 import ast
+import functools
+import os
 import re
+import subprocess
 import shutil
 from pathlib import Path
 
@@ -31,6 +34,7 @@ class CppDSL:
     devices = ("cpu",)
     families = ("pointwise", "reduction", "scan")
     timing_meaningful_on = ("cpu",)
+    interpreter_flags = ()
 
     # ---- the DSL protocol ----------------------------------------------------------------------
 
@@ -68,6 +72,13 @@ class CppDSL:
     def guide(self) -> str:
         return GUIDE.read_text()
 
+    def worker_environment(self) -> dict[str, str]:
+        return {"AKG_CACHE_DIR": runtime_cache_dir()}
+
+    def versions(self) -> dict[str, str]:
+        return {"g++": compiler_version()}
+
+
     def kernel_findings(self, source: str) -> list[str]:
         try:
             tree = ast.parse(source)
@@ -102,3 +113,16 @@ def _imported_modules(tree: ast.AST) -> list[str]:
             found.append(node.module)
     return found
 
+
+def runtime_cache_dir() -> str:
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return os.environ.get("AKG_CACHE_DIR", str(home_cache / "akg"))
+
+
+@functools.lru_cache(maxsize=1)
+def compiler_version() -> str:
+    try:
+        out = subprocess.run(["g++", "-dumpfullversion"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "missing"
+    return out.strip() or "unknown"
