@@ -106,20 +106,31 @@ def _target(cfg: settings_mod.CompileSettings, device_type: str):
     from akg import plugins
     from akg.errors import AkgError
     from akg.pipeline import resolve_target
+    # Several backends may share one torch device type (one vendor's GPUs under another's name): the one
+    # present on this machine holds the tensors.
     device = cfg.device or next((b.name for b in plugins.backends().values()
-                                 if torch.device(b.torch_device).type == device_type), None)
+                                 if torch.device(b.torch_device).type == device_type and b.available()), None)
     if device is None:
-        raise AkgError(f"no akg backend runs {device_type} tensors")
+        raise AkgError(f"no available akg backend runs {device_type} tensors")
     if torch.device(plugins.get_backend(device).torch_device).type != device_type:
         raise AkgError(f"akg device {device!r} does not hold this graph's {device_type} tensors")
-    dsl = cfg.dsl or next((d.name for d in plugins.dsls().values() if device in d.timing_meaningful_on), None)
+    dsl = cfg.dsl or _default_dsl(device)
     if dsl is None:
-        raise AkgError(f"no installed DSL is timed meaningfully on {device}")
+        raise AkgError(f"no installed DSL with a working toolchain is timed meaningfully on {device}")
     target = resolve_target(dsl, device)
     if target.device not in target.dsl.timing_meaningful_on:
         # Correct but unmeasured kernels (an interpreter, say) would only slow the model down.
         raise AkgError(f"{dsl} kernels are not timed meaningfully on {device}")
     return target
+
+
+def _default_dsl(device: str) -> str | None:
+    """Of the DSLs timed meaningfully on ``device`` whose toolchain is here, the one with the most
+    kernel families (more of the graph becomes akg's); the first registered on a tie."""
+    from akg import plugins
+    usable = [d for d in plugins.dsls().values()
+              if device in d.timing_meaningful_on and plugins.toolchain_problem(d) is None]
+    return max(usable, key=lambda d: len(d.families)).name if usable else None
 
 
 # ----------------------------------------------------------------------------------------------

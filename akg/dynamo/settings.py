@@ -5,8 +5,8 @@
     AKG_LLM_URL     the endpoint's base URL (key from AKG_LLM_API_KEY, else OPENAI_API_KEY)
     AKG_BUDGET      candidates measured per new subgraph; 0 = use the store only, never search (default 8)
     AKG_TIME_LIMIT  seconds of search per new subgraph, baselines included; 0: no limit (default 300)
-    AKG_DSL         the DSL kernels are written in (default: the first installed DSL whose timings
-                    mean something on the graph's device)
+    AKG_DSL         the DSL kernels are written in (default: of the installed DSLs whose timings
+                    mean something on the graph's device, the one with the most kernel families)
     AKG_DEVICE      the akg device to target (default: the one the graph's tensors are on)
     AKG_STORE       the SQLite store (default .akg/akg.db)
     AKG_BASELINE    inductor | eager: what a kernel must be measured faster than to replace a
