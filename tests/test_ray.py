@@ -96,5 +96,8 @@ def test_bench_through_ray_stores_the_same_verdicts_as_a_local_bench(cluster, tm
         assert done.returncode == 0, done.stderr[-2000:]
         runs[name] = (json.loads(out.read_text()), _verdicts(db))
     (local, local_verdicts), (remote, remote_verdicts) = runs["local"], runs["ray"]
-    assert remote_verdicts and remote_verdicts == local_verdicts
-    assert remote["problems"][0]["correct"] and remote["problems"][0]["measured"] == local["problems"][0]["measured"]
+    # Which schedules the search tries next depends on measured times, so the two runs may
+    # measure different candidates; every candidate both judged has the same verdict.
+    common = remote_verdicts.keys() & local_verdicts.keys()
+    assert len(common) >= 2 and all(remote_verdicts[c] == local_verdicts[c] for c in common)
+    assert remote["problems"][0]["correct"] and remote["problems"][0]["measured"] >= 2
