@@ -157,6 +157,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("akg: interrupted; finished verdicts are in the store (resume with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `akg plugins | head`: the reader left; not an error of akg's
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return errors.EXIT_OK
     except Exception as e:  # every error reaches the user as one line unless --debug
         if getattr(args, "debug", False):
             raise
@@ -404,6 +408,9 @@ def cmd_export(args) -> int:
     path = Path(args.store) if args.store else DEFAULT_STORE
     if not path.is_file():
         raise AkgError(f"store {path}: no such file; pass --store with the store a run wrote", errors.EXIT_STORE)
+    if args.out != "-":
+        from akg.paths import check_output_file
+        check_output_file(args.out, "--out")
     out = sys.stdout if args.out == "-" else open(args.out, "w")
     try:
         with Store(path) as store:
@@ -420,6 +427,10 @@ def cmd_migrate(args) -> int:
     from akg.pipeline import resolve_target
     from akg.store import Store, DEFAULT_STORE
 
+    from akg.paths import check_output_dir, check_output_file
+
+    check_output_dir(args.out, "--out")
+    check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
     mode, llm = _llm_settings(args)
     options.mode = mode
@@ -443,9 +454,12 @@ def cmd_migrate(args) -> int:
 
 def cmd_port(args) -> int:
     from akg.pipeline import resolve_target
+    from akg.paths import check_output_dir, check_output_file
     from akg.port import port_library
     from akg.store import DEFAULT_STORE
 
+    check_output_dir(args.out, "--out")
+    check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
     mode, llm = _llm_settings(args)
     options.mode = mode
@@ -488,7 +502,9 @@ def _print_port(report: dict, out: Path) -> None:
 
 
 def cmd_report(args) -> int:
+    from akg.paths import check_output_file
     from akg.report import write_report
+    check_output_file(args.out, "--out")
     view = write_report(args.run, args.out)
     rows = len(view.suite.rows) if view.suite else 0
     print(f"wrote {args.out} ({len(view.runs)} run(s){f', {rows} rows' if rows else ''})")

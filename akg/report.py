@@ -217,7 +217,7 @@ def _store_run(store, run: dict) -> RunView:
 
 # -- plots (inline SVG) ------------------------------------------------------------------------------
 
-W, H, PAD_L, PAD_B, PAD_T, PAD_R = 520, 240, 62, 40, 14, 14
+W, H, PAD_L, PAD_B, PAD_T, PAD_R = 520, 260, 62, 48, 26, 14
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd")
 
 
@@ -228,7 +228,8 @@ def _ticks(lo: float, hi: float, n: int = 5) -> list[float]:
     return [lo + i * step for i in range(n)]
 
 
-def _axes(xlabel: str, ylabel: str, xlo: float, xhi: float, ylo: float, yhi: float, log_y: bool = False):
+def _axes(xlabel: str, ylabel: str, xlo: float, xhi: float, ylo: float, yhi: float, log_y: bool = False,
+          xticks: list[tuple[float, str]] | None = None):
     """The frame, tick labels and a mapping from data to pixels."""
     def fx(x: float) -> float:
         return PAD_L + (x - xlo) / ((xhi - xlo) or 1.0) * (W - PAD_L - PAD_R)
@@ -246,8 +247,8 @@ def _axes(xlabel: str, ylabel: str, xlo: float, xhi: float, ylo: float, yhi: flo
     for v in yt:
         parts.append(f'<text x="{PAD_L - 6}" y="{fy(v) + 4:.1f}" text-anchor="end" font-size="10">{v:.3g}</text>')
         parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{fy(v):.1f}" y2="{fy(v):.1f}" stroke="#eee"/>')
-    for v in _ticks(xlo, xhi):
-        parts.append(f'<text x="{fx(v):.1f}" y="{H - PAD_B + 14}" text-anchor="middle" font-size="10">{v:.3g}</text>')
+    for v, label in ([(v, f"{v:.3g}") for v in _ticks(xlo, xhi)] if xticks is None else xticks):
+        parts.append(f'<text x="{fx(v):.1f}" y="{H - PAD_B + 14}" text-anchor="middle" font-size="10">{html.escape(label)}</text>')
     parts.append(f'<text x="{(PAD_L + W - PAD_R) / 2}" y="{H - 6}" text-anchor="middle" font-size="11">{html.escape(xlabel)}</text>')
     parts.append(f'<text x="12" y="{(PAD_T + H - PAD_B) / 2}" text-anchor="middle" font-size="11" '
                  f'transform="rotate(-90 12 {(PAD_T + H - PAD_B) / 2})">{html.escape(ylabel)}</text>')
@@ -260,6 +261,7 @@ def _svg(title: str, parts: list[str], legend: list[tuple[str, str]] = ()) -> st
                    for i, (t, c) in enumerate(legend))
     return (f'<svg class="plot" role="img" aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg" '
             f'width="{W}" height="{H}" viewBox="0 0 {W} {H}"><title>{html.escape(title)}</title>'
+            f'<text x="{PAD_L}" y="16" font-size="12" font-weight="600">{html.escape(title)}</text>'
             + "".join(parts) + keys + "</svg>")
 
 
@@ -341,7 +343,9 @@ def speedup_histogram(rows: tuple[dict, ...], key: str = "speedup_vs_eager") -> 
     lo, hi = math.floor(min(logs + [0.0]) * 2) / 2, math.ceil(max(logs + [0.0]) * 2) / 2 + 0.5
     edges = [lo + 0.5 * i for i in range(int(round((hi - lo) / 0.5)) + 1)]
     counts = [sum(1 for v in logs if a <= v < b) for a, b in zip(edges, edges[1:])]
-    parts, fx, fy = _axes("speedup (log2 bins; 0 = 1x)", "count", lo, hi, 0.0, max(counts) * 1.2 or 1.0)
+    ticks = [(float(v), f"{2.0 ** v:g}x") for v in range(math.ceil(lo), math.floor(hi) + 1)]
+    parts, fx, fy = _axes("speedup (log scale, bins of 2^0.5)", "count", lo, hi, 0.0, max(counts) * 1.2 or 1.0,
+                          xticks=ticks)
     for (a, b), n in zip(zip(edges, edges[1:]), counts):
         if n:
             parts.append(f'<rect x="{fx(a) + 1:.1f}" y="{fy(n):.1f}" width="{fx(b) - fx(a) - 2:.1f}" '
@@ -355,14 +359,17 @@ def roofline_bars(rows: tuple[dict, ...]) -> str:
     data = [(r["name"], r["roofline_fraction"]) for r in rows if r.get("roofline_fraction")]
     if not data:
         return _empty(title, "no roofline fractions (untimed or untraced)")
-    parts, fx, fy = _axes("", "fraction of the floor", 0.0, float(len(data)), 0.0, max(1.0, max(v for _, v in data)))
+    parts, fx, fy = _axes("", "fraction of the floor", 0.0, float(len(data)), 0.0, max(1.0, max(v for _, v in data)),
+                          xticks=[])
     width = (W - PAD_L - PAD_R) / len(data)
+    slanted = len(data) > 8   # many names: written at an angle so they do not overlap
     for i, (name, v) in enumerate(data):
         x = PAD_L + i * width
         parts.append(f'<rect x="{x + 2:.1f}" y="{fy(v):.1f}" width="{width - 4:.1f}" height="{fy(0) - fy(v):.1f}" '
                      f'fill="{_COLORS[2]}"><title>{html.escape(name)}: {v:.1%}</title></rect>')
-        parts.append(f'<text x="{x + width / 2:.1f}" y="{H - PAD_B + 26}" text-anchor="middle" font-size="9">'
-                     f'{html.escape(name[:12])}</text>')
+        cx, cy = x + width / 2, H - PAD_B + 10
+        turn = f' transform="rotate(-35 {cx:.1f} {cy})" text-anchor="end"' if slanted else ' text-anchor="middle"'
+        parts.append(f'<text x="{cx:.1f}" y="{cy + (0 if slanted else 8)}" font-size="8"{turn}>{html.escape(name[:14])}</text>')
     return _svg(title, parts)
 
 

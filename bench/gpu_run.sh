@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One call on a CUDA machine: install akg, then the steps asked for, everything landing in OUTDIR.
 #   bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]
-# STEPS: comma-separated from tests (pytest -m gpu), kernels (bench/triton_kernels.py),
+# STEPS: comma-separated from tests (pytest -m gpu), kernels (bench/triton_kernels.py), reuse (stored
+#        verdicts replayed, --remeasure, versions and the roofline floor in report.json),
 #        suite (akg bench over examples/problems/FIRST..LAST at GPU sizes),
 #        compile (examples/torch_compile.py: torch.compile(backend="akg") against eager and Inductor),
 #        port (akg migrate of examples/migrate and akg port of examples/library, Triton sources, to
@@ -114,4 +115,22 @@ if [[ ",$STEPS," == *",port,"* ]]; then
             && rm -rf "$OUTDIR/port-$DSL" "$OUTDIR/migrate-$DSL"
     done
     rm -f "$OUTDIR/port.db"*
+fi
+
+if [[ ",$STEPS," == *",reuse,"* ]]; then
+    # Stored verdicts on the GPU: a second run replays them ([stored] lines), --remeasure times them
+    # again, report.json names the versions they depend on (torch, triton, device), and no verified
+    # time lies below the roofline floor (best.suspect is null).
+    for RUN in first second remeasure; do
+        echo "== akg optimize 01_pointwise_chain --dsl triton ($RUN run)"
+        AKG_SIZE=gpu timeout "${AKG_GPU_REUSE_TIMEOUT:-300}" akg optimize examples/problems/01_pointwise_chain.py \
+            --dsl triton --device cuda --budget 4 --store "$OUTDIR/reuse.db" --out "$OUTDIR/reuse-$RUN" \
+            $([[ $RUN == remeasure ]] && echo --remeasure) 2>"$OUTDIR/reuse-$RUN.log" | tail -n 6
+        grep -c "\[stored\]" "$OUTDIR/reuse-$RUN.log" | sed 's/^/   lines replayed from the store: /'
+        tail -n 2 "$OUTDIR/reuse-$RUN.log"
+    done
+    python3 -c "import json, sys; r = json.load(open(sys.argv[1])); print('versions', r['versions']); \
+print('best', {k: r['best'][k] for k in ('time_ms', 'eager_ms', 'speedup_vs_eager', 'roofline_fraction', 'suspect')}); \
+print('stopped:', r['stopped'])" "$OUTDIR/reuse-second/report.json"
+    rm -rf "$OUTDIR/reuse.db"* "$OUTDIR"/reuse-first "$OUTDIR"/reuse-remeasure
 fi

@@ -17,11 +17,17 @@ def browser() -> str:
     return found
 
 
-def _run(args: list[str], profile: Path) -> subprocess.CompletedProcess:
+def _run(args: list[str], profile: Path, attempts: int = 3) -> subprocess.CompletedProcess:
     # A profile folder of its own: no state shared with another Chromium, nothing left in $HOME.
-    cmd = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-           f"--user-data-dir={profile}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    cmd = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-software-rasterizer",
+           "--disable-dev-shm-usage", "--no-first-run", f"--user-data-dir={profile}", *args]
+    for _ in range(attempts):
+        # On a crowded machine Chromium's helper processes are sometimes killed mid-load; the page
+        # is static, so another attempt sees the same thing.
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if done.returncode == 0 and "Abnormal renderer termination" not in done.stderr:
+            return done
+    return done
 
 
 def dump_dom(page: Path, profile: Path) -> str:
@@ -31,6 +37,7 @@ def dump_dom(page: Path, profile: Path) -> str:
 
 
 def screenshot(page: Path, png: Path, profile: Path) -> bytes:
+    png.unlink(missing_ok=True)
     done = _run([f"--screenshot={png}", "--window-size=1200,1400", page.resolve().as_uri()], profile)
     assert done.returncode == 0 and png.is_file(), done.stderr[-1500:]
     return png.read_bytes()

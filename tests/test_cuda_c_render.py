@@ -112,3 +112,12 @@ def test_lint_flags_foreign_imports_and_missing_kernels():
     dsl = plugins.get_dsl("cuda_c")
     problems = dsl.lint("import triton\nclass ModelNew:\n    pass\n")
     assert any("imports triton" in p for p in problems) and any("__global__" in p for p in problems)
+
+
+def test_kernel_findings_see_defined_and_launched_kernels():
+    dsl = plugins.get_dsl("cuda_c")
+    rendered = dsl.render(_groups()[:1], "cuda")
+    assert dsl.kernel_findings(rendered) == []
+    unlaunched = 'SRC = r"""extern "C" __global__ void k(float* x) { }"""\nclass ModelNew:\n    pass\n'
+    assert "never launched" in dsl.kernel_findings(unlaunched)[0]
+    assert "no CUDA-C kernel" in dsl.kernel_findings("class ModelNew:\n    pass\n")[0]

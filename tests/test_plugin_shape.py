@@ -72,3 +72,20 @@ def test_a_duplicate_name_reaches_the_user_as_one_line(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
         "akg: error: two DSL plugins are named 'cpp' (akg.dsls.cpp.dsl and akg.dsls.cpp.dsl); uninstall one"]
+
+
+def test_schedules_are_typed_and_validated_in_every_dsl():
+    from akg.dsls.cpp.schedules import CppSchedule
+    from akg.dsls.cuda_c.schedules import PointwiseSchedule
+    from akg.dsls.metal.schedules import MetalSchedule
+    from akg.dsls.triton.schedules import TritonSchedule
+    from akg.ir import Schedule
+    for bad in (lambda: CppSchedule(variant="diagonal"), lambda: CppSchedule(lanes=0),
+                lambda: TritonSchedule(BLOCK=100), lambda: TritonSchedule(num_warps=3),
+                lambda: TritonSchedule.from_schedule(Schedule((("BLOKC", 64),))),
+                lambda: PointwiseSchedule(vec=3), lambda: MetalSchedule("split")):
+        with pytest.raises(ValueError):
+            bad()
+    s = TritonSchedule(variant="looped", ROWS=2, RBLOCK=512, num_warps=4)
+    assert TritonSchedule.from_schedule(s.to_schedule()) == s
+    assert dict(s.to_schedule().knobs) == {"variant": "looped", "ROWS": 2, "RBLOCK": 512, "num_warps": 4}

@@ -36,7 +36,7 @@ def test_port_sub_library_to_cpp(tmp_path):
     (lib / "broken.py").write_text("import torch\nclass ModelNew(torch.nn.Module):\n    pass\n")
     (tmp_path / "fast.toml").write_text(FAST)
     out, store = tmp_path / "out", tmp_path / "akg.db"
-    done = _port(lib, out, store, "--budget", "1", "--config", str(tmp_path / "fast.toml"))
+    done = _port(lib, out, store, "--budget", "1", "--config", str(tmp_path / "fast.toml"), "--jobs", "2")
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     ops = {r["op"]: r for r in report["ops"]}

@@ -57,3 +57,13 @@ def test_below_the_floor_is_suspect(capsys):
     assert _report(_result(best_ms=0.6, floor_ms=0.53))["best"]["suspect"] is None
     cli._print_summary(report, Path("o"))
     assert "suspect:" in capsys.readouterr().out
+
+
+def test_bench_row_divides():
+    from akg.bench import _result_line, _row
+    report = _report(_result())
+    report["analysis"] = {}
+    row = _row(report)
+    assert abs(row["eager_ms"] / row["time_ms"] - row["speedup_vs_eager"]) < 1e-9
+    assert row["baseline_eager_ms"] == 0.4067
+    assert "0.4264 ms · 3.967x vs eager" in _result_line(row)

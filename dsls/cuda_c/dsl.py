@@ -71,6 +71,9 @@ class CudaCDSL:
     def guide(self) -> str:
         return GUIDE.read_text()
 
+    def kernel_findings(self, source: str) -> list[str]:
+        return kernel_findings(source, "CUDA-C")
+
     def toolchain_problem(self) -> str | None:
         # Candidates compile with NVRTC in the worker; torch's CUDA wheels ship it.
         try:
@@ -85,6 +88,26 @@ class CudaCDSL:
 
     def versions(self) -> dict[str, str]:
         return {"nvrtc": nvrtc_version()}
+
+
+_GLOBAL = re.compile(r'__global__\s+(?:void\s+)?(?:__launch_bounds__\([^)]*\)\s*)?(?:void\s+)?(\w+)\s*\(')
+
+
+def kernel_findings(source: str, language: str) -> list[str]:
+    """A __global__ kernel in one of the source's strings, and its name used from Python (the
+    string given to a launch, or an attribute of a loaded module)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    kernels = {name for text in strings for name in _GLOBAL.findall(text)}
+    if not kernels:
+        return [f"no {language} kernel: no string holds a __global__ function"]
+    used = {s for s in strings if s in kernels} | {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    if not kernels & used:
+        return [f"the {language} kernel(s) {', '.join(sorted(kernels))} are defined but never launched from Python"]
+    return []
 
 
 def nvrtc_version() -> str:

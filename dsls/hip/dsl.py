@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from akg.dsls.cuda_c.dsl import CudaCDSL, SOURCE_PATTERN
+from akg.dsls.cuda_c.dsl import SOURCE_PATTERN, CudaCDSL, kernel_findings
 from akg.ir import FusedGroup, Schedule
 from akg.targets import BuildError, HardwareSpec
 
@@ -44,6 +44,9 @@ class HipDSL:
 
     def guide(self) -> str:
         return GUIDE.read_text()
+
+    def kernel_findings(self, source: str) -> list[str]:
+        return kernel_findings(source, "HIP")
 
     def toolchain_problem(self) -> str | None:
         try:
