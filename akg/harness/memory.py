@@ -19,14 +19,20 @@ import torch
 
 from akg.harness.errors import HarnessError
 
-# What the harness holds at its peak, in units of the problem's footprint, on a device:
-#   conductor: inputs of the case (1) + the reference's outputs (1, outputs only) + the
-#              conductor's buffers the worker copies its outputs into (2 passes, outputs only);
-#   worker:    the model's own parameters (1, params only) + one clone of the inputs per call (1)
-#              + the candidate's outputs and whatever it allocates (1-2) + earlier outputs kept to
-#              see aliasing (bounded to 1x outputs, see ``keep``).
-# The reference's parameters live in both processes. Rounded up to 6 with room for temporaries.
-PEAK_FACTOR = 6.0
+# What the harness holds at its peak on a device, in units of the problem's footprint F (inputs +
+# parameters + outputs):
+#   conductor: cached cases, each the case's inputs and the reference's outputs (at most
+#              ``CACHED_CASES`` x F, see reference.py) + the buffers the worker copies its two
+#              passes' outputs into (<= F) + the reference's forward on a clone of the inputs (<= F);
+#              value checks run in chunks of 128 MB;
+#   worker:    its own copy of the parameters, one clone of the inputs per call, the candidate's
+#              outputs, their copy taken at return (late writes), and earlier outputs kept to see
+#              reuse (bounded to one more set, see ``keep``): <= 2 x F.
+# The inputs a worker maps are the conductor's memory (no copy).
+CACHED_CASES = 2
+CONDUCTOR_FACTOR = CACHED_CASES + 2.0
+WORKER_FACTOR = 2.0
+PEAK_FACTOR = CONDUCTOR_FACTOR + WORKER_FACTOR      # one worker: 6
 # Earlier outputs a worker keeps alive on a device, in units of the current outputs' size.
 KEEP_OUTPUTS_FACTOR = 1.0
 
@@ -99,22 +105,28 @@ def free_bytes(device: str) -> int | None:
         return None
 
 
-def check_fits(problem, device: str) -> Footprint:
-    """The problem's footprint, after checking that ``PEAK_FACTOR`` times it fits on ``device``;
-    raises ``ProblemTooLarge`` (one line) where it does not."""
+def check_fits(problem, device: str, workers: int = 1) -> Footprint:
+    """The problem's footprint, after checking that the harness's multiple of it (conductor and
+    ``workers`` workers on one device) fits in ``device``'s free memory; raises
+    ``ProblemTooLarge`` (one line) where it does not."""
     try:
         footprint = estimate_footprint(problem)
     except Exception:   # get_inputs or the constructor does what fake tensors cannot
         return Footprint(0, 0, None)
-    refuse_if_too_big(problem, device, footprint, free_bytes(device))
+    refuse_if_too_big(problem, device, footprint, free_bytes(device), workers)
     return footprint
 
 
-def refuse_if_too_big(problem, device: str, footprint: Footprint, free: int | None) -> None:
-    need = int(math.ceil(PEAK_FACTOR * footprint.total_bytes))
+def peak_factor(workers: int = 1) -> float:
+    return CONDUCTOR_FACTOR + WORKER_FACTOR * max(1, workers)
+
+
+def refuse_if_too_big(problem, device: str, footprint: Footprint, free: int | None, workers: int = 1) -> None:
+    factor = peak_factor(workers)
+    need = int(math.ceil(factor * footprint.total_bytes))
     if free is not None and need > free:
         raise ProblemTooLarge(
-            f"problem {problem.name}: needs about {_gib(need)} on {device} ({PEAK_FACTOR:g} x its "
+            f"problem {problem.name}: needs about {_gib(need)} on {device} ({factor:g} x its "
             f"{_gib(footprint.total_bytes)} of inputs, parameters and outputs) but {_gib(free)} is free; "
             f"use a device with more memory or smaller inputs")
 

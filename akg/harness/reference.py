@@ -54,7 +54,9 @@ class ExpectedCase:
 class Reference:
     """The problem's Model built under the parameter seed, and its results per case (cached)."""
 
-    def __init__(self, problem: Problem, device: str, param_seed: int) -> None:
+    def __init__(self, problem: Problem, device: str, param_seed: int, cache_bytes: int | None = None) -> None:
+        """``cache_bytes``: at most this much of cached cases on an accelerator (the pool passes
+        ``memory.CACHED_CASES`` x the footprint, so the peak stays the stated multiple)."""
         self.problem = problem
         self.device = device
         self.param_seed = param_seed
@@ -70,7 +72,8 @@ class Reference:
         self._device_inputs: dict[tuple[int, str], list] = {}
         self._digests: dict[tuple[int, str], list[str]] = {}
         free = memory.free_bytes(device)
-        self._cache_budget = int(DEVICE_CACHE_SHARE * free) if free else None
+        budgets = [b for b in (int(DEVICE_CACHE_SHARE * free) if free else None, cache_bytes) if b]
+        self._cache_budget = min(budgets) if budgets else None
         self._supports: dict[tuple[int, str], randomness.Support | None] = {}
 
     @property
