@@ -91,7 +91,24 @@ def estimate_footprint(problem) -> Footprint:
 
 
 def is_accelerator(device: str) -> bool:
-    return torch.device(device).type != "cpu"
+    try:
+        return torch.device(device).type not in ("cpu", "meta")
+    except (RuntimeError, TypeError, ValueError):   # a backend name torch does not know
+        return False
+
+
+def _device_module(device: str):
+    """torch's module for the device's type (the one ``torch.accelerator`` wraps), for calls older
+    torch versions have only there."""
+    return getattr(torch, torch.device(device).type, None)
+
+
+def _memory_call(device: str, name: str, fallback: str, *args):
+    dev = torch.device(device)
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, name):
+        return getattr(accelerator, name)(dev, *args)
+    return getattr(_device_module(device), fallback)(dev, *args)
 
 
 def free_bytes(device: str) -> int | None:
@@ -99,7 +116,7 @@ def free_bytes(device: str) -> int | None:
     if not is_accelerator(device):
         return None
     try:
-        free, _total = torch.accelerator.get_memory_info(torch.device(device))
+        free, _total = _memory_call(device, "get_memory_info", "mem_get_info")
         return int(free)
     except Exception:
         return None
@@ -140,7 +157,7 @@ def _gib(n: int) -> str:
 def reset_peak(device: str) -> None:
     if is_accelerator(device):
         try:
-            torch.accelerator.reset_peak_memory_stats(torch.device(device))
+            _memory_call(device, "reset_peak_memory_stats", "reset_peak_memory_stats")
         except Exception:
             pass
 
@@ -150,15 +167,16 @@ def peak_bytes(device: str) -> int:
     if not is_accelerator(device):
         return 0
     try:
-        return int(torch.accelerator.max_memory_allocated(torch.device(device)))
+        return int(_memory_call(device, "max_memory_allocated", "max_memory_allocated"))
     except Exception:
         return 0
 
 
 def synchronize() -> None:
     """Wait for every stream of this process on the current accelerator."""
-    if torch.accelerator.is_available():
-        torch.accelerator.synchronize()
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and accelerator.is_available():
+        accelerator.synchronize()
 
 
 def keep(device: str, now: list[torch.Tensor], kept: list[torch.Tensor], max_count: int = 8) -> list[torch.Tensor]:

@@ -181,7 +181,7 @@ class LoadedCandidate:
     def run_case(self, message: m.RunCase) -> m.CaseResult:
         memory.reset_peak(self.state.device)
         inputs = self._inputs(message.inputs, message.seed, message.distribution)
-        buffers = message.outputs_to or (None, None)
+        buffers = _buffers(message.outputs_to) or (None, None)
         passes = [self._one_pass(inputs, pattern, message, buffers[i], record=(i == 0))
                   for i, pattern in enumerate(POISON_BYTES)]
         first = passes[0]
@@ -298,7 +298,7 @@ class LoadedCandidate:
                     if who == "cand":
                         last_output, last_seed = box[0], message.seeds[k]
         items = list(last_output) if isinstance(last_output, (tuple, list)) else [last_output]
-        outputs, written = _deliver(items, message.outputs_to)
+        outputs, written = _deliver(items, _buffers(message.outputs_to))
         return m.Timed(
             ref_ms=tuple(ref_ms), cand_ms=tuple(cand_ms), last_seed=last_seed, last_outputs=outputs,
             integrity=tuple(self.snapshot.changes()),
@@ -324,6 +324,17 @@ def _deliver(items: list, buffers) -> tuple[tuple, tuple[bool, ...]]:
     if any(written):
         _synchronize_all()
     return tuple(outputs), tuple(written)
+
+
+def _buffers(handles):
+    """The conductor's device buffers for the outputs, opened from their handles; None where it
+    passed none or they do not open (the outputs are then exported)."""
+    if handles is None:
+        return None
+    try:
+        return protocol.resolve(handles, os.getpid(), device_handles=True)
+    except protocol.ProtocolError:
+        return None
 
 
 def _at_positions(t: torch.Tensor) -> torch.Tensor:
