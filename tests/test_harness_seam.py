@@ -146,3 +146,16 @@ def test_value_checks_in_chunks_agree_with_one_chunk(monkeypatch):
     moved_nan = near.clone()
     moved_nan[[3, 4]] = moved_nan[[4, 3]]
     assert not compare._value_checks(expected, moved_nan, config, "w")[0][0].passed
+
+
+def test_a_case_reply_must_describe_every_output_of_both_passes():
+    info = {"type_name": "Tensor", "plain": True, "shape": [2], "dtype": "float32", "device": "cpu"}
+    good = {"op": "case", "infos": [info], "outputs": [[torch.ones(2)], [torch.ones(2)]], "mutated": [],
+            "aliases_input": [[]], "aliases_earlier": False, "late_writes": False, "new_threads": 0,
+            "violations": [], "integrity": []}
+    assert m.reply_from_wire(good, m.CaseResult).outputs[1][0].shape == (2,)
+    for bad in ({"outputs": [[torch.ones(2)], []]},                     # an output left out of a pass
+                {"written": [[True]]},                                   # one pass of flags
+                {"aliases_input": []}):
+        with pytest.raises(ProtocolError):
+            m.reply_from_wire(dict(good, **bad), m.CaseResult)

@@ -215,7 +215,7 @@ class LoadedCandidate:
         args = clone_args(inputs)
         threads_before = guard.python_threads()
         recorder = guard.OpRecorder(self.declared) if record and self.policy == "strict" else None
-        draws = _RandomDraws() if record else None
+        draws = _RandomDraws() if record and message.record_draws else None
         with torch.no_grad():
             _seed(message.forward_seed)
             returned = self._forward(args, recorder, draws)
