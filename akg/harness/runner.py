@@ -5,6 +5,7 @@ import time (before candidate code exists) and reports what it observed; the con
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -248,13 +249,15 @@ class LoadedCandidate:
         return result
 
     def _forward(self, args: list, recorder, draws):
-        if recorder is not None and draws is not None:
-            with recorder, guard.DeclaredOpScope(recorder), draws:
-                return self.model(*args)
-        if draws is not None:
-            with draws:
-                return self.model(*args)
-        return self.model(*args)
+        """The candidate's forward under the op recorder (strict policy) and the random-draw
+        recorder, each where asked for."""
+        with contextlib.ExitStack() as scopes:
+            if recorder is not None:
+                scopes.enter_context(recorder)
+                scopes.enter_context(guard.DeclaredOpScope(recorder))
+            if draws is not None:
+                scopes.enter_context(draws)
+            return self.model(*args)
 
     def sample(self, message: m.Sample) -> m.Samples:
         """The candidate's outputs on one case's inputs under each forward seed, each output read
