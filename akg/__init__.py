@@ -1,6 +1,7 @@
 """akg: verified, measured kernels from PyTorch programs.
 
-    akg.optimize(module, inputs, dsl="cpp", device="cpu") -> Result(module, report, source)
+    akg.optimize(module, inputs, dsl=NAME, device=NAME) -> Result(module, report, source)
+    (names as listed by `akg plugins`)
     torch.compile(model, backend="akg")       # akg.configure(budget=..., ...) sets how it searches
 """
 import sys

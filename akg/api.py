@@ -114,12 +114,13 @@ def _load_best(source: str, path: Path) -> type:
     return module.ModelNew
 
 
-def optimize(module: nn.Module, inputs: list | tuple, *, dsl: str = "cpp", device: str | None = None,
+def optimize(module: nn.Module, inputs: list | tuple, *, dsl: str, device: str | None = None,
              budget: int = 24, out: str | Path | None = None, store: str | Path | None = None,
              policy: str = "strict", name: str | None = None, config=None) -> Result:
-    """Search for a faster verified version of ``module`` on ``inputs``' shapes. ``out``: where
-    best.py and report.json go (default: a new temp folder, announced on stderr). ``config``: a
-    HarnessConfig (default: the full harness)."""
+    """Search for a faster verified version of ``module`` on ``inputs``' shapes, written in ``dsl``
+    (a name from ``akg plugins``) for ``device`` (default: the first of the DSL's devices present).
+    ``out``: where best.py and report.json go (default: a new temp folder, announced on stderr).
+    ``config``: a HarnessConfig (default: the full harness)."""
     from akg.harness import HarnessConfig
     from akg.paths import check_output_dir
     from akg.pipeline import optimize_problem, resolve_target

@@ -8,19 +8,20 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 from akg import errors
 from akg.errors import AkgError, CandidateFileError
 
 EPILOG = "Exit codes: 0 ok/accepted, 1 rejected, 2 bad usage or problem, 3 bad candidate file, " \
-         "4 bad config, 5 device unavailable, 6 store error, 70 internal error."
+         "4 bad config, 5 device unavailable, 6 store error, 7 LLM endpoint error, 70 internal error."
 
 
 def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
     if dsl_required:
-        p.add_argument("--dsl", required=True, help="target DSL (see `akg plugins`), e.g. cpp, triton")
-    p.add_argument("--device", default=None, help="backend to run on, e.g. cpu, cuda (default: the DSL's first available)")
+        p.add_argument("--dsl", required=True, help="target DSL (`akg plugins` lists them)")
+    p.add_argument("--device", default=None, help="backend to run on (`akg plugins` lists them; default: the DSL's first available)")
     p.add_argument("--policy", choices=("strict", "standard"), default=None,
                    help="strict (default): only DSL kernels plus declared library ops may compute; standard: framework ops allowed")
     p.add_argument("--config", default=None, help="TOML file with [search] and [harness] defaults")
@@ -29,11 +30,33 @@ def _common(p: argparse.ArgumentParser, dsl_required: bool = False) -> None:
 
 def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=int, default=None, help="most candidates to measure (default 24)")
-    p.add_argument("--time-limit", type=float, default=None, help="wall-clock limit in seconds")
+    p.add_argument("--time-limit", type=float, default=None,
+                   help="wall-clock limit in seconds for the whole command (per problem in bench), baselines "
+                        "included: at the limit akg stops, writes the best verified result so far and exits 0")
     p.add_argument("--store", default=None, help="SQLite store (default .akg/akg.db)")
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None, help="timing trials per candidate (median is reported)")
     p.add_argument("--json", action="store_true", help="print only the JSON result")
+    p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                   help="judge candidates on a Ray cluster, one actor per GPU (per CPU for --device cpu); "
+                        "auto joins a running local cluster or starts one (pip install 'akg[ray]')")
+    p.add_argument("--remeasure", action="store_true",
+                   help="time every candidate again instead of replaying timings from the store")
+
+
+def _llm_flags(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("LLM mode (see docs/llm.md; key from AKG_LLM_API_KEY, else OPENAI_API_KEY)")
+    g.add_argument("--llm", metavar="MODEL", default=None, help="model name at an OpenAI-compatible endpoint")
+    g.add_argument("--llm-url", metavar="URL", default=None, help="base URL, e.g. http://localhost:8000/v1 (default OpenAI)")
+    g.add_argument("--mode", choices=("compiler", "llm", "both"), default=None,
+                   help="who proposes candidates (default: both with --llm — templates first, then agents improve)")
+    g.add_argument("--agents", choices=("all", "coder"), default=None,
+                   help="all: designer then coder (default); coder: the coder alone, for small local models")
+    g.add_argument("--hint", default=None, help="advice for the designer and coder, e.g. 'fuse the epilogue'")
+    g.add_argument("--llm-budget", type=int, default=None, help="most code-writing LLM turns (default 12)")
+    g.add_argument("--token-budget", type=int, default=None, help="most prompt+completion tokens")
+    g.add_argument("--llm-record", metavar="FILE", default=None, help="write every exchange to this cassette")
+    g.add_argument("--llm-replay", metavar="FILE", default=None, help="answer from this cassette, offline")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     _search_flags(p)
     p.add_argument("--out", default="akg_out", help="output folder (default akg_out)")
     p.add_argument("--resume", action="store_true", help="continue the last interrupted run of this problem")
+    _llm_flags(p)
 
     p = sub.add_parser("verify", help="check a candidate ModelNew against a problem", epilog=EPILOG,
                        description="Exit 0 when accepted, 1 when rejected, 2 for bad usage or a bad problem file.")
@@ -61,13 +85,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-compile", action="store_true", help="do not time the torch.compile baseline")
     p.add_argument("--trials", type=int, default=None)
 
-    p = sub.add_parser("bench", help="optimize every problem in a folder and summarise", epilog=EPILOG,
-                       description="Per-problem results, fast_p and geomean speedups vs eager and torch.compile.")
-    p.add_argument("suite", help="folder of problem files")
+    p = sub.add_parser("bench", help="optimize every problem of a suite and summarise", epilog=EPILOG,
+                       description="Per-problem results, fast_p and geomean speedups vs eager and torch.compile. "
+                                   "Each problem runs in its own process; the results file is rewritten as each finishes.")
+    p.add_argument("suite", help="folder of problem files, searched recursively (e.g. a KernelBench checkout "
+                                 "with level folders), or a text file listing problem files one per line")
     _common(p, dsl_required=True)
     _search_flags(p)
     p.add_argument("--out", required=True, help="JSON file for the results")
     p.add_argument("--results-dir", default=None, help="also write each problem's best.py/report.json here")
+    p.add_argument("--problems", default=None,
+                   help="which problems: numbers, ranges and names, comma-separated (e.g. 1,19,23-30,Softmax)")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the rows already in --out and run only the problems without one")
+
+    p = sub.add_parser("export", help="write every candidate in a store as a dataset", epilog=EPILOG,
+                       description="One JSON record per candidate and target: problem, DSL, device, source, verdict, "
+                                   "timings, lineage, prompt and reply ids.")
+    p.add_argument("--store", default=None, help="SQLite store (default .akg/akg.db)")
+    p.add_argument("--format", choices=("jsonl",), default="jsonl")
+    p.add_argument("--out", default="-", help="file to write (default: standard output)")
+    p.add_argument("--debug", action="store_true")
+
+    p = sub.add_parser("migrate", help="regenerate a kernel file's computation in another DSL, verified", epilog=EPILOG,
+                       description="Write DIR/best.py in the target DSL and DIR/report.json, with the source kernel "
+                                   "timed beside eager and torch.compile where it runs on the device.")
+    p.add_argument("kernel", metavar="KERNEL_FILE", help="candidate file (ModelNew with its kernels inline) in any DSL")
+    p.add_argument("--to", required=True, dest="dsl", metavar="DSL", help="target DSL (see `akg plugins`)")
+    p.add_argument("--problem", default=None, help="problem file whose Model is the oracle (default: the kernel file's own Model)")
+    _common(p)
+    _search_flags(p)
+    p.add_argument("--out", default="akg_out", help="output folder (default akg_out)")
+    p.add_argument("--resume", action="store_true", help="continue the last interrupted run of this kernel")
+    _llm_flags(p)   # LLM mode: the designer and coder are shown the source kernel to port
+
+    p = sub.add_parser("port", help="migrate every kernel or problem file of a folder to a DSL", epilog=EPILOG,
+                       description="Write DIR/<library>/ (an importable package), DIR/report.json and DIR/report.html. "
+                                   "Finished ops are kept: running it again resumes.")
+    p.add_argument("library", metavar="LIBRARY_DIR", help="folder of kernel or problem files")
+    p.add_argument("--to", required=True, dest="dsl", metavar="DSL", help="target DSL (see `akg plugins`)")
+    _common(p)
+    _search_flags(p)
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--jobs", type=int, default=1, help="ops ported at once (default 1: timings on one device interfere)")
+    _llm_flags(p)
+
+    p = sub.add_parser("report", help="write a static HTML page for a run, bench, port or store", epilog=EPILOG,
+                       description="RUN is a run or port output folder, a report.json, a bench JSON or an akg store (.db).")
+    p.add_argument("run", metavar="RUN_DIR_OR_STORE")
+    p.add_argument("--out", required=True, help="HTML file to write")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
 
     p = sub.add_parser("analyze", help="trace a problem and print its work, bytes and roofline floor")
     p.add_argument("problem")
@@ -82,12 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    started = time.monotonic()  # --time-limit counts from here: imports and baselines included
     args = build_parser().parse_args(argv)
+    args.started = started
     try:
         return COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("akg: interrupted; finished verdicts are in the store (resume with --resume)", file=sys.stderr)
         return 130
+    except BrokenPipeError:   # `akg plugins | head`: the reader left; not an error of akg's
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return errors.EXIT_OK
     except Exception as e:  # every error reaches the user as one line unless --debug
         if getattr(args, "debug", False):
             raise
@@ -130,11 +203,18 @@ def _settings(args):
     from akg.search import SearchOptions
 
     s, harness = load_config(args.config)
+    time_limit = getattr(args, "time_limit", None)
+    time_limit = s.get("time_limit") if time_limit is None else time_limit
+    if time_limit is not None and time_limit <= 0:
+        raise AkgError(f"--time-limit must be a positive number of seconds, got {time_limit:g}")
     options = SearchOptions(
         budget=getattr(args, "budget", None) or s.get("budget", 24),
-        time_limit_s=getattr(args, "time_limit", None) or s.get("time_limit"),
+        time_limit_s=time_limit,
+        started=getattr(args, "started", None),
         policy=args.policy or s.get("policy", "strict"),
-        resume=getattr(args, "resume", False))
+        resume=getattr(args, "resume", False),
+        ray_address=getattr(args, "ray", None),
+        remeasure=getattr(args, "remeasure", False))
     overrides = {}
     if getattr(args, "trials", None):
         overrides["trials"] = args.trials
@@ -145,35 +225,27 @@ def _settings(args):
     return options, harness.replace(**overrides)
 
 
-def _progress(quiet: bool):
-    if quiet:
-        return None
-    import time
-    from rich.console import Console
-    from rich.markup import escape
-    console = Console(stderr=True, soft_wrap=True)
-    started = time.monotonic()
+def _llm_settings(args):
+    from akg.config import load_llm_config
+    from akg.evolve import llm_run
+    values = load_llm_config(args.config)
+    flags = {"model": args.llm, "url": args.llm_url, "mode": args.mode, "agents": args.agents, "hint": args.hint,
+             "candidates": args.llm_budget, "token_budget": args.token_budget, "record": args.llm_record,
+             "replay": args.llm_replay}
+    values.update({k: v for k, v in flags.items() if v is not None})
+    return llm_run(values)
 
-    def show(message: str, scored) -> None:
-        stamp = f"[dim]{time.monotonic() - started:7.1f}s[/dim]"
-        if scored is None:
-            console.print(f"{stamp} {escape(message)}")
-            return
-        v = scored.verdict
-        if v.accepted:
-            speed = dict(v.speedups).get("vs_eager")
-            timing = f" {v.time_ms:.4g} ms" if v.time_ms is not None else ""
-            status = "[green]ok[/green]" + timing + (f" ({speed:.2f}x eager)" if speed else "")
-        else:
-            status = f"[red]rejected[/red] {escape(v.reason[:100])}"
-        reused = " [dim](stored)[/dim]" if scored.reused else ""
-        what = escape(f"{scored.candidate.description[:70]:<70}")
-        console.print(f"{stamp}   {scored.candidate.id} {what} {status}{reused}")
-    return show
+
+def _progress(quiet: bool, options=None, live: bool = True):
+    from akg.progress import Progress
+    return Progress(quiet=quiet, budget=getattr(options, "budget", None),
+                    time_limit_s=getattr(options, "time_limit_s", None), live=live)
 
 
 def cmd_optimize(args) -> int:
-    from akg.pipeline import optimize_problem, resolve_target
+    import contextlib
+    from akg.deadline import Deadline, Watchdog
+    from akg.pipeline import Running, optimize_problem, resolve_target
     from akg.problem import load_problem
     from akg.store import Store, DEFAULT_STORE
 
@@ -182,10 +254,21 @@ def cmd_optimize(args) -> int:
     check_output_dir(args.out, "--out")
     check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
-    problem = load_problem(args.problem)
-    with Store(args.store or DEFAULT_STORE) as store:   # opened (and checked) before the device is probed
-        target = resolve_target(args.dsl, args.device)
-        report = optimize_problem(problem, target, Path(args.out), store, options, harness, _progress(args.json))
+    mode, llm = _llm_settings(args)
+    options.mode = mode
+    running, watchdog = None, contextlib.nullcontext()
+    if options.time_limit_s is not None:  # from here on, everything counts against the limit
+        running = Running(Deadline(options.time_limit_s, options.started), Path(args.out), args.dsl, args.device or "")
+        watchdog = Watchdog(running.deadline, running.kill, running.rescue)
+    with watchdog:
+        problem = load_problem(args.problem)
+        if running is not None:
+            running.problem = problem
+        with Store(args.store or DEFAULT_STORE) as store:   # opened (and checked) before the device is probed
+            target = resolve_target(args.dsl, args.device)
+            with _progress(args.json, options) as progress:
+                report = optimize_problem(problem, target, Path(args.out), store, options, harness, progress,
+                                          running, llm=llm)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:
@@ -201,10 +284,16 @@ def _print_summary(report: dict, out: Path) -> None:
     comp = report["baselines"]["compile_ms"]
     fmt = lambda v, unit="": "n/a" if v is None else f"{v:.4g}{unit}"
     c.print(f"[bold]{report['problem']}[/bold] · {report['dsl']} on {report['device']} ({report['hardware']})")
-    c.print(f"  eager {fmt(eager, ' ms')} · torch.compile {fmt(comp, ' ms')}")
+    c.print(f"  baselines, measured before the search: eager {fmt(eager, ' ms')} · torch.compile {fmt(comp, ' ms')}")
     verified = "[green]verified[/green]" if best["correct"] else "[red]unverified[/red]"
+    # One line, one measurement: the speedups are the printed times divided by each other.
     c.print(f"  best: {best['origin']} {best['candidate_id']} {verified} {fmt(best['time_ms'], ' ms')} · "
-            f"{fmt(best['speedup_vs_eager'], 'x')} vs eager · {fmt(best['speedup_vs_compile'], 'x')} vs torch.compile")
+            f"eager {fmt(best.get('eager_ms'), ' ms')} timed with it: {fmt(best['speedup_vs_eager'], 'x')} · "
+            f"torch.compile {fmt(best.get('compile_ms'), ' ms')} (timed apart): {fmt(best['speedup_vs_compile'], 'x')}")
+    if best.get("suspect"):
+        c.print(f"  [yellow]suspect: {best['suspect']}[/yellow]")
+    if report.get("stopped"):
+        c.print(f"  search stopped: {report['stopped']}")
     if not best.get("timing_meaningful", True):
         c.print("  [yellow]timings on this target are not meaningful (interpreter)[/yellow]")
     for note in report["notes"]:
@@ -275,25 +364,150 @@ def _print_verdict(v) -> None:
 
 
 def cmd_bench(args) -> int:
-    from akg.bench import markdown_table, run_bench
+    from akg.bench import discover, markdown_table, run_bench, select
+    from akg.pipeline import resolve_target
+    from akg.store import DEFAULT_STORE
+
+    from akg.paths import check_output_dir, check_output_file
+
+    check_output_file(args.out, "--out")
+    check_output_file(args.store or DEFAULT_STORE, "--store")
+    if args.results_dir:
+        check_output_dir(args.results_dir, "--results-dir")
+    options, _ = _settings(args)  # checks the flags and the config file before any problem runs
+    entries = select(discover(Path(args.suite)), args.problems)
+    target = resolve_target(args.dsl, args.device)
+    device = args.device or target.device
+    shared = ["--dsl", args.dsl, "--store", str(Path(args.store or DEFAULT_STORE).resolve())]
+    for flag, value in (("--budget", args.budget), ("--policy", args.policy), ("--trials", args.trials),
+                        ("--config", args.config and str(Path(args.config).resolve()))):
+        if value is not None:
+            shared += [flag, str(value)]
+    if args.no_compile:
+        shared.append("--no-compile")
+    if args.remeasure:
+        shared.append("--remeasure")
+    if getattr(args, "remeasure", False):
+        shared.append("--remeasure")
+    if args.ray:  # joined once here; every problem's process joins the same cluster
+        from akg.distributed import cluster_address, connect
+        shared += ["--ray", cluster_address(connect(args.ray))]
+    import signal
+    # A bench stopped by SIGTERM (a job's timeout) takes its running problem's processes along.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    result = run_bench(entries, target, Path(args.out), shared, suite=Path(args.suite), device=device,
+                       time_limit_s=options.time_limit_s, resume=args.resume,
+                       results_dir=Path(args.results_dir).resolve() if args.results_dir else None,
+                       progress=_progress(args.json, live=False))   # each problem's own lines pass through
+    print(json.dumps(result["summary"], indent=2) if args.json else markdown_table(result))
+    return errors.EXIT_OK
+
+
+def cmd_export(args) -> int:
+    from akg.store import Store, DEFAULT_STORE
+    path = Path(args.store) if args.store else DEFAULT_STORE
+    if not path.is_file():
+        raise AkgError(f"store {path}: no such file; pass --store with the store a run wrote", errors.EXIT_STORE)
+    if args.out != "-":
+        from akg.paths import check_output_file
+        check_output_file(args.out, "--out")
+    out = sys.stdout if args.out == "-" else open(args.out, "w")
+    try:
+        with Store(path) as store:
+            for record in store.export_records():
+                out.write(json.dumps(record, default=str) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    return errors.EXIT_OK
+
+
+def cmd_migrate(args) -> int:
+    from akg.migrate import migrate
     from akg.pipeline import resolve_target
     from akg.store import Store, DEFAULT_STORE
 
     from akg.paths import check_output_dir, check_output_file
 
-    suite = Path(args.suite)
-    if not suite.is_dir():
-        raise AkgError(f"suite {args.suite}: not a folder of problem files")
-    check_output_file(args.out, "--out")
+    check_output_dir(args.out, "--out")
     check_output_file(args.store or DEFAULT_STORE, "--store")
-    if args.results_dir:
-        check_output_dir(args.results_dir, "--results-dir")
     options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
     target = resolve_target(args.dsl, args.device)
     with Store(args.store or DEFAULT_STORE) as store:
-        result = run_bench(suite, target, Path(args.out), store, options, harness, _progress(args.json),
-                           Path(args.results_dir) if args.results_dir else None)
-    print(json.dumps(result["summary"], indent=2) if args.json else markdown_table(result))
+        with _progress(args.json, options) as progress:
+            report = migrate(Path(args.kernel), target, Path(args.out), store, options, harness,
+                             Path(args.problem) if args.problem else None, progress, llm=llm)
+    if args.json:
+        print(json.dumps(report, indent=2, default=str))
+        return errors.EXIT_OK
+    _print_summary(report, Path(args.out))
+    from rich.console import Console
+    mig = report["migration"]
+    src = mig["source"]
+    what = f"{src['time_ms']:.4g} ms" if src["timed"] else src["reason"]
+    vs = f" · best is {mig['speedup_vs_source']:.3f}x vs source" if mig["speedup_vs_source"] else ""
+    Console(soft_wrap=True).print(f"  source ({src['dsl'] or 'unknown DSL'}): {what}{vs}; oracle: {mig['oracle']}")
+    return errors.EXIT_OK
+
+
+def cmd_port(args) -> int:
+    from akg.pipeline import resolve_target
+    from akg.paths import check_output_dir, check_output_file
+    from akg.port import port_library
+    from akg.store import DEFAULT_STORE
+
+    check_output_dir(args.out, "--out")
+    check_output_file(args.store or DEFAULT_STORE, "--store")
+    options, harness = _settings(args)
+    mode, llm = _llm_settings(args)
+    options.mode = mode
+    target = resolve_target(args.dsl, args.device)
+    if args.jobs < 1:
+        raise AkgError("--jobs must be at least 1")
+    out = Path(args.out)
+    if args.json:
+        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness,
+                              args.jobs, llm=llm)
+        print(json.dumps(report, indent=2, default=str))
+        return errors.EXIT_OK
+    from akg.port_progress import PortProgress
+    with PortProgress(Path(args.library)) as bar:
+        report = port_library(Path(args.library), target, out, Path(args.store or DEFAULT_STORE), options, harness,
+                              args.jobs, bar.candidate, bar.op_done, llm=llm)
+    _print_port(report, out)
+    return errors.EXIT_OK
+
+
+def _print_port(report: dict, out: Path) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    fmt = lambda v, unit="": "—" if v is None else f"{v:.3g}{unit}"
+    table = Table(title=f"{report['library']} → {report['dsl']} on {report['device']} ({report['hardware']})")
+    for col in ("op", "result", "ms", "vs eager", "vs compile", "vs source", "note"):
+        table.add_column(col, overflow="fold")
+    for r in report["ops"]:
+        result = "error" if r.get("error") else ("ported" if r["ported"] else "fallback")
+        table.add_row(r["op"], result, fmt(r.get("time_ms")), fmt(r.get("speedup_vs_eager"), "x"),
+                      fmt(r.get("speedup_vs_compile"), "x"), fmt(r.get("speedup_vs_source"), "x"),
+                      (r.get("fallback_reason") or "")[:160])
+    c = Console(soft_wrap=True)
+    c.print(table)
+    s = report["summary"]
+    c.print(f"{s['ported']}/{s['ops']} ported · {s['verified']} verified · {s['errors']} errors · "
+            f"geomean {fmt(s['geomean_speedup_vs_eager'], 'x')} vs eager, {fmt(s['geomean_speedup_vs_compile'], 'x')} "
+            f"vs torch.compile")
+    c.print(f"wrote {report['package']}/, {out / 'report.json'} and {out / 'report.html'}")
+
+
+def cmd_report(args) -> int:
+    from akg.paths import check_output_file
+    from akg.report import write_report
+    check_output_file(args.out, "--out")
+    view = write_report(args.run, args.out)
+    rows = len(view.suite.rows) if view.suite else 0
+    print(f"wrote {args.out} ({len(view.runs)} run(s){f', {rows} rows' if rows else ''})")
     return errors.EXIT_OK
 
 
@@ -353,7 +567,8 @@ def cmd_plugins(args) -> int:
 
 
 COMMANDS = {"optimize": cmd_optimize, "verify": cmd_verify, "bench": cmd_bench, "analyze": cmd_analyze,
-            "plugins": cmd_plugins}
+            "plugins": cmd_plugins, "migrate": cmd_migrate, "port": cmd_port, "report": cmd_report,
+            "export": cmd_export}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -31,9 +31,9 @@ def load_config(path: str | Path | None) -> tuple[dict[str, Any], HarnessConfig]
         return {}, HarnessConfig()
     path = Path(path)
     data = read_toml(path)
-    unknown = [s for s in data if s not in ("search", "harness") or not isinstance(data[s], dict)]
+    unknown = [s for s in data if s not in ("search", "harness", "llm") or not isinstance(data[s], dict)]
     if unknown:
-        raise ConfigError(f"config {path}: unknown section [{unknown[0]}]; known: [search], [harness]")
+        raise ConfigError(f"config {path}: unknown section [{unknown[0]}]; known: [search], [harness], [llm]")
     search = _search(path, data.get("search", {}))
     harness = config_from_dict(data.get("harness", {}), where=f"config {path}: [harness]")
     return search, harness
@@ -49,3 +49,12 @@ def _search(path: Path, values: dict) -> dict[str, Any]:
     if values.get("policy", "strict") not in ("strict", "standard"):
         raise ConfigError(f"config {path}: search.policy must be 'strict' or 'standard', not {values['policy']!r}")
     return dict(values)
+
+
+def load_llm_config(path: str | Path | None) -> dict[str, Any]:
+    """The [llm] table (checked): model, url, api_key_env, mode, agents, budgets, prices; see docs/llm.md."""
+    if path is None:
+        return {}
+    from akg.evolve import check_llm_values
+    path = Path(path)
+    return dict(check_llm_values(read_toml(path).get("llm", {}), f"config {path}"))

@@ -16,6 +16,7 @@ Layers:
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -555,6 +556,9 @@ class Verdict:
     roofline_fraction: float | None = None        # floor / time: 1.0 means at the floor
     profile: tuple[tuple[str, Any], ...] = ()
     timing_meaningful: bool = True                # False e.g. under an interpreter
+    # Set when the time is below the roofline floor (yet above the slack that rejects it): a result
+    # faster than physics allows means the timing or the hardware figures are off.
+    suspect: str | None = None
 
     @property
     def accepted(self) -> bool:
@@ -569,3 +573,62 @@ class Verdict:
 
     def verify(self) -> None:
         _require(self.stage in STAGES, f"unknown verdict stage {self.stage!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Designs (LLM mode): the designer's structured plan, validated from the model's JSON
+# ----------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KernelDesign:
+    name: str                        # the kernel's name in the plan
+    ops: tuple[str, ...]             # which ops of the program it computes
+    notes: str = ""                  # tiling, vectorisation, launch shape for this kernel
+
+
+@dataclass(frozen=True)
+class Design:
+    """Which ops become which kernels, how they fuse, tile and use memory, and the one idea to try."""
+    kernels: tuple[KernelDesign, ...]
+    idea: str
+    fusion: str = ""
+    tiling: str = ""
+    memory: str = ""
+
+    def verify(self) -> None:
+        _require(bool(self.kernels), "design: 'kernels' lists no kernel")
+        _require(bool(self.idea.strip()), "design: 'idea' is empty")
+        for k in self.kernels:
+            _require(bool(k.name.strip()), "design: a kernel has no name")
+            _require(bool(k.ops), f"design: kernel {k.name!r} computes no ops")
+
+    @classmethod
+    def from_json(cls, text: str) -> "Design":
+        """Parse and validate; IRError names the first thing wrong, so it can go back to the model."""
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise IRError(f"design: not valid JSON ({e.msg} at line {e.lineno} column {e.colno})") from None
+        _require(isinstance(data, dict), "design: expected a JSON object")
+        unknown = sorted(set(data) - {"kernels", "idea", "fusion", "tiling", "memory"})
+        _require(not unknown, f"design: unknown key(s) {', '.join(unknown)}")
+        kernels = data.get("kernels")
+        _require(isinstance(kernels, list), "design: 'kernels' must be a list of objects")
+        parsed = []
+        for i, k in enumerate(kernels):
+            _require(isinstance(k, dict), f"design: kernels[{i}] must be an object")
+            ops = k.get("ops", [])
+            _require(isinstance(ops, list) and all(isinstance(o, str) for o in ops),
+                     f"design: kernels[{i}].ops must be a list of strings")
+            parsed.append(KernelDesign(str(k.get("name", "")), tuple(ops), str(k.get("notes", ""))))
+        for key in ("idea", "fusion", "tiling", "memory"):
+            _require(isinstance(data.get(key, ""), str), f"design: '{key}' must be a string")
+        design = cls(tuple(parsed), data.get("idea", ""), data.get("fusion", ""), data.get("tiling", ""),
+                     data.get("memory", ""))
+        design.verify()
+        return design
+
+    def to_json(self) -> str:
+        return json.dumps({"kernels": [{"name": k.name, "ops": list(k.ops), "notes": k.notes} for k in self.kernels],
+                           "idea": self.idea, "fusion": self.fusion, "tiling": self.tiling, "memory": self.memory},
+                          indent=2)

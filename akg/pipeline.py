@@ -7,28 +7,19 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from akg import plugins
+from akg.deadline import Deadline, Watchdog
 from akg.errors import AkgError, DeviceUnavailable
 from akg.ir import Verdict
 from akg.problem import Problem, validate
 from akg.search import Scored, Search, SearchOptions, SearchResult
 from akg.store import Store
-from akg.targets import DSL, Backend, HardwareSpec
-
-
-@dataclass(frozen=True)
-class Target:
-    dsl: DSL
-    backend: Backend
-    hardware: HardwareSpec
-
-    @property
-    def device(self) -> str:
-        return self.backend.name
+from akg.targets import HardwareSpec, Target  # noqa: F401  (Target: importable from here as before)
 
 
 def resolve_target(dsl_name: str, device_name: str | None) -> Target:
@@ -39,6 +30,7 @@ def resolve_target(dsl_name: str, device_name: str | None) -> Target:
     if device_name is None:
         device_name = next((d for d in dsl.devices if d in plugins.backends() and plugins.backends()[d].available()),
                            dsl.devices[0])
+    device_name, index = _device_index(device_name)
     missing = plugins.toolchain_problem(dsl)
     if missing:
         raise DeviceUnavailable(missing)
@@ -48,10 +40,25 @@ def resolve_target(dsl_name: str, device_name: str | None) -> Target:
         backend = plugins.get_backend(device_name)
     except plugins.PluginError as e:
         raise AkgError(str(e)) from None
+    if index is not None:
+        select = getattr(backend, "select", None)
+        if select is None:
+            raise AkgError(f"device {device_name!r} has no numbered devices; use --device {device_name}")
+        select(index)  # before anything touches the device: workers inherit the choice
     if not backend.available():
-        raise DeviceUnavailable(f"device {device_name!r} is not available on this machine; "
+        raise DeviceUnavailable(f"device {device_name!r}{'' if index is None else f' number {index}'} is not available on this machine; "
                                 f"try --device {'cpu' if 'cpu' in dsl.devices else dsl.devices[0]}")
     return Target(dsl, backend, backend.detect())
+
+
+def _device_index(device: str) -> tuple[str, int | None]:
+    """``name:N`` -> (name, N); a plain name -> (name, None)."""
+    name, sep, index = device.partition(":")
+    if not sep:
+        return device, None
+    if not index.isdigit():
+        raise AkgError(f"--device {device}: the part after ':' must be a device number, e.g. {name}:0")
+    return name, int(index)
 
 
 def plan_problem(problem: Problem) -> tuple[Any, list, list[str]]:
@@ -77,27 +84,130 @@ def floor_for(problem: Problem, hardware: HardwareSpec, graph=None) -> tuple[flo
 
 
 def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, store: Store,
-                     options: SearchOptions, harness_config, progress=None) -> dict:
+                     options: SearchOptions, harness_config, progress=None, running: "Running | None" = None,
+                     llm=None) -> dict:
+    """``running``: the command line's time-limit watchdog, already started (see ``Running``);
+    without it a time limit is enforced here, from now, and never ends the process. ``llm``: an
+    ``akg.evolve.LLMRun`` for LLM mode; if its endpoint fails midway, the results measured so far
+    are written and the LLMError (exit 7) is raised afterwards."""
+    if running is not None:
+        running.problem, running.target, running.store = problem, target, store
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running, llm)
+    if options.time_limit_s is None:
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, Running(), llm)
+    if options.started is None:
+        options = replace(options, started=time.monotonic())
+    running = Running(Deadline(options.time_limit_s, options.started), out_dir)
+    running.problem, running.target, running.store = problem, target, store
+    with Watchdog(running.deadline, running.kill):
+        return _optimize(problem, target, out_dir, store, options, harness_config, progress, running, llm)
+
+
+def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Store, options: SearchOptions,
+              harness_config, progress, running: Running, llm=None) -> dict:
     from akg.harness import WorkerPool
     from akg.harness.memory import check_fits
 
     check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
     validate(problem, target.device)
-    if target.device not in target.dsl.timing_meaningful_on:
-        # e.g. Triton under its CPU interpreter: timing means nothing there, and each interpreted
-        # run is slow, so check correctness on fewer (still fresh, still varied) cases.
-        harness_config = harness_config.replace(time=False, measure_compile=False, seeds=harness_config.seeds[:1],
-                                                distributions=("problem", "uniform"))
+    if llm is not None:
+        llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
+    harness_config = target.harness_settings(harness_config)
     graph, plans, notes = plan_problem(problem)
+    running.notes = notes
     floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
-    with WorkerPool(device=target.device, workers=1, config=harness_config) as pool:
+    running.analysis = analysis
+    if options.ray_address:
+        from akg.distributed import RayPool
+        pool_context = RayPool(options.ray_address, target.device, harness_config)
+    else:
+        pool_context = WorkerPool(device=target.device, workers=1, config=harness_config)
+    with pool_context as pool:
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
+        running.pool, running.search = pool, search
+        search.evolver = _evolver(llm, problem, target, graph, floor_ms)
         result = search.run(plans, floor_ms)
     result.notes[:0] = notes
     report = build_report(problem, target, result, analysis, store)
+    report["best"]["lineage"] = store.lineage(result.best.candidate.id)
+    if search.evolver is not None:
+        report["llm"] = search.evolver.report()
     if out_dir is not None:
         write_results(Path(out_dir), result.best.candidate.source, report)
+    if search.evolver is not None and search.evolver.error is not None:
+        raise search.evolver.error
     return report
+
+
+def _evolver(llm, problem: Problem, target: Target, graph, floor_ms: float | None):
+    if llm is None:
+        return None
+    from akg.agents import analyzer
+    from akg.evolve import Evolver
+    try:  # without a plan graph, analyze traces the program itself (planning can fail where tracing works)
+        analysis = analyzer.analyze(problem, [target.hardware], graph)
+    except Exception:  # the brief then says there is no analysis
+        analysis = None
+    if floor_ms is None and analysis is not None:
+        floor_ms = dict(analysis.roofline_ms).get(target.hardware.name)
+    return Evolver(llm.client, llm.options, analysis, floor_ms)
+
+
+class Running:
+    """What a time limit's watchdog acts on, filled in as the command gets that far. The command
+    line starts the watchdog before anything else (imports, device detection and the reference's
+    checks count against the limit) with ``rescue`` as its last resort."""
+
+    def __init__(self, deadline: Deadline | None = None, out_dir: Path | None = None, dsl: str = "",
+                 device: str = "") -> None:
+        self.deadline, self.out_dir, self.dsl, self.device = deadline, out_dir, dsl, device
+        self.problem: Problem | None = None
+        self.target: Target | None = None
+        self.store: Store | None = None
+        self.search: Search | None = None
+        self.pool = None
+        self.notes: list[str] = []
+        self.analysis: dict = {}
+
+    def kill(self) -> None:
+        if self.search is not None:
+            self.search.kill()
+
+    def rescue(self) -> None:
+        """From the watchdog thread: write what is verified, clean up, exit 0."""
+        import sys
+        note = (f"the time limit ({self.deadline.limit_s:g} s) was reached while akg itself was busy; "
+                "the result is what was fully verified before it")
+        try:
+            if self.problem is not None and self.out_dir is not None:
+                result = self._snapshot(list(self.notes) + [note])
+                report = build_report(self.problem, self._target(), result, self.analysis, self.store)
+                write_results(Path(self.out_dir), result.best.candidate.source, report)
+                note += f"; wrote {Path(self.out_dir) / 'best.py'} and {Path(self.out_dir) / 'report.json'}"
+            print(f"akg: {note}", file=sys.stderr, flush=True)
+            self.kill()
+            if self.pool is not None:
+                self.pool.close()
+        finally:
+            os._exit(0)
+
+    def _target(self):
+        """The target, or (before it was resolved) what the command named."""
+        if self.target is not None:
+            return self.target
+        from types import SimpleNamespace
+        return SimpleNamespace(dsl=SimpleNamespace(name=self.dsl, timing_meaningful_on=()), device=self.device,
+                               hardware=SimpleNamespace(name="not detected"))
+
+    def _snapshot(self, notes: list[str]) -> SearchResult:
+        if self.search is not None:
+            return self.search.snapshot(notes)
+        from akg.agents import coder
+        target = self._target()
+        ref = coder.reference_candidate(self.problem.source, target.dsl.name)
+        scored = Scored(ref, Verdict(ref.id, "done", True, True))
+        return SearchResult(scored, scored, [scored], {}, None, None,
+                            target.device in target.dsl.timing_meaningful_on, notes)
 
 
 def _speedups(scored: Scored, baselines: dict) -> tuple[float | None, float | None]:
@@ -120,7 +230,9 @@ def _candidate_entry(s: Scored, baselines: dict) -> dict:
             "parent": s.candidate.parent_id, "description": s.candidate.description,
             "correct": bool(v.accepted), "time_ms": v.time_ms, "spread": v.spread,
             "speedup_vs_eager": eager, "speedup_vs_compile": vs_compile,
-            "roofline_fraction": v.roofline_fraction, "reason": v.reason, "reused": s.reused}
+            # the eager time measured beside this candidate: speedup_vs_eager = eager_ms / time_ms
+            "eager_ms": dict(v.baselines).get("eager_ms") if v.accepted else None,
+            "roofline_fraction": v.roofline_fraction, "suspect": v.suspect, "reason": v.reason, "reused": s.reused}
 
 
 def build_report(problem: Problem, target: Target, result: SearchResult, analysis: dict, store: Store) -> dict:
@@ -129,6 +241,16 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
     if best.candidate.origin == "reference":
         eager = 1.0
     best_time = best.verdict.time_ms
+    # Every figure of "best" comes from the best's own measurement (eager interleaved with it), so
+    # speedup_vs_eager == eager_ms / time_ms; torch.compile is timed once per run, apart, and is
+    # labelled so. "baselines" are the separate measurement taken before the search.
+    beside = dict(best.verdict.baselines)
+    best_eager_ms = beside.get("eager_ms", best_time if best.candidate.origin == "reference" else None)
+    best_compile_ms = beside.get("compile_ms", result.baselines.get("compile_ms"))
+    if best_eager_ms and best_time:
+        eager = best_eager_ms / best_time
+    if best_compile_ms and best_time:
+        vs_compile = best_compile_ms / best_time
     return {
         "problem": problem.name,
         "dsl": target.dsl.name,
@@ -137,17 +259,34 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
         "best": {"candidate_id": best.candidate.id, "origin": best.candidate.origin, "dsl": best.candidate.dsl,
                  "description": best.candidate.description, "correct": bool(best.verdict.accepted),
                  "time_ms": best_time, "speedup_vs_eager": eager, "speedup_vs_compile": vs_compile,
+                 "eager_ms": best_eager_ms, "compile_ms": best_compile_ms,
+                 "measurement": ("eager baseline" if best.candidate.origin == "reference"
+                                 else "interleaved with eager; torch.compile timed apart"),
+                 "spread": best.verdict.spread, "suspect": _suspect(best.verdict, result.floor_ms),
                  "roofline_fraction": (result.floor_ms / best_time) if result.floor_ms and best_time else None,
                  "timing_meaningful": result.timing_meaningful},
-        "baselines": {"eager_ms": result.baselines.get("eager_ms"), "compile_ms": result.baselines.get("compile_ms")},
+        "baselines": {"eager_ms": result.baselines.get("eager_ms"), "compile_ms": result.baselines.get("compile_ms"),
+                      "measurement": "before the search, apart from the candidates"},
+        "stopped": result.stop_reason,
         "analysis": analysis,
         # the problem's footprint and the peak device memory of the harness's processes (bytes)
         "memory": _memory(result),
         "candidates": [_candidate_entry(s, result.baselines) for s in result.scored],
         "notes": result.notes,
+        "versions": result.versions,
         "run_id": result.run_id,
-        "store": str(store.path),
+        "store": str(store.path) if store is not None else None,
     }
+
+
+def _suspect(verdict: Verdict, floor_ms: float | None) -> str | None:
+    """A time below the roofline floor is physically implausible: say so instead of reporting it plainly."""
+    if verdict.suspect:
+        return verdict.suspect
+    if not floor_ms or verdict.time_ms is None or not verdict.accepted or verdict.time_ms >= floor_ms:
+        return None
+    return (f"{verdict.time_ms:.4g} ms is below the roofline floor {floor_ms:.4g} ms "
+            f"(fraction {floor_ms / verdict.time_ms:.2f}): the measurement or the hardware figures are off")
 
 
 def _memory(result: SearchResult) -> dict:

@@ -18,11 +18,15 @@ class PluginError(LookupError):
     exit_code = EXIT_USAGE
 
 
+# Protocol methods documented as optional: the core asks for them with getattr and a default.
+OPTIONAL_MEMBERS = frozenset({"kernel_findings", "toolchain_problem"})
+
+
 def protocol_members(protocol: type) -> tuple[str, ...]:
     """The attributes and methods a plugin object must have to be a ``protocol``."""
     names = set(getattr(protocol, "__annotations__", {}))
     names |= {n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")}
-    return tuple(sorted(names))
+    return tuple(sorted(names - OPTIONAL_MEMBERS))
 
 
 def check_plugin(obj, protocol: type, kind: str) -> None:
@@ -90,6 +94,22 @@ def get_backend(name: str) -> Backend:
     if name not in found:
         raise PluginError(f"unknown device {name!r}; installed backends: {', '.join(sorted(found)) or 'none'}")
     return found[name]
+
+
+def backend_for(device: str) -> Backend:
+    """The backend of a torch-style device string ("name" or "name:index")."""
+    return get_backend(device.split(":")[0])
+
+
+def worker_environment(device: str) -> dict[str, str]:
+    """Environment variables DSLs ask for in worker processes on ``device`` (optional
+    ``worker_env(device)`` of a DSL plugin), e.g. a DSL that runs only interpreted there."""
+    env: dict[str, str] = {}
+    for dsl in dsls().values():
+        hook = getattr(dsl, "worker_env", None)
+        if callable(hook):
+            env.update(hook(device) or {})
+    return env
 
 
 def hardware_descriptors() -> list[HardwareSpec]:

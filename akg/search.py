@@ -8,16 +8,22 @@ cheap and an interrupted run lossless.
 from __future__ import annotations
 
 import os
+import statistics
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
+from akg import fingerprint, reuse, versions
 from akg.agents import coder, designer
+from akg.build import Builders
+from akg.deadline import KILL_BEFORE_S, Deadline
+from akg.harness.errors import HarnessError
 from akg.ir import Candidate, KernelPlan, Verdict
 from akg.problem import Problem
 from akg.store import Store
-from akg.targets import BuildError, DSL, HardwareSpec, RenderError
+from akg.targets import DSL, HardwareSpec, RenderError
 
 # A generated candidate must beat the reference by this factor in the same interleaved
 # measurement; below it the difference is within noise and the reference is kept.
@@ -25,24 +31,24 @@ MIN_SPEEDUP = 1.0
 
 
 # Checks whose failure may not repeat (a loaded machine, a killed worker): such verdicts are
-# measured again instead of reused from the store.
-TRANSIENT_CHECKS = ("time_limit", "worker_alive")
-
-
-def _transient(verdict: Verdict) -> bool:
-    return any(c.name in TRANSIENT_CHECKS and not c.passed for c in verdict.checks)
+# measured again instead of reused from the store (see akg.reuse).
+TRANSIENT_CHECKS = reuse.TRANSIENT_CHECKS
 
 
 @dataclass
 class SearchOptions:
     budget: int = 24                      # most candidates to measure (reference excluded)
-    time_limit_s: float | None = None     # wall-clock limit for the whole search
+    time_limit_s: float | None = None     # wall-clock limit, counted from ``started``
+    started: float | None = None          # time.monotonic() when the command began (default: the search's start)
     policy: str = "strict"
     resume: bool = False
     near_floor: float = 1.15              # stop once a candidate is within this factor of the roofline floor
     screen: bool = True                   # judge search candidates on fewer cases; fully re-verify the winner
     finalists: int = 3                    # how many of the fastest screened candidates may be fully verified
     build_workers: int = max(1, min(8, os.cpu_count() or 1))
+    ray_address: str | None = None        # judge candidates on a Ray cluster's actors (akg.distributed)
+    remeasure: bool = False               # time every candidate again instead of replaying stored timings
+    mode: str = "compiler"                # compiler | llm | both: who proposes candidates (llm needs an evolver)
 
 
 @dataclass
@@ -66,6 +72,8 @@ class SearchResult:
     floor_ms: float | None
     timing_meaningful: bool
     notes: list[str] = field(default_factory=list)
+    versions: dict = field(default_factory=dict)     # what the verdicts depend on (akg.fingerprint)
+    stop_reason: str | None = None
 
 
 Progress = Callable[[str, Scored | None], None]
@@ -81,15 +89,53 @@ class Search:
         self.scored: list[Scored] = []
         self.measured = 0
         self.started = time.monotonic()
+        self.versions = fingerprint.versions(dsl, device, hardware.name)
+        self.versions_key = fingerprint.fingerprint(self.versions)
+        self.eager_ms: float | None = None    # the run's eager baseline, against which outliers show
+        self.stop_reason: str | None = None   # why the search ended, for the user and the report
+        self.deadline = Deadline(options.time_limit_s, options.started) if options.time_limit_s else None
         self._builds = ThreadPoolExecutor(max_workers=options.build_workers, thread_name_prefix="akg-build")
+        self._builders = Builders(dsl.name, device, options.build_workers)
+        self._width = max(1, int(getattr(pool, "parallelism", 1)))   # candidates judged at once
+        self._judges = ThreadPoolExecutor(max_workers=self._width, thread_name_prefix="akg-judge")
+        self._judged_s: list[float] = []      # how long each screened judgement took
+        self.baselines: dict | None = None
+        self.reference: Scored | None = None
+        self.verified: list[Scored] = []      # fully verified, accepted generated candidates
+        self.floor_ms = None
+        self.run_id = None
+        self.notes: list[str] = []
+        self.evolver = None   # LLM mode's loop (akg.evolve.Evolver), run after the templates
+
+    def kill(self) -> None:
+        """Stop in-flight work now (the time limit): worker and build processes are killed, and
+        what they were doing ends as a failed verdict; the search then winds down by itself."""
+        self.pool.cancel()
+        self._builders.kill()
 
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _out_of_budget(self) -> bool:
         if self.measured >= self.options.budget:
+            self.stop_reason = self.stop_reason or f"the budget of {self.options.budget} candidates was measured"
             return True
-        limit = self.options.time_limit_s
-        return limit is not None and time.monotonic() - self.started > limit
+        # Another candidate only if there is time left to judge it and then fully verify the best.
+        if self.deadline is not None and self.deadline.remaining() < self._judge_estimate_s() + self._full_estimate_s():
+            self.stop_reason = self.stop_reason or (f"the time limit of {self.deadline.limit_s:g} s leaves no time "
+                                                    "for another candidate")
+            return True
+        return False
+
+    def _judge_estimate_s(self) -> float:
+        return statistics.median(self._judged_s) if self._judged_s else 0.0
+
+    def _full_estimate_s(self) -> float:
+        """Time for one full verification, scaled from the screened ones by their case counts."""
+        screen, full = len(self._screen_config().cases()), len(self.pool.config.cases())
+        return self._judge_estimate_s() * full / max(1, screen) + KILL_BEFORE_S
+
+    def _time_left_for_full(self) -> bool:
+        return self.deadline is None or self.deadline.remaining() >= self._full_estimate_s()
 
     def _key(self, full: bool = False) -> tuple[str, str, str]:
         # Screened and fully verified verdicts are stored apart: a screened pass is not a verification.
@@ -113,8 +159,13 @@ class Search:
 
     def _stored(self, candidate_id: str, full: bool = False) -> Verdict | None:
         """The stored verdict this target may reuse, or None when it must be measured."""
-        known = self.store.verdict(candidate_id, *self._key(full))
-        return None if known is None or _transient(known) else known
+        known = self.store.verdict(candidate_id, *self._key(full), versions=self.versions_key)
+        return known if known is not None and reuse.reusable(known, self.eager_ms, self.options.remeasure) else None
+
+    def _keep(self, verdict: Verdict, full: bool = False) -> None:
+        """Store a verdict unless the environment, not the candidate, caused it."""
+        if reuse.environmental(verdict) is None:
+            self.store.add_verdict(verdict, *self._key(full), versions=self.versions_key)
 
     # -- candidates ----------------------------------------------------------------------------
 
@@ -128,23 +179,33 @@ class Search:
 
     def _prebuild(self, candidate: Candidate) -> str | None:
         try:
-            self.dsl.prebuild(candidate.source, self.device)
-        except BuildError as e:
-            return f"build: {e}"
-        return None
+            compile(candidate.source, f"<candidate {candidate.id}>", "exec")
+        except SyntaxError as e:
+            return f"build: Python syntax error at line {e.lineno}: {e.msg}"
+        error = self._builders.build(candidate.source)
+        return f"build: {error}" if error else None
 
     def evaluate_plans(self, plans: list[KernelPlan], parent: str | None = None) -> list[Scored]:
-        """Render, build (in parallel) and measure plans in order; stops at the budget."""
+        """Render, build (in parallel) and measure plans in order; stops at the budget. A pool
+        that judges several candidates at once (``parallelism``) gets that many in flight."""
         made = [self._candidate(p, parent) for p in plans]
         builds: dict[str, Future] = {}
         for c in made:
             if isinstance(c, Candidate) and self._stored(c.id) is None:
                 builds[c.id] = self._builds.submit(self._prebuild, c)
-        results = []
-        for c in made:
-            if self._out_of_budget():
+        results: list[Scored] = []
+        pending: deque[tuple[Candidate | Scored, Future | Verdict | None]] = deque()
+        queued = iter(made)
+        while True:
+            while len(pending) < self._width and not self._out_of_budget():
+                c = next(queued, None)
+                if c is None:
+                    break
+                pending.append((c, None if isinstance(c, Scored) else self._start(c, builds.get(c.id))))
+            if not pending:
                 break
-            scored = c if isinstance(c, Scored) else self._measure(c, builds.get(c.id))
+            c, job = pending.popleft()
+            scored = c if isinstance(c, Scored) else self._finish(c, job)
             self.scored.append(scored)
             results.append(scored)
             self.progress("candidate", scored)
@@ -152,23 +213,65 @@ class Search:
             f.cancel()
         return results
 
-    def _measure(self, candidate: Candidate, build: Future | None) -> Scored:
+    def _start(self, candidate: Candidate, build: Future | None) -> Future | Verdict:
+        """A stored verdict this target may reuse, or the judgement under way."""
         self.store.add_candidate(self.problem.digest, candidate, self.run_id, len(self.scored))
         known = self._stored(candidate.id)
         if known is not None:
-            return Scored(candidate, known, reused=True)
+            return known
         self.measured += 1
+        return self._judges.submit(self._build_and_judge, candidate, build)
+
+    def _build_and_judge(self, candidate: Candidate, build: Future | None) -> Verdict:
         build_error = build.result() if build is not None else None
         if build_error:
-            verdict = Verdict(candidate.id, "build", False, False, errors=(build_error[:2000],))
-        else:
-            verdict = self._judge(candidate, self._screen_config())
-        self.store.add_verdict(verdict, *self._key())
+            return Verdict(candidate.id, "build", False, False, errors=(build_error[:2000],))
+        began = time.monotonic()
+        verdict = self._judge(candidate, self._screen_config())
+        self._judged_s.append(time.monotonic() - began)
+        return verdict
+
+    def _finish(self, candidate: Candidate, job: Future | Verdict) -> Scored:
+        if isinstance(job, Verdict):
+            return Scored(candidate, job, reused=True)
+        verdict = job.result()
+        self._keep(verdict)   # only the conductor writes the store
+        return Scored(candidate, verdict)
+
+    def measure(self, candidate: Candidate, findings: tuple = ()) -> Scored:
+        """Build and judge one candidate proposed outside the plan search (LLM mode); ``findings``
+        (static checks) join the verdict's checks."""
+        build = self._builds.submit(self._prebuild, candidate) if self._stored(candidate.id) is None else None
+        scored = self._measure(candidate, build, findings)
+        self.scored.append(scored)
+        self.progress("candidate", scored)
+        return scored
+
+    def _measure(self, candidate: Candidate, build: Future | None, findings: tuple = ()) -> Scored:
+        job = self._start(candidate, build)
+        if isinstance(job, Verdict):
+            return Scored(candidate, job, reused=True)
+        verdict = job.result()
+        if findings:
+            verdict = replace(verdict, checks=verdict.checks + tuple(findings))
+        self._keep(verdict)
         return Scored(candidate, verdict)
 
     def _judge(self, candidate: Candidate, config) -> Verdict:
-        verdict = self.pool.evaluate(self.problem, candidate.source, candidate.id,
-                                     policy=self.options.policy, floor_ms=self.floor_ms, config=config)
+        verdict = self._judge_once(candidate, config)
+        outlier = reuse.timing_outlier(verdict, self.eager_ms) if self.timing_meaningful else None
+        if outlier:   # a disturbed measurement would steer the search and be replayed later: once more
+            self.progress(f"measuring {candidate.id} again: {outlier}", None)
+            again = self._judge_once(candidate, config)
+            if again.accepted == verdict.accepted:
+                verdict = again
+        return verdict
+
+    def _judge_once(self, candidate: Candidate, config) -> Verdict:
+        # The torch.compile baseline comes from self.baselines (measured once, kept in the store);
+        # measure_compile here would have the pool time it again.
+        verdict = self.pool.evaluate(self.problem, candidate.source, candidate.id, policy=self.options.policy,
+                                     floor_ms=self.floor_ms, config=config.replace(measure_compile=False))
         return verdict if self.timing_meaningful else replace(verdict, timing_meaningful=False)
 
     def _verify_fully(self, scored: Scored) -> Scored:
@@ -177,12 +280,17 @@ class Search:
             return scored
         known = self._stored(scored.candidate.id, full=True)
         if known is not None:
-            return Scored(scored.candidate, known, reused=True)
+            final = Scored(scored.candidate, known, reused=True)
+            if known.accepted:
+                self.verified.append(final)
+            return final
         self.progress(f"full verification of {scored.candidate.id}", None)
         verdict = self._judge(scored.candidate, self.pool.config)
-        self.store.add_verdict(verdict, *self._key(full=True))
+        self._keep(verdict, full=True)
         final = Scored(scored.candidate, verdict)
-        self.progress("candidate", final)
+        if verdict.accepted:
+            self.verified.append(final)
+        self.progress("verified", final)   # not one of the budget's candidates
         return final
 
     # -- the search ----------------------------------------------------------------------------
@@ -190,21 +298,31 @@ class Search:
     def run(self, plans: list[KernelPlan], floor_ms: float | None) -> SearchResult:
         self.floor_ms = floor_ms
         self.run_id = self._open_run()
-        notes: list[str] = []
+        notes = self.notes
         try:
-            baselines = self._baselines()
-            reference = self._reference(baselines)
+            baselines = self.baselines = self._baselines(notes)
+            self.eager_ms = baselines.get("eager_ms")
+            reference = self.reference = self._reference(baselines)
             options = designer.renderable_plans(plans, self.dsl, self.hardware)
             if not options:
                 notes.append(f"no plan is renderable in {self.dsl.name}; the reference is the result")
-            seeded = self.evaluate_plans([po.plan for po in options])
-            self._tune(options, seeded)
+            if self.options.mode != "llm":
+                seeded = self.evaluate_plans([po.plan for po in options])
+                self._tune(options, seeded)
+            if self.evolver is not None:
+                self.evolver.run(self, options)
+            self.stop_reason = self.stop_reason or "every plan and schedule worth trying was measured"
+            self.progress(f"search stopped: {self.stop_reason}", None)
             best = self._choose(reference, notes)
         finally:
+            self._builders.close()
             self._builds.shutdown(wait=False, cancel_futures=True)
+            self._judges.shutdown(wait=False, cancel_futures=True)
+        if self.deadline is not None and self.deadline.expired():
+            notes.append(f"the time limit ({self.deadline.limit_s:g} s) was reached; work in flight was stopped")
         self.store.finish_run(self.run_id, best.candidate.id)
         return SearchResult(best, reference, self.scored, baselines, self.run_id, floor_ms,
-                            self.timing_meaningful, notes)
+                            self.timing_meaningful, notes, self.versions, self.stop_reason)
 
     def _open_run(self) -> int:
         self.store.add_problem(self.problem.digest, self.problem.name,
@@ -215,17 +333,27 @@ class Search:
             if unfinished is not None:
                 self.progress(f"resuming run {unfinished}", None)
                 return unfinished
-        opts = {"budget": self.options.budget, "policy": self.options.policy, "time_limit_s": self.options.time_limit_s}
+        opts = {"budget": self.options.budget, "policy": self.options.policy, "time_limit_s": self.options.time_limit_s,
+                "mode": self.options.mode}
         return self.store.start_run(*target, opts)
 
-    def _baselines(self) -> dict:
-        known = self.store.baselines(self.problem.digest, self.device, self.hardware.name)
-        if known is not None and self.options.resume:
+    def _baselines(self, notes: list[str]) -> dict:
+        # Measured once per problem, device and software stack; every later run reuses them.
+        key = (self.problem.digest, self.device, self.hardware.name, versions.stack_key())
+        known = self.store.baselines(*key)
+        if known is not None and (known["compile_ms"] is not None or not self.pool.config.measure_compile):
+            self.progress("eager and torch.compile baselines from the store", None)
             return known
         self.progress("measuring eager and torch.compile baselines", None)
-        measured = self.pool.baselines(self.problem)
-        self.store.add_baselines(self.problem.digest, self.device, self.hardware.name,
-                                 measured["eager_ms"], measured.get("compile_ms"))
+        try:
+            measured = self.pool.baselines(self.problem)
+        except HarnessError:
+            if self.deadline is None or not self.deadline.expired():
+                raise
+            notes.append(f"eager and torch.compile baselines not measured: the time limit "
+                         f"({self.deadline.limit_s:g} s) was reached while measuring them")
+            return {"eager_ms": None, "compile_ms": None}
+        self.store.add_baselines(key[0], key[1], key[2], measured["eager_ms"], measured.get("compile_ms"), key[3])
         return measured
 
     def _reference(self, baselines: dict) -> Scored:
@@ -255,18 +383,41 @@ class Search:
 
     def _near_floor(self) -> bool:
         best = self.best_generated()
-        return bool(self.floor_ms and best and self.timing_meaningful
+        near = bool(self.floor_ms and best and self.timing_meaningful
                     and best.time_ms <= self.floor_ms * self.options.near_floor)
+        if near:
+            self.stop_reason = self.stop_reason or (
+                f"the best, {best.time_ms:.4g} ms, is within {self.options.near_floor:g}x of the roofline floor "
+                f"{self.floor_ms:.4g} ms: little is left to gain")
+        return near
 
     def _finalist(self, notes: list[str]) -> Scored | None:
         """The fastest screened candidate that also passes full verification."""
         for screened in self._accepted_generated()[:self.options.finalists]:
+            if self.options.screen and not self._time_left_for_full() and self._stored(screened.candidate.id, True) is None:
+                notes.append(f"{screened.candidate.id} passed screening but the time limit left no time to fully verify it")
+                return None
             final = self._verify_fully(screened)
             self.scored[self.scored.index(screened)] = final
             if final.verdict.accepted:
                 return final
             notes.append(f"{screened.candidate.id} passed screening but failed full verification: {final.verdict.reason[:200]}")
         return None
+
+    def snapshot(self, notes: list[str]) -> SearchResult:
+        """The result from what is fully verified so far, without measuring anything: for writing
+        the results when the time limit ends a search that cannot wind down by itself."""
+        reference = self.reference
+        if reference is None:
+            ref = coder.reference_candidate(self.problem.source, self.dsl.name)
+            reference = Scored(ref, Verdict(ref.id, "done", True, True))
+        best = min(self.verified, key=lambda s: s.time_ms, default=None)
+        speedup = dict(best.verdict.speedups).get("vs_eager", 0.0) if best is not None else 0.0
+        if best is None or (self.timing_meaningful and speedup <= MIN_SPEEDUP):
+            best = reference
+        return SearchResult(best, reference, list(self.scored) or [reference], self.baselines or {},
+                            self.run_id, self.floor_ms, self.timing_meaningful, list(self.notes) + notes,
+                            self.versions, self.stop_reason)
 
     def _choose(self, reference: Scored, notes: list[str]) -> Scored:
         best = self._finalist(notes)

@@ -31,7 +31,7 @@ class HardwareSpec:
     """One device model, loaded from a TOML descriptor shipped by a backend plugin
     (or built from what a backend detects at run time)."""
     name: str                                   # e.g. "h100-sxm", "cpu-host"
-    backend: str                                # the backend plugin that runs it: "cuda", "cpu", ...
+    backend: str                                # the name of the backend plugin that runs it
     display_name: str = ""
     compute_units: int = 1                      # SMs, CPU cores, GPU cores
     memory_bandwidth_gbs: float = 0.0           # sustained DRAM/HBM bandwidth, GB/s
@@ -90,8 +90,25 @@ def load_descriptors(folder: Path) -> list[HardwareSpec]:
 
 @runtime_checkable
 class Backend(Protocol):
-    name: str            # "cpu", "cuda", "mps"
+    name: str            # the device name users pass to --device
     torch_device: str    # the torch device string tensors go to
+    # Facts the core would otherwise decide by device name:
+    limits_address_space: bool    # a worker's address-space limit may be set (GPU drivers map huge ranges)
+    standby_during_timing: bool   # a standby worker may go on importing while a candidate is timed
+    probe_copy_bytes: int         # bytes the bench's bandwidth probe copies: far beyond any cache
+    ray_resource: str | None      # the Ray resource one evaluation actor takes ("GPU"); None: one CPU
+
+    def comparison_device(self) -> str:
+        """The torch device the conductor compares outputs on (a GPU's own memory where it can,
+        since float64 passes over hundreds of MB take seconds on a CPU)."""
+
+    def tf32_kinds(self) -> frozenset[str]:
+        """Node kinds ("conv", "matmul") whose fp32 work torch runs on TF32 units with its current
+        settings on this backend; empty where there is no TF32."""
+
+    def watched_namespaces(self) -> dict[str, Any]:
+        """Objects whose members a candidate must not replace (the device's timers and
+        synchronisation), by the name the integrity report uses."""
 
     def available(self) -> bool:
         """True when this machine has the device (and its toolchain)."""
@@ -131,10 +148,20 @@ def median_device_ms(backend: Backend, prepare: Callable[[], Callable[[], Any]],
 
 @runtime_checkable
 class DSL(Protocol):
-    name: str                    # "cpp", "triton", ...
+    name: str                    # the name users pass to --dsl
     devices: tuple[str, ...]     # backend names it can run on
     families: tuple[str, ...]    # kernel families it renders (ir.FAMILIES minus "library")
     timing_meaningful_on: tuple[str, ...]  # backends where its timings mean something
+    interpreter_flags: tuple[str, ...]     # environment variables that, set (not "0") in a worker,
+                                           # mean its kernels ran under an interpreter
+
+    def worker_environment(self) -> dict[str, str]:
+        """Environment variables of the build caches its candidates write (name -> folder); the
+        harness lets workers write there and nowhere else outside their scratch."""
+
+    def versions(self) -> dict[str, str]:
+        """Versions of its toolchain (package or compiler -> version) that change what its
+        candidates compute or how fast: stored results are keyed by them."""
 
     def schedules(self, group: FusedGroup, hardware: HardwareSpec) -> list[Schedule]:
         """The schedules worth measuring for this group on this hardware, best guess first.
@@ -157,9 +184,52 @@ class DSL(Protocol):
     def guide(self) -> str:
         """Text for LLM prompts: how to write a ModelNew in this DSL."""
 
+    def kernel_findings(self, source: str) -> list[str]:
+        """What reading ``source`` shows is missing for its work to run in this DSL: a kernel
+        defined in the language and launched from Python. Empty when both are there. Optional:
+        the static screen of LLM candidates skips this question for a DSL without it."""
+
     def toolchain_problem(self) -> str | None:
         """None when the DSL's toolchain (compiler, package) is present; else one line saying what
         is missing and how to install it. Optional: a plugin without it counts as available."""
+
+    # Optional: ``worker_env(device) -> dict[str, str]``, environment variables worker processes on
+    # ``device`` start with (e.g. a DSL that runs only in its interpreter there). Not part of the
+    # protocol so that plugins without it still match.
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a run targets: a DSL on a backend's device, described by a hardware descriptor. The core
+    asks it the facts that depend on the three together instead of deciding them by name."""
+    dsl: DSL
+    backend: Backend
+    hardware: HardwareSpec
+
+    @property
+    def device(self) -> str:
+        return self.backend.name
+
+    @property
+    def timing_meaningful(self) -> bool:
+        """Whether timings of this DSL on this device mean anything (not under an interpreter)."""
+        return self.backend.name in self.dsl.timing_meaningful_on
+
+    def harness_settings(self, config):
+        """The harness configuration for this target: where timings mean nothing (a DSL under its
+        CPU interpreter) nothing is timed, and since each interpreted run is slow, correctness is
+        checked on fewer (still fresh, still varied) cases."""
+        if self.timing_meaningful:
+            return config
+        return config.replace(time=False, measure_compile=False, seeds=config.seeds[:1],
+                              distributions=("problem", "uniform"))
+
+    def versions(self) -> dict[str, str]:
+        """Everything a stored result of this target depends on besides the problem and the
+        candidate: torch, the DSL's toolchain, the device model."""
+        import torch
+        return {"torch": torch.__version__, "dsl": self.dsl.name, **self.dsl.versions(),
+                "backend": self.backend.name, "hardware": self.hardware.name}
 
 
 @runtime_checkable

@@ -1,11 +1,21 @@
 #!/usr/bin/env bash
 # One call on a CUDA machine: install akg, then the steps asked for, everything landing in OUTDIR.
 #   bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]
-# STEPS: comma-separated from tests (pytest -m gpu), kernels (bench/triton_kernels.py),
-#        suite (akg bench over examples/problems/FIRST..LAST at GPU sizes). Default: all three.
+# STEPS: comma-separated from tests (pytest -m gpu), kernels (bench/triton_kernels.py), reuse (stored
+#        verdicts replayed, --remeasure, versions and the roofline floor in report.json),
+#        suite (akg bench over examples/problems/FIRST..LAST at GPU sizes),
+#        compile (examples/torch_compile.py: torch.compile(backend="akg") against eager and Inductor),
+#        port (akg migrate of examples/migrate and akg port of examples/library, Triton sources, to
+#        each DSL in AKG_PORT_DSLS that is installed). Default: tests,kernels,suite.
+#        Also: throughput (bench/throughput.py on memory-bound problems with 1-8 GB inputs from
+#        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable: see below).
+# kernelbench step: AKG_KB_DIR (default shared/kernelbench/level1), AKG_KB_PROBLEMS (--problems
+# selection, default all), AKG_TIME_LIMIT (seconds per problem, default 60), AKG_BUDGET. Its store
+# and results live in OUTDIR, so a second call with the same OUTDIR resumes where the first stopped.
 # FIRST/LAST: problem number range for the suite step (default 1 99), so a long suite can be
 # split over several calls; each call's JSON is merged with bench/merge_results.py. FIRST may
 # instead be a comma-separated list of problem numbers (LAST is then ignored).
+# AKG_DSL picks the suite's DSL (default triton), e.g. AKG_DSL=cuda_c bench/gpu_run.sh OUT suite.
 set -uo pipefail
 OUTDIR=${1:?usage: bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]}
 STEPS=${2:-tests,kernels,suite}
@@ -34,9 +44,19 @@ if [[ ",$STEPS," == *",kernels,"* ]]; then
         | tee "$OUTDIR/triton-kernels.log" | grep -v Warning | tail -n 20
 fi
 
+if [[ ",$STEPS," == *",compile,"* ]]; then
+    echo "== examples/torch_compile.py (cuda)"
+    timeout "${AKG_GPU_COMPILE_TIMEOUT:-420}" python3 examples/torch_compile.py --device cuda --rows 32768 --dim 1024 \
+        --budget "${AKG_BUDGET:-4}" --store "$OUTDIR/compile.db" 2>&1 | tee "$OUTDIR/torch-compile.log" | grep -v Warning | tail -n 20
+    echo "== the same, a second process (store hits)"
+    timeout 300 python3 examples/torch_compile.py --device cuda --rows 32768 --dim 1024 --budget 0 \
+        --store "$OUTDIR/compile.db" 2>&1 | tee -a "$OUTDIR/torch-compile.log" | grep -v Warning | tail -n 8
+fi
+
 if [[ ",$STEPS," == *",suite,"* ]]; then
-    TAG=$(echo "$FIRST-$LAST" | tr ',' '_')
-    echo "== akg bench problems $FIRST..$LAST"
+    TAG=${AKG_DSL:+$AKG_DSL-}$(echo "$FIRST-$LAST" | tr ',' '_')
+    DSL=${AKG_DSL:-triton}
+    echo "== akg bench problems $FIRST..$LAST with $DSL"
     SUITE=$(mktemp -d)
     for f in examples/problems/[0-9]*.py; do
         n=$((10#$(basename "$f" | cut -d_ -f1)))
@@ -44,10 +64,73 @@ if [[ ",$STEPS," == *",suite,"* ]]; then
             [[ ",$FIRST," == *",$n,"* ]] && cp "$f" "$SUITE/"
         elif (( n >= FIRST && n <= LAST )); then cp "$f" "$SUITE/"; fi
     done
-    AKG_SIZE=gpu timeout "${AKG_GPU_SUITE_TIMEOUT:-420}" akg bench "$SUITE" --dsl triton --device cuda \
+    AKG_SIZE=gpu timeout "${AKG_GPU_SUITE_TIMEOUT:-420}" akg bench "$SUITE" --dsl "$DSL" --device cuda \
         --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/suite.db" --results-dir "$OUTDIR/best" \
         --out "$OUTDIR/suite-$TAG.json" 2>"$OUTDIR/suite-$TAG.log" | tail -n 40
     tail -n 5 "$OUTDIR/suite-$TAG.log"
     # Keep OUTDIR to a handful of files: pack each problem's best.py and report.json.
     tar -czf "$OUTDIR/best-$TAG.tar.gz" -C "$OUTDIR" best suite.db 2>/dev/null && rm -rf "$OUTDIR/best" "$OUTDIR/suite.db"*
+fi
+
+KB_DIR=${AKG_KB_DIR:-shared/kernelbench/level1}
+
+if [[ ",$STEPS," == *",throughput,"* ]]; then
+    echo "== bench/throughput.py over $KB_DIR"
+    timeout "${AKG_GPU_THROUGHPUT_TIMEOUT:-540}" python3 bench/throughput.py "$KB_DIR" --dsl triton --device cuda \
+        --pick "${AKG_THROUGHPUT_PICK:-3}" ${AKG_THROUGHPUT_PROBLEMS:+--problems "$AKG_THROUGHPUT_PROBLEMS"} \
+        --budget "${AKG_BUDGET:-16}" --time-limit "${AKG_TIME_LIMIT:-60}" --out "$OUTDIR/throughput.json" \
+        2>"$OUTDIR/throughput.log" | tail -n 10
+    grep '^{' "$OUTDIR/throughput.log" | tail -n 12
+fi
+
+if [[ ",$STEPS," == *",kernelbench,"* ]]; then
+    TAG=$(basename "$KB_DIR")
+    echo "== akg bench $KB_DIR ${AKG_KB_PROBLEMS:+--problems $AKG_KB_PROBLEMS} --time-limit ${AKG_TIME_LIMIT:-60}"
+    # Resumable: an earlier call's results, store and best files in OUTDIR are unpacked and kept.
+    [[ -f "$OUTDIR/kernelbench-$TAG.tar.gz" ]] && tar -xzf "$OUTDIR/kernelbench-$TAG.tar.gz" -C "$OUTDIR"
+    timeout "${AKG_GPU_SUITE_TIMEOUT:-570}" akg bench "$KB_DIR" --dsl triton --device "${AKG_DEVICE:-cuda}" \
+        ${AKG_KB_PROBLEMS:+--problems "$AKG_KB_PROBLEMS"} --time-limit "${AKG_TIME_LIMIT:-60}" \
+        --budget "${AKG_BUDGET:-16}" --store "$OUTDIR/kb.db" --results-dir "$OUTDIR/kb-best" --resume \
+        --out "$OUTDIR/kernelbench-$TAG.json" 2>"$OUTDIR/kernelbench-$TAG.log" | tail -n 40
+    tail -n 5 "$OUTDIR/kernelbench-$TAG.log"
+    # Keep OUTDIR to a handful of files: the JSON, the log, and one archive with the store and best files.
+    (cd "$OUTDIR" && tar -czf "kernelbench-$TAG.tar.gz" kb-best kb.db* 2>/dev/null && rm -rf kb-best kb.db*)
+fi
+
+if [[ ",$STEPS," == *",port,"* ]]; then
+    INSTALLED=$(akg plugins --json 2>/dev/null | python3 -c "import json, sys; print(' '.join(json.load(sys.stdin)['dsls']))")
+    for DSL in ${AKG_PORT_DSLS:-cuda_c tilelang triton}; do
+        if [[ " $INSTALLED " != *" $DSL "* ]]; then echo "== port to $DSL: DSL not installed, skipped"; continue; fi
+        echo "== akg migrate examples/migrate/swiglu_triton.py --to $DSL"
+        AKG_SIZE=gpu timeout "${AKG_GPU_PORT_TIMEOUT:-420}" akg migrate examples/migrate/swiglu_triton.py --to "$DSL" \
+            --device cuda --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/port.db" --out "$OUTDIR/migrate-$DSL" \
+            2>"$OUTDIR/migrate-$DSL.log" | tail -n 8
+        echo "== akg port examples/library --to $DSL"
+        AKG_SIZE=gpu timeout "${AKG_GPU_PORT_TIMEOUT:-420}" akg port examples/library --to "$DSL" --device cuda \
+            --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/port.db" --out "$OUTDIR/port-$DSL" \
+            2>"$OUTDIR/port-$DSL.log" | tail -n 20
+        cp "$OUTDIR/port-$DSL/report.json" "$OUTDIR/port-$DSL.json" 2>/dev/null
+        cp "$OUTDIR/port-$DSL/report.html" "$OUTDIR/port-$DSL.html" 2>/dev/null
+        tar -czf "$OUTDIR/port-$DSL.tar.gz" -C "$OUTDIR" "port-$DSL" "migrate-$DSL" 2>/dev/null \
+            && rm -rf "$OUTDIR/port-$DSL" "$OUTDIR/migrate-$DSL"
+    done
+    rm -f "$OUTDIR/port.db"*
+fi
+
+if [[ ",$STEPS," == *",reuse,"* ]]; then
+    # Stored verdicts on the GPU: a second run replays them ([stored] lines), --remeasure times them
+    # again, report.json names the versions they depend on (torch, triton, device), and no verified
+    # time lies below the roofline floor (best.suspect is null).
+    for RUN in first second remeasure; do
+        echo "== akg optimize 01_pointwise_chain --dsl triton ($RUN run)"
+        AKG_SIZE=gpu timeout "${AKG_GPU_REUSE_TIMEOUT:-300}" akg optimize examples/problems/01_pointwise_chain.py \
+            --dsl triton --device cuda --budget 4 --store "$OUTDIR/reuse.db" --out "$OUTDIR/reuse-$RUN" \
+            $([[ $RUN == remeasure ]] && echo --remeasure) 2>"$OUTDIR/reuse-$RUN.log" | tail -n 6
+        grep -c "\[stored\]" "$OUTDIR/reuse-$RUN.log" | sed 's/^/   lines replayed from the store: /'
+        tail -n 2 "$OUTDIR/reuse-$RUN.log"
+    done
+    python3 -c "import json, sys; r = json.load(open(sys.argv[1])); print('versions', r['versions']); \
+print('best', {k: r['best'][k] for k in ('time_ms', 'eager_ms', 'speedup_vs_eager', 'roofline_fraction', 'suspect')}); \
+print('stopped:', r['stopped'])" "$OUTDIR/reuse-second/report.json"
+    rm -rf "$OUTDIR/reuse.db"* "$OUTDIR"/reuse-first "$OUTDIR"/reuse-remeasure
 fi

@@ -12,3 +12,11 @@ if ! python -c "import torch" 2>/dev/null; then
     pip install -q torch==2.13.0
 fi
 pip install -q -c scripts/constraints.txt -e ".[dev]"
+# Headless Chromium for the tests that open akg's HTML reports; only as root with apt (CI), never
+# fatal: without it those tests skip and say why. AKG_NO_BROWSER=1 leaves it out.
+if [ -z "${AKG_NO_BROWSER:-}" ] && ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] \
+        && command -v apt-get >/dev/null 2>&1; then
+    { apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1 \
+      || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }; } \
+      || echo "setup: could not install chromium; the HTML report browser tests will skip"
+fi

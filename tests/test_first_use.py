@@ -153,3 +153,19 @@ def test_suite_temp_dir_is_private(tmp_path_factory):
     base = tmp_path_factory.getbasetemp()
     assert Path(tempfile.gettempdir()).is_relative_to(base)
     assert Path(os.environ["TMPDIR"]).is_relative_to(base)
+
+
+@pytest.mark.parametrize("command", [
+    ["migrate", "k.py", "--to", "cpp"],
+    ["port", "lib", "--to", "cpp"],
+    ["report", "run"],
+    ["export", "--store", "{store}"],
+])
+def test_every_command_checks_out_before_work(tmp_path, capsys, command):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    store = tmp_path / "s.db"
+    Store(store).close()
+    argv = [a.replace("{store}", str(store)) for a in command] + ["--out", str(blocker / "x")]
+    assert cli.main(argv) == 2
+    assert "a_file is a file" in one_line_error(capsys)

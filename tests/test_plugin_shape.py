@@ -24,7 +24,8 @@ def test_every_dsl_package_has_the_same_shape(package):
 
 
 def test_no_templates_left_outside_the_dsl_packages():
-    assert not list((ROOT / "templates").rglob("*.j2"))
+    # templates/prompts/ holds the LLM roles' prompts, which belong to no DSL.
+    assert not [p for p in (ROOT / "templates").rglob("*.j2") if p.parent.name != "prompts"]
 
 
 def test_installed_templates_are_package_data():
@@ -71,3 +72,20 @@ def test_a_duplicate_name_reaches_the_user_as_one_line(tmp_path):
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip().splitlines() == [
         "akg: error: two DSL plugins are named 'cpp' (akg.dsls.cpp.dsl and akg.dsls.cpp.dsl); uninstall one"]
+
+
+def test_schedules_are_typed_and_validated_in_every_dsl():
+    from akg.dsls.cpp.schedules import CppSchedule
+    from akg.dsls.cuda_c.schedules import PointwiseSchedule
+    from akg.dsls.metal.schedules import MetalSchedule
+    from akg.dsls.triton.schedules import TritonSchedule
+    from akg.ir import Schedule
+    for bad in (lambda: CppSchedule(variant="diagonal"), lambda: CppSchedule(lanes=0),
+                lambda: TritonSchedule(BLOCK=100), lambda: TritonSchedule(num_warps=3),
+                lambda: TritonSchedule.from_schedule(Schedule((("BLOKC", 64),))),
+                lambda: PointwiseSchedule(vec=3), lambda: MetalSchedule("split")):
+        with pytest.raises(ValueError):
+            bad()
+    s = TritonSchedule(variant="looped", ROWS=2, RBLOCK=512, num_warps=4)
+    assert TritonSchedule.from_schedule(s.to_schedule()) == s
+    assert dict(s.to_schedule().knobs) == {"variant": "looped", "ROWS": 2, "RBLOCK": 512, "num_warps": 4}

@@ -410,15 +410,13 @@ def precision_mode(graph: ir.Graph) -> str:
 
 
 def tf32_kinds(mode: str) -> set[str]:
-    """Node kinds whose fp32 FLOPs torch runs on TF32 tensor cores with its current settings:
-    convolutions by default (cudnn.allow_tf32), matmuls only when the user allowed it. Their
-    floor uses the TF32 peak; a floor at the fp32 SIMT peak would be one no library call meets."""
+    """Node kinds whose fp32 FLOPs torch runs on TF32 units with its current settings, as the
+    backends report them. Their floor uses the TF32 peak; a floor at the fp32 SIMT peak would be
+    one no library call meets. Hardware without a TF32 peak runs them at the fp32 peak anyway."""
     if mode != "fp32":
         return set()
-    kinds = {"conv"} if torch.backends.cudnn.allow_tf32 else set()
-    if torch.backends.cuda.matmul.allow_tf32:
-        kinds.add("matmul")
-    return kinds
+    from akg import plugins
+    return set().union(*(b.tf32_kinds() for b in plugins.backends().values()))
 
 
 def compute_ms(hw: HardwareSpec, flops_by_mode: dict[str, float], base_mode: str) -> float:
@@ -480,3 +478,15 @@ def format_analysis(analysis: ir.Analysis) -> str:
         lines.append(f"roofline   {hw}: {ms * 1e3:.1f} us")
     lines += [f"note       {n}" for n in analysis.notes]
     return "\n".join(lines)
+
+
+def hardware_brief(analysis: ir.Analysis | None, hardware: HardwareSpec, floor: float | None) -> str:
+    """The analysis and the hardware facts an LLM needs to plan kernels (prompts/analyzer.j2)."""
+    from akg.agents import prompts
+    flops = analysis.flops if analysis is not None else 0.0
+    moved = analysis.bytes_moved if analysis is not None else 0.0
+    return prompts.render(
+        "analyzer", flops=flops, bytes=moved, intensity=flops / moved if moved else 0.0,
+        bound=analysis.bound if analysis is not None else "unknown", floor_ms=floor,
+        notes=list(analysis.notes) if analysis is not None else ["the program could not be traced; no analysis"],
+        hw=hardware, peaks=[(m, t) for m, t in hardware.peak_tflops if t]).strip()

@@ -143,3 +143,28 @@ class ModelNew(Model):
 def reference_candidate(problem_source: str, dsl_name: str) -> Candidate:
     source = REFERENCE_TEMPLATE.format(problem_source=problem_source)
     return Candidate(candidate_id(source), None, dsl_name, source, None, "reference", "unmodified reference")
+
+
+# -- LLM mode --------------------------------------------------------------------------------------
+
+def write(client, context, design=None) -> "Turn":
+    """The coder role over an LLM (prompts/coder.j2): one complete candidate file in the target DSL
+    from the design (none with ``--agents coder``), the DSL's guide and a template kernel."""
+    from akg.agents import prompts
+    answer = prompts.ask(client, "coder", context, context.parent.id, design=design)
+    if isinstance(answer, prompts.Turn):
+        return answer
+    what = f"coder: {design.idea}" if design is not None else "coder"
+    return candidate_from_reply(answer, "coder", client.model, context.dsl, context.parent.id, what)
+
+
+def candidate_from_reply(exchange, role: str, model: str, dsl_name: str, parent_id: str | None,
+                         description: str) -> "Turn":
+    """The reply's candidate (origin ``llm:<model>``) or a failed turn saying why there is none."""
+    from akg.agents import prompts
+    source, reason = prompts.extract_source(exchange.text)
+    if source is None:
+        return prompts.Turn(role, model, prompts.prompt_hash(role), parent_id, exchange, reason=reason)
+    candidate = Candidate(candidate_id(source), parent_id, dsl_name, source, None, f"llm:{model}",
+                          " ".join(description.split())[:120])
+    return prompts.Turn(role, model, prompts.prompt_hash(role), parent_id, exchange, candidate=candidate)

@@ -67,3 +67,17 @@ def neighbours(po: PlanOptions, current: KernelPlan, group_index: int) -> list[K
 
 def tunable_groups(po: PlanOptions) -> list[int]:
     return [i for i, opts in enumerate(po.options) if len(opts) > 1]
+
+
+# -- LLM mode --------------------------------------------------------------------------------------
+
+def design(client, context) -> "Turn":
+    """The designer role over an LLM (prompts/designer.j2): a structured plan validated into
+    ``ir.Design``, the user's hint folded in. An unusable reply is a failed turn with its reason."""
+    from akg.agents import prompts
+    answer = prompts.ask(client, "designer", context, context.parent.id)
+    if isinstance(answer, prompts.Turn):
+        return answer
+    found, reason = prompts.extract_design(answer.text)
+    return prompts.Turn("designer", client.model, prompts.prompt_hash("designer"), context.parent.id, answer,
+                        design=found, reason=reason)

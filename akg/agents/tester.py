@@ -5,6 +5,8 @@ candidate object at the stage boundary, and never raises for a failed candidate.
 """
 from __future__ import annotations
 
+import re
+
 from akg.harness import HarnessConfig, WorkerPool
 from akg.ir import Candidate, Verdict
 from akg.problem import Problem
@@ -45,3 +47,25 @@ class Tester:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def feedback(verdict: Verdict) -> str:
+    """What the tester tells the coder about a verdict (prompts/tester.j2): build errors trimmed to
+    their first lines, each failed check with where and how far off, timings against eager,
+    torch.compile and the roofline floor, and profiler metrics where the device has them."""
+    from akg.agents import prompts
+    failed = [c for c in verdict.checks if not c.passed]
+    errors = [_trim(e) for e in verdict.errors]
+    return prompts.render("tester", v=verdict, failed=failed, errors=errors, speedups=dict(verdict.speedups),
+                          profile=list(verdict.profile)).strip()
+
+
+_TEMP_PATH = re.compile(r"(?:/[^\s:/'\"]+)+/([^\s:/'\"]+\.\w+)")
+
+
+def _trim(error: str, lines: int = 12, chars: int = 1500) -> str:
+    # Compilers repeat themselves; the first errors (with their line numbers) are what helps.
+    # Build folders are temporary: only the file name stays, so the feedback is the same each run.
+    error = _TEMP_PATH.sub(r"\1", error)
+    text = "\n    ".join(error.replace(" | ", "\n").splitlines()[:lines])
+    return text[:chars] + (" ..." if len(text) > chars else "")

@@ -128,7 +128,10 @@ def _target(cfg: settings_mod.CompileSettings, device_type: str):
 
 def _partitions(aten: torch.fx.GraphModule, support) -> list[dict]:
     from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
-    partitioner = CapabilityBasedPartitioner(aten, support, allows_single_node_partition=True)
+    # No horizontal fusion: a subgraph is a connected piece of the program, so the same piece in
+    # another model (next to other work) is the same problem and a store hit.
+    partitioner = CapabilityBasedPartitioner(aten, support, allows_single_node_partition=True,
+                                             skip_horizontal_fusion=True)
     found = partitioner.propose_partitions()
     return [dict.fromkeys(p.nodes) for p in found if support.worth_a_kernel(p.nodes)]
 
@@ -155,7 +158,7 @@ def _kernel_for(sub_gm: torch.fx.GraphModule, target, cfg) -> KernelOp | None:
     else:
         _STATS.store_hits += 1
     if found.candidate_id is None:
-        log.info("akg: no verified kernel beats eager for subgraph %s; Inductor runs it", sub.digest)
+        log.info("akg: no kernel for subgraph %s (%s); Inductor runs it", sub.digest, found.note)
         return None
     try:
         kernel = KernelOp(found.candidate_id, load_model(found.candidate_id, found.source), sub, sub_gm)

@@ -36,6 +36,7 @@ class Found:
     candidate_id: str | None   # None: akg has nothing better than the reference for this subgraph
     source: str | None
     searched: bool             # False: a store hit
+    note: str = ""             # why there is no kernel, when there is none
 
 
 def _search_options(settings: CompileSettings):
@@ -48,18 +49,33 @@ def _search_options(settings: CompileSettings):
     return options
 
 
-def _verified(db, candidate_id: str, target) -> bool:
-    verdict = db.verdict(candidate_id, target.device, target.hardware.name, POLICY)
-    return verdict is not None and verdict.accepted
+def usable(verdict, baseline: str) -> bool:
+    """A fully verified kernel, and faster than ``baseline`` where the harness timed that.
+    (Faster than eager is the search's own rule for every result it returns.)"""
+    if verdict is None or not verdict.accepted:
+        return False
+    if baseline == "inductor":
+        vs_compile = dict(verdict.speedups).get("vs_compile")
+        if vs_compile is not None and vs_compile <= 1.0:
+            log.info("akg: kernel %s is verified but %.2fx Inductor's time; Inductor keeps the subgraph",
+                     verdict.candidate_id, vs_compile)
+            return False
+    return True
 
 
-def _from_store(db, sub: Subgraph, target) -> Found | None:
-    best = db.best_of_finished(sub.digest, target.dsl.name, target.device, target.hardware.name)
-    if best is None:
-        return None
-    cid, origin, source = best
-    if origin == "reference" or not _verified(db, cid, target):
-        return Found(None, None, False)
+def _verified(db, candidate_id: str, target, settings: CompileSettings) -> bool:
+    return usable(db.verdict(candidate_id, target.device, target.hardware.name, POLICY), settings.baseline)
+
+
+def _from_store(db, sub: Subgraph, target, settings: CompileSettings) -> Found | None:
+    run = db.best_of_finished(sub.digest, target.dsl.name, target.device, target.hardware.name)
+    if run is None or (run.origin == "reference" and run.judged == 0):
+        return None   # never searched, or the search ran out of time before judging anything
+    cid, source = run.best, run.source
+    if run.origin == "reference":
+        return Found(None, None, False, "an earlier search found nothing faster than eager")
+    if not _verified(db, cid, target, settings):
+        return Found(None, None, False, f"the stored kernel is not faster than {settings.baseline}")
     return Found(cid, source, False)
 
 
@@ -67,16 +83,20 @@ def _search(db, sub: Subgraph, target, settings: CompileSettings) -> Found:
     from akg.harness import HarnessConfig
     from akg.pipeline import optimize_problem
     from akg.problem import load_problem
-    # The harness's torch.compile baseline would compile every subgraph with Inductor once more.
-    harness = HarnessConfig().replace(measure_compile=False)
+    # Timing the subgraph under Inductor costs one more compile; only worth it when Inductor is
+    # what the kernel must beat.
+    harness = HarnessConfig().replace(measure_compile=settings.baseline == "inductor")
     with tempfile.TemporaryDirectory(prefix="akg-compile-") as folder:
         path = Path(folder) / f"subgraph_{sub.digest}.py"
         path.write_text(sub.source)
         problem = load_problem(path)
         report = optimize_problem(problem, target, None, db, _search_options(settings), harness)
     best = report["best"]
-    if best["origin"] == "reference" or not best["correct"] or not _verified(db, best["candidate_id"], target):
-        return Found(None, None, True)
+    if best["origin"] == "reference" or not best["correct"]:
+        notes = report.get("notes") or ["nothing verified was faster than eager"]
+        return Found(None, None, True, f"search: {notes[-1][:200]}")
+    if not _verified(db, best["candidate_id"], target, settings):
+        return Found(None, None, True, f"the best verified kernel is not faster than {settings.baseline}")
     return Found(best["candidate_id"], db.candidate_source(best["candidate_id"]), True)
 
 
@@ -93,7 +113,7 @@ def find_kernel(sub: Subgraph, target, settings: CompileSettings) -> Found | Non
 def _find_kernel(sub: Subgraph, target, settings: CompileSettings) -> Found | None:
     from akg.store import DEFAULT_STORE, Store
     with Store(settings.store or DEFAULT_STORE) as db:
-        found = _from_store(db, sub, target)
+        found = _from_store(db, sub, target, settings)
         if found is not None or settings.budget == 0:
             return found
         return _search(db, sub, target, settings)

@@ -2,11 +2,13 @@
 
     AKG_MODE        compiler | llm | both   how candidates are proposed (default compiler)
     AKG_BUDGET      candidates measured per new subgraph; 0 = use the store only, never search (default 8)
-    AKG_TIME_LIMIT  seconds of search per new subgraph (default 120)
+    AKG_TIME_LIMIT  seconds of search per new subgraph, baselines included (default 300)
     AKG_DSL         the DSL kernels are written in (default: the first installed DSL whose timings
                     mean something on the graph's device)
     AKG_DEVICE      the akg device to target (default: the one the graph's tensors are on)
     AKG_STORE       the SQLite store (default .akg/akg.db)
+    AKG_BASELINE    inductor | eager: what a kernel must be measured faster than to replace a
+                    subgraph (default inductor: the search also times the subgraph under Inductor)
 
 A value passed to ``akg.configure`` wins over the environment. Bad values are a ConfigError (one
 line) from ``configure``; from the environment they turn akg off for the graph (Inductor runs it)
@@ -21,23 +23,27 @@ from typing import Any
 from akg.errors import ConfigError
 
 MODES = ("compiler", "llm", "both")
+BASELINES = ("inductor", "eager")
 
 _ENV = {"mode": "AKG_MODE", "budget": "AKG_BUDGET", "time_limit": "AKG_TIME_LIMIT", "dsl": "AKG_DSL",
-        "device": "AKG_DEVICE", "store": "AKG_STORE"}
+        "device": "AKG_DEVICE", "store": "AKG_STORE", "baseline": "AKG_BASELINE"}
 
 
 @dataclass(frozen=True)
 class CompileSettings:
     mode: str = "compiler"
     budget: int = 8
-    time_limit: float | None = 120.0
+    time_limit: float | None = 300.0
     dsl: str | None = None
     device: str | None = None
     store: str | None = None
+    baseline: str = "inductor"
 
     def check(self) -> "CompileSettings":
         if self.mode not in MODES:
             raise ConfigError(f"akg mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if self.baseline not in BASELINES:
+            raise ConfigError(f"akg baseline must be one of {', '.join(BASELINES)}, not {self.baseline!r}")
         if not isinstance(self.budget, int) or isinstance(self.budget, bool) or self.budget < 0:
             raise ConfigError(f"akg budget must be a whole number >= 0, not {self.budget!r}")
         if self.time_limit is not None and (isinstance(self.time_limit, bool) or not isinstance(self.time_limit, (int, float))
@@ -76,11 +82,11 @@ def current() -> CompileSettings:
 
 def configure(*, mode: str | None = None, budget: int | None = None, time_limit: float | None = None,
               dsl: str | None = None, device: str | None = None, store: str | os.PathLike | None = None,
-              reset: bool = False) -> CompileSettings:
+              baseline: str | None = None, reset: bool = False) -> CompileSettings:
     """Set how ``torch.compile(backend="akg")`` searches; arguments left None keep their value.
     ``reset=True`` forgets earlier calls first. Returns the settings now in force."""
     given = {"mode": mode, "budget": budget, "time_limit": time_limit, "dsl": dsl, "device": device,
-             "store": None if store is None else os.fspath(store)}
+             "store": None if store is None else os.fspath(store), "baseline": baseline}
     given = {k: v for k, v in given.items() if v is not None}
     replace(CompileSettings(), **given).check()   # reject a bad value before keeping any
     if reset:

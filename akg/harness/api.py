@@ -10,6 +10,8 @@ error halfway.
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -92,6 +94,15 @@ class WorkerPool:
         self._workers.close()
         for reference in self._references.values():
             reference.close()
+
+    def cancel(self) -> None:
+        """Kill every worker process now (a time limit ran out): evaluations in flight end as
+        worker faults at once. The pool stays usable; ``close`` still cleans up."""
+        for pid in self._workers.pids():
+            try:
+                os.killpg(pid, signal.SIGKILL)  # each worker leads its own process group
+            except (ProcessLookupError, PermissionError):
+                pass
 
     def footprint(self, problem) -> memory.Footprint:
         """The problem's inputs, parameters and outputs in bytes, after checking that the harness's

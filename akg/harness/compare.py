@@ -115,7 +115,8 @@ def _metadata_checks(exp: torch.Tensor, info: OutputInfo, device: str, where: st
 def comparison_device(device: str) -> str:
     """Where to compare: on the GPU when judging a GPU candidate (float64 passes over hundreds of
     MB take seconds on a CPU), else the CPU. The conductor's own copy, never the worker's."""
-    return "cuda" if device_type(device) == "cuda" and torch.cuda.is_available() else "cpu"
+    from akg import plugins
+    return plugins.backend_for(device).comparison_device()
 
 
 # Elements per chunk of the value checks: each float64 temporary is 128 MB, so comparing a 6 GB

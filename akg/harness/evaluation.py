@@ -73,6 +73,7 @@ class Run:
     fault: bool = False
     random_mode: str | None = None      # "seeded" | "statistical" for a reference that draws
     peak_worker_bytes: int = 0
+    suspect: str | None = None
 
     def fail(self, name: str, detail: str) -> None:
         self.book.add(name, False, detail)
@@ -82,7 +83,7 @@ class Run:
                        tuple(self.errors), self.max_abs_err if self.compiled else None,
                        self.rel_err if self.compiled else None, self.time_ms, self.spread,
                        tuple(self.baselines), tuple(self.speedups), self.roofline_fraction, profile,
-                       self.timing_meaningful)
+                       self.timing_meaningful, self.suspect)
 
     def memory_profile(self, reference: Reference, footprint_bytes: int | None) -> tuple:
         """Peak device memory of both processes (accelerators only), and the problem's footprint."""
@@ -365,9 +366,20 @@ def _timing(worker, reference: Reference, config: HarnessConfig, floor_ms, compi
     run.timing_meaningful = not reply.interpreted
     if floor_ms:
         run.roofline_fraction = floor_ms / run.time_ms if run.time_ms > 0 else float("inf")
-        plausible = run.time_ms >= floor_ms * config.floor_slack
+        plausible, run.suspect = floor_check(run.time_ms, floor_ms, config.floor_slack)
         run.book.add("roofline_floor", plausible,
                      f"{run.time_ms:.4g} ms is below {config.floor_slack:g} x the roofline floor {floor_ms:.4g} ms; treated as a suspect")
+
+
+def floor_check(time_ms: float, floor_ms: float, slack: float) -> tuple[bool, str | None]:
+    """(plausible, suspect): far below the floor (under ``slack`` x floor) rejects the candidate;
+    below the floor at all keeps it but marks the verdict suspect, so no report shows a time
+    faster than the hardware allows as if it were plain."""
+    if time_ms >= floor_ms:
+        return True, None
+    note = (f"{time_ms:.4g} ms is below the roofline floor {floor_ms:.4g} ms (fraction {floor_ms / time_ms:.2f}): "
+            "the timing or the hardware figures are off")
+    return time_ms >= floor_ms * slack, note
 
 
 def _spread(times: list[float]) -> float:

@@ -97,11 +97,11 @@ def policy_violations(ops: Iterable[str], declared: Iterable[str], dtype_changes
 
 def _watched_namespaces(extra: dict[str, Any]) -> dict[str, Any]:
     import torch.nn.functional as F
+    from akg import plugins
     spaces = {"time": time, "builtins": builtins, "torch": torch, "torch.nn.functional": F,
-              "torch.Tensor": torch.Tensor, "torch.cuda": torch.cuda, "threading": threading,
-              "torch.nn.Module": torch.nn.Module}
-    if hasattr(torch.cuda, "Event"):
-        spaces["torch.cuda.Event"] = torch.cuda.Event
+              "torch.Tensor": torch.Tensor, "threading": threading, "torch.nn.Module": torch.nn.Module}
+    for backend in plugins.backends().values():  # every device's timers and synchronisation
+        spaces.update(backend.watched_namespaces())
     spaces.update(extra)
     return spaces
 

@@ -64,20 +64,32 @@ class Worker:
         settings = {
             "device": self.device, "scratch": str(self.scratch), "read_fd": to_worker_r,
             "write_fd": from_worker_w, "channel_fd": worker_channel.fileno(), "network": self.config.network,
-            "memory_limit_mb": self.config.memory_limit_mb, "max_processes": self.config.max_processes,
+            "memory_limit_mb": self.config.memory_limit_mb if self._backend().limits_address_space else 0,
+            "max_processes": self.config.max_processes,
             "cache_dirs": sorted(caches.values()),
         }
         self._log = open(self.root / f"{self.name}.log", "wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "akg.harness.worker", json.dumps(settings)],
             pass_fds=(to_worker_r, from_worker_w, worker_channel.fileno()), cwd=self.scratch, stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT, env=sandbox.worker_environment(self.scratch, caches),
+            stdout=self._log, stderr=subprocess.STDOUT, env=self._environment(caches),
             start_new_session=True)  # its own process group: killing it takes every child along
         os.close(to_worker_r)
         os.close(from_worker_w)
         worker_channel.close()
         self._send_fd, self._recv_fd = to_worker_w, from_worker_r
         self._ready = False
+
+    def _backend(self):
+        from akg import plugins
+        return plugins.backend_for(self.device)
+
+    def _environment(self, caches: dict[str, str]) -> dict[str, str]:
+        from akg import plugins
+        env = sandbox.worker_environment(self.scratch, caches)
+        # Set before the worker imports anything: e.g. an interpreter a DSL's package reads at import.
+        env.update(plugins.worker_environment(self.device))
+        return env
 
     def start_device(self) -> None:
         """Let the process set up the device: after its imports it waits for this, so that a
@@ -106,7 +118,7 @@ class Worker:
         """Before a measurement on a CPU, let the standby finish starting: its imports would
         compete for the cores being timed. On a GPU its imports may go on; it leaves the device
         alone until ``start_device``."""
-        if self.standby is None or self.device.startswith("cuda"):
+        if self.standby is None or self._backend().standby_during_timing:
             return
         try:
             self.standby._await_ready()

@@ -109,7 +109,7 @@ class WorkerState:
         return m.Loaded(tuple(declared), tuple(snapshot.changes()))
 
     def _import_candidate(self, source: str, candidate_id: str):
-        # A real file: Triton and inspect need the source of the functions they compile.
+        # A real file: DSLs that compile Python functions (and inspect) need their source.
         safe_id = "".join(c if c.isalnum() else "_" for c in candidate_id)[:40]
         path = self.scratch / f"candidate_{safe_id}.py"
         path.write_text(source)
@@ -305,7 +305,7 @@ class LoadedCandidate:
         return m.Timed(
             ref_ms=tuple(ref_ms), cand_ms=tuple(cand_ms), last_seed=last_seed, last_outputs=outputs,
             integrity=tuple(self.snapshot.changes()),
-            interpreted=os.environ.get("TRITON_INTERPRET", "") not in ("", "0"),
+            interpreted=interpreted(),
             written=written, peak_bytes=memory.peak_bytes(self.state.device))
 
 
@@ -342,6 +342,13 @@ def _buffers(handles):
 
 def _at_positions(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1)[randomness.sample_index(t.numel(), t.device)]
+
+
+def interpreted() -> bool:
+    """Whether a DSL's interpreter ran the candidate's kernels here (its flag set in this process,
+    by the candidate itself): then its timings mean nothing."""
+    flags = {f for dsl in plugins.dsls().values() for f in dsl.interpreter_flags}
+    return any(os.environ.get(f, "") not in ("", "0") for f in flags)
 
 
 def _poison(nbytes_list: list[int], pattern: int, device: str) -> None:

@@ -41,14 +41,18 @@ def worker_environment(scratch: Path, cache_dirs: dict[str, str]) -> dict[str, s
 
 
 def cache_dirs(scratch_root: Path) -> dict[str, str]:
-    """Build caches a worker may write: the DSL caches candidates compile into."""
+    """Build caches a worker may write: torch's own, and those every installed DSL names (the
+    caches its candidates compile into)."""
+    from akg import plugins
     home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return {
+    dirs = {
         "AKG_CACHE_DIR": os.environ.get("AKG_CACHE_DIR", str(home_cache / "akg")),
         "TORCH_EXTENSIONS_DIR": os.environ.get("TORCH_EXTENSIONS_DIR", str(home_cache / "torch_extensions")),
-        "TRITON_CACHE_DIR": os.environ.get("TRITON_CACHE_DIR", str(home_cache / "triton")),
         "TORCHINDUCTOR_CACHE_DIR": os.environ.get("TORCHINDUCTOR_CACHE_DIR", str(scratch_root / "inductor")),
     }
+    for dsl in plugins.dsls().values():
+        dirs.update(dsl.worker_environment())
+    return dirs
 
 
 # ---- worker side -------------------------------------------------------------------------------

@@ -36,10 +36,8 @@ def main() -> None:
     if not _wait_for_start(read_fd, protocol):
         return
     state = runner.WorkerState(settings["device"], Path(settings["scratch"]))
-    if settings["memory_limit_mb"] and not settings["device"].startswith(("cuda", "mps")):
-        sandbox.limit_resources(settings["memory_limit_mb"], settings["max_processes"])
-    else:
-        sandbox.limit_resources(None, settings["max_processes"])
+    # The conductor sends no limit for backends whose drivers map more address space than memory.
+    sandbox.limit_resources(settings["memory_limit_mb"] or None, settings["max_processes"])
     channel = socket.socket(fileno=settings["channel_fd"])  # before the hook refuses sockets
     writable = [Path(settings["scratch"])] + [Path(p) for p in settings["cache_dirs"]]
     sandbox.install_audit_hook(writable, block_sockets=not settings["network"])

@@ -15,6 +15,11 @@ HARDWARE_DIR = Path(__file__).parent / "hardware"
 class CpuBackend:
     name = "cpu"
     torch_device = "cpu"
+    limits_address_space = True
+    # A standby's imports would compete for the cores being timed: it finishes starting first.
+    standby_during_timing = False
+    probe_copy_bytes = 1 << 26
+    ray_resource = None
 
     def __init__(self) -> None:
         self._detected: HardwareSpec | None = None
@@ -37,8 +42,8 @@ class CpuBackend:
                 display_name=f"{cpu.model} ({cpu.cores} cores)",
                 compute_units=cpu.cores,
                 memory_bandwidth_gbs=round(host.memory_bandwidth_gbs(cpu), 1),
-                peak_tflops=(("fp32", round(host.peak_fp32_tflops(cpu), 4)),
-                             ("fp64", round(host.peak_fp32_tflops(cpu) / 2, 4))),
+                peak_tflops=(("fp32", round(host.peak_tflops(cpu), 4)),
+                             ("fp64", round(host.peak_tflops(cpu) / 2, 4))),
                 l2_bytes=cpu.l2_bytes,
                 vector_width_bits=cpu.vector_width_bits,
                 source="detected",
@@ -72,3 +77,12 @@ class CpuBackend:
         cpu_ns = time.process_time_ns() - cpu_start
         return {"wall_ms": wall_ns / 1e6, "cpu_ms": cpu_ns / 1e6,
                 "busy_cores": cpu_ns / wall_ns if wall_ns else 0.0}
+
+    def comparison_device(self) -> str:
+        return "cpu"
+
+    def tf32_kinds(self) -> frozenset[str]:
+        return frozenset()
+
+    def watched_namespaces(self) -> dict[str, Any]:
+        return {}

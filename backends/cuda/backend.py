@@ -1,6 +1,7 @@
 """The CUDA backend: device detection, hardware descriptors, synchronisation, L2 flush, event timing."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -15,13 +16,36 @@ HARDWARE_DIR = Path(__file__).parent / "hardware"
 class CudaBackend:
     name = "cuda"
     torch_device = "cuda"
+    # The CUDA driver maps address ranges far beyond physical memory: an RLIMIT_AS breaks it.
+    limits_address_space = False
+    # A standby's imports run on the host while a GPU candidate is timed on the device; it leaves
+    # the device alone until told to start.
+    standby_during_timing = True
+    probe_copy_bytes = 1 << 30
+    ray_resource = "GPU"
 
     def __init__(self) -> None:
         self._flush_buffer: torch.Tensor | None = None
         self._detected: HardwareSpec | None = None
 
     def available(self) -> bool:
-        return torch.cuda.is_available()
+        # torch for ROCm answers through torch.cuda too: those GPUs belong to the rocm backend.
+        return torch.cuda.is_available() and not getattr(torch.version, "hip", None)
+
+    def select(self, index: int) -> None:
+        """Use only GPU ``index`` (counted among those visible now): this process and every worker
+        it starts then see that GPU alone, as device 0. Must come before CUDA is initialised."""
+        from akg.errors import AkgError
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = [v.strip() for v in visible.split(",") if v.strip()] if visible is not None else None
+        if ids is not None and index >= len(ids):
+            raise AkgError(f"--device cuda:{index}: only {len(ids)} GPU(s) are visible (CUDA_VISIBLE_DEVICES={visible})")
+        chosen = ids[index] if ids is not None else str(index)
+        if torch.cuda.is_initialized():
+            if chosen != visible:
+                raise AkgError(f"--device cuda:{index}: CUDA was initialised before the device was chosen")
+            return
+        os.environ["CUDA_VISIBLE_DEVICES"] = chosen
 
     def descriptors(self) -> list[HardwareSpec]:
         return load_descriptors(HARDWARE_DIR)
@@ -58,6 +82,22 @@ class CudaBackend:
     def profile(self, fn: Callable[[], Any]) -> dict[str, Any]:
         # Hardware counters need Nsight Compute around a whole process: see profiler.ncu_profile.
         return {}
+
+    def comparison_device(self) -> str:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def tf32_kinds(self) -> frozenset[str]:
+        # Convolutions run on TF32 by default (cudnn.allow_tf32), matmuls only when the user allowed it.
+        kinds = {"conv"} if torch.backends.cudnn.allow_tf32 else set()
+        if torch.backends.cuda.matmul.allow_tf32:
+            kinds.add("matmul")
+        return frozenset(kinds)
+
+    def watched_namespaces(self) -> dict[str, Any]:
+        spaces: dict[str, Any] = {"torch.cuda": torch.cuda}
+        if hasattr(torch.cuda, "Event"):
+            spaces["torch.cuda.Event"] = torch.cuda.Event
+        return spaces
 
 
 def match_descriptor(device_name: str, specs: list[HardwareSpec]) -> HardwareSpec | None:

@@ -6,7 +6,10 @@ torch, the standard library and a C++ compiler.
 from __future__ import annotations
 
 import ast
+import functools
+import os
 import re
+import subprocess
 import shutil
 from pathlib import Path
 
@@ -18,6 +21,10 @@ from .render import render_groups
 
 GUIDE = Path(__file__).parent / "guide.md"
 _SOURCE_PATTERN = re.compile(r"^_AKG_CPP_SOURCE = r'''(.*?)'''$", re.MULTILINE | re.DOTALL)
+# extern "C" functions: a declaration after extern "C" (alone or in an extern "C" { ... } block).
+_EXTERN_C = re.compile(r'extern\s+"C"\s*\{?\s*(?:[A-Za-z_][\w:<>]*[\s\*&]+)+?([A-Za-z_]\w*)\s*\(')
+_DEFINITION = re.compile(r'\b([A-Za-z_]\w*)\s*\([^;{}()]*\)\s*(?:const\s*)?\{')
+_CPP_KEYWORDS = {"if", "for", "while", "switch", "catch", "return", "sizeof"}
 _ALLOWED_IMPORTS = {"torch", "ctypes", "hashlib", "os", "subprocess", "tempfile", "math", "typing",
                     "functools", "pathlib", "sys", "__future__", "numbers", "itertools", "collections"}
 
@@ -27,6 +34,7 @@ class CppDSL:
     devices = ("cpu",)
     families = ("pointwise", "reduction", "scan")
     timing_meaningful_on = ("cpu",)
+    interpreter_flags = ()
 
     # ---- the DSL protocol ----------------------------------------------------------------------
 
@@ -64,6 +72,31 @@ class CppDSL:
     def guide(self) -> str:
         return GUIDE.read_text()
 
+    def worker_environment(self) -> dict[str, str]:
+        return {"AKG_CACHE_DIR": runtime_cache_dir()}
+
+    def versions(self) -> dict[str, str]:
+        return {"g++": compiler_version()}
+
+
+    def kernel_findings(self, source: str) -> list[str]:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return []
+        strings = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+        kernels = {name for text in strings for name in _EXTERN_C.findall(text)}
+        # Inside an extern "C" { ... } block every function definition is exported.
+        kernels |= {name for text in strings if re.search(r'extern\s+"C"\s*\{', text)
+                    for name in _DEFINITION.findall(text) if name not in _CPP_KEYWORDS}
+        if not kernels:
+            return ['no C++ kernel: no string holds an extern "C" function for g++ to build']
+        called = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        called |= {s for s in strings if s in kernels}   # getattr(lib, "name")
+        if not kernels & called:
+            return [f"the C++ kernel(s) {', '.join(sorted(kernels))} are defined but never called from Python"]
+        return []
+
     def toolchain_problem(self) -> str | None:
         # Candidates compile their kernels with this compiler in the worker.
         if shutil.which(runtime.AKG_CXX) is None:
@@ -80,3 +113,16 @@ def _imported_modules(tree: ast.AST) -> list[str]:
             found.append(node.module)
     return found
 
+
+def runtime_cache_dir() -> str:
+    home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return os.environ.get("AKG_CACHE_DIR", str(home_cache / "akg"))
+
+
+@functools.lru_cache(maxsize=1)
+def compiler_version() -> str:
+    try:
+        out = subprocess.run(["g++", "-dumpfullversion"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return "missing"
+    return out.strip() or "unknown"

@@ -15,11 +15,47 @@ from akg.dsls.triton.render import render_groups
 TF32_ENV = "AKG_TRITON_ALLOW_TF32"
 
 
+def warm_up(source: str) -> None:
+    """Compile the kernels ``source``'s ModelNew launches on its problem's inputs, without running
+    them. Raises BuildError for a kernel that does not compile; anything else is left to the worker."""
+    import importlib.util
+    import tempfile
+    import torch
+    from triton.compiler.errors import CompilationError
+    from triton.runtime.jit import JITFunction
+
+    launch = JITFunction.run
+
+    def compile_only(self, *args, **kwargs):
+        kwargs["warmup"] = True
+        return launch(self, *args, **kwargs)
+
+    with tempfile.TemporaryDirectory(prefix="akg-warmup-") as folder:
+        path = Path(folder) / "candidate.py"
+        path.write_text(source)
+        spec = importlib.util.spec_from_file_location("akg_warmup_candidate", path)
+        module = importlib.util.module_from_spec(spec)
+        JITFunction.run = compile_only
+        try:
+            spec.loader.exec_module(module)
+            with torch.device("meta"), torch.no_grad():
+                inputs = module.get_inputs()
+                module.ModelNew(*module.get_init_inputs())(*inputs)
+        except CompilationError as err:
+            raise BuildError(str(err).strip().splitlines()[-1][:2000] if str(err).strip() else "compilation failed") from None
+        except Exception:
+            pass  # not runnable on meta tensors: the worker compiles at first launch, as without this
+        finally:
+            JITFunction.run = launch
+
+
 class TritonDSL:
     name = "triton"
     devices = ("cuda", "cpu")
     families = ("pointwise", "reduction", "scan", "matmul_epilogue", "pool")
     timing_meaningful_on = ("cuda",)
+    # Set by candidates rendered for the CPU: their kernels run in Triton's interpreter.
+    interpreter_flags = ("TRITON_INTERPRET",)
 
     def __init__(self, allow_tf32: bool | None = None):
         self.allow_tf32 = os.environ.get(TF32_ENV) == "1" if allow_tf32 is None else allow_tf32
@@ -34,12 +70,23 @@ class TritonDSL:
     def render(self, groups: list[tuple[int, FusedGroup]], device: str) -> str:
         return render_groups(groups, device)
 
+    def worker_env(self, device: str) -> dict[str, str]:
+        # On the CPU any Triton kernel runs in the interpreter, which Triton must know when it is
+        # first imported (its standard-library @jit functions, tl.sum and the like, are bound then).
+        return {"TRITON_INTERPRET": "1"} if device == "cpu" else {}
+
     def prebuild(self, source: str, device: str) -> None:
-        # Triton compiles each kernel at its first launch, inside the worker; only syntax is checked here.
+        """On a GPU, compile every kernel a forward launches into Triton's cache (the worker shares
+        it), so the worker loads them instead of compiling: the candidate runs once on meta tensors
+        of the problem's shapes with each launch turned into a compile-only warmup, which gives the
+        same specialisations (dtypes, sizes, divisibility) as the real inputs. A forward that
+        cannot run on meta tensors (data-dependent code) is left to compile at first launch."""
         try:
             compile(source, "<candidate>", "exec")
         except SyntaxError as err:
             raise BuildError(f"line {err.lineno}: {err.msg}") from None
+        if device == "cuda":
+            warm_up(source)
 
     def lint(self, source: str) -> list[str]:
         try:
@@ -57,6 +104,33 @@ class TritonDSL:
 
     def guide(self) -> str:
         return (Path(__file__).parent / "guide.md").read_text()
+
+    def worker_environment(self) -> dict[str, str]:
+        home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return {"TRITON_CACHE_DIR": os.environ.get("TRITON_CACHE_DIR", str(home_cache / "triton"))}
+
+    def versions(self) -> dict[str, str]:
+        try:
+            import triton
+        except ImportError:
+            return {"triton": "missing"}
+        return {"triton": triton.__version__}
+
+    def kernel_findings(self, source: str) -> list[str]:
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            return []
+        jitted = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
+                  and any("jit" in ast.unparse(d) or "autotune" in ast.unparse(d) for d in n.decorator_list)}
+        if not jitted:
+            return ["no @triton.jit kernel: the work would not run in Triton"]
+        # A launch is kernel[grid](...): a call of a subscripted jitted function.
+        launched = {n.func.value.id for n in ast.walk(tree) if isinstance(n, ast.Call)
+                    and isinstance(n.func, ast.Subscript) and isinstance(n.func.value, ast.Name)}
+        if not jitted & launched:
+            return [f"the Triton kernel(s) {', '.join(sorted(jitted))} are defined but never launched (kernel[grid](...))"]
+        return []
 
     def toolchain_problem(self) -> str | None:
         # Every candidate imports triton in its worker: without it each one would be rejected.

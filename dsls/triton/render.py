@@ -14,6 +14,7 @@ from akg.ir import FusedGroup, Load, walk
 from akg.targets import RenderError
 from akg.dsls.triton import families
 from akg.dsls.triton.exprs import INTERPRETER_HELPERS, PRELUDE_HELPERS
+from akg.dsls.triton.schedules import TritonSchedule
 
 _INTERPRETER_HEADER = '''import os
 # Triton reads TRITON_INTERPRET when a kernel is defined: on the CPU the kernels run in its
@@ -47,11 +48,12 @@ def render_group(env: jinja2.Environment, index: int, group: FusedGroup, device:
     if builder is None:
         raise RenderError(f"group {index} ({group.family}): the triton DSL has no template for this family")
     try:
+        TritonSchedule.from_schedule(group.schedule)   # a wrong knob fails here, with its name
         context = builder(f"_akg_g{index}", group, device)
         # A family's variant may have its own skeleton (the split reduction's two kernels).
         template = context.pop("template", group.family)
         return env.get_template(f"{template}.j2").render(**context)
-    except RenderError as err:
+    except (RenderError, ValueError) as err:
         raise RenderError(f"group {index} ({group.family}, nodes {', '.join(group.nodes)}): {err}") from None
     except jinja2.TemplateError as err:
         line = getattr(err, "lineno", "?")

@@ -7,6 +7,7 @@ single small schedule is returned.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, fields
 
 from akg.ir import FusedGroup, MatmulKernel, PointwiseKernel, PoolKernel, ReductionKernel, ScanKernel, Schedule
 from akg.targets import HardwareSpec
@@ -22,8 +23,59 @@ def next_pow2(n: int) -> int:
     return 1 << max(n - 1, 0).bit_length()
 
 
+_POW2 = ("BLOCK", "XBLOCK", "YBLOCK", "RBLOCK", "BM", "BN", "BK")
+
+
+@dataclass(frozen=True)
+class TritonSchedule:
+    """Every knob a Triton template reads, validated; None = the template's default. The search
+    carries only the knobs a schedule sets (``to_schedule``), so schedule texts stay short."""
+    variant: str | None = None        # pointwise: tiled; reduction: persistent, looped, split; scan: persistent, looped
+    BLOCK: int | None = None
+    XBLOCK: int | None = None
+    YBLOCK: int | None = None
+    ROWS: int | None = None
+    RBLOCK: int | None = None
+    SPLIT: int | None = None
+    online: bool | None = None
+    BM: int | None = None
+    BN: int | None = None
+    BK: int | None = None
+    GROUP_M: int | None = None
+    num_warps: int | None = None
+    num_stages: int | None = None
+    precision: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.variant not in (None, "tiled", "persistent", "looped", "split"):
+            raise ValueError(f"unknown Triton variant {self.variant!r}")
+        for name in _POW2:
+            value = getattr(self, name)
+            if value is not None and (value < 1 or value & (value - 1)):
+                raise ValueError(f"{name} must be a power of two, not {value}")
+        for name in ("ROWS", "SPLIT", "GROUP_M", "num_stages"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
+        if self.num_warps not in (None, 1, 2, 4, 8, 16, 32):
+            raise ValueError(f"num_warps must be a power of two up to 32, not {self.num_warps}")
+        if self.precision not in (None, "ieee", "tf32"):
+            raise ValueError(f"precision must be ieee or tf32, not {self.precision!r}")
+
+    @classmethod
+    def from_schedule(cls, s: Schedule) -> "TritonSchedule":
+        unknown = sorted(set(dict(s.knobs)) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"Triton schedules have no knob {', '.join(unknown)}")
+        return cls(**dict(s.knobs))
+
+    def to_schedule(self) -> Schedule:
+        return Schedule(tuple(sorted((f.name, getattr(self, f.name)) for f in fields(self)
+                                     if getattr(self, f.name) is not None)))
+
+
 def schedule(**knobs) -> Schedule:
-    return Schedule().with_(**knobs)
+    return TritonSchedule(**knobs).to_schedule()
 
 
 def unique(items: list[Schedule]) -> list[Schedule]:

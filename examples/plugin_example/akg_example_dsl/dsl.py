@@ -10,6 +10,7 @@ class TorchExprDSL:
     devices = ("cpu", "cuda")
     families = ("pointwise",)
     timing_meaningful_on = ("cpu", "cuda")
+    interpreter_flags = ()
 
     def schedules(self, group, hardware):
         return schedules.schedules(group, hardware)
@@ -25,3 +26,9 @@ class TorchExprDSL:
 
     def guide(self):
         return (Path(__file__).parent / "guide.md").read_text()
+
+    def worker_environment(self):
+        return {}  # nothing is compiled: no cache to write
+
+    def versions(self):
+        return {}  # torch's version is part of every target's versions already
