@@ -7,7 +7,7 @@ Every way bad input can reach akg maps to one exit code, so scripts can tell the
     2  bad usage, unknown DSL/device name, or a malformed problem file
     3  a malformed candidate file (unreadable, not Python)
     4  a malformed config file
-    5  the requested device is not available on this machine
+    5  the requested device, or the DSL's toolchain, is not available on this machine
     6  the store cannot be opened
     7  the LLM endpoint is unreachable or refuses requests
    70  an internal error in akg (a bug: please report it with --debug output)

@@ -34,11 +34,13 @@ def environmental(verdict: Verdict) -> str | None:
     return text[max(0, match.start() - 40):match.end() + 60].strip() if match else None
 
 
-def timing_outlier(verdict: Verdict, eager_ms: float | None) -> str | None:
-    """Why the verdict's timing should not be trusted, or None."""
+def timing_outlier(verdict: Verdict, eager_ms: float | None, spread: bool = True) -> str | None:
+    """Why the verdict's timing should not be trusted, or None. ``spread``: count widely spread
+    trials too (the median of spread trials is still usable in the run that took them; it is
+    only not worth replaying later)."""
     if not verdict.accepted or verdict.time_ms is None:
         return None
-    if verdict.spread is not None and verdict.spread > MAX_SPREAD:
+    if spread and verdict.spread is not None and verdict.spread > MAX_SPREAD:
         return f"its trials spread {verdict.spread:.0%}"
     beside = dict(verdict.baselines).get("eager_ms")
     if eager_ms and beside:

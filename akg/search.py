@@ -259,7 +259,9 @@ class Search:
 
     def _judge(self, candidate: Candidate, config) -> Verdict:
         verdict = self._judge_once(candidate, config)
-        outlier = reuse.timing_outlier(verdict, self.eager_ms) if self.timing_meaningful else None
+        # Only a disturbance the interleaved eager shows is worth a second judgement now; widely
+        # spread trials are merely not replayed later.
+        outlier = reuse.timing_outlier(verdict, self.eager_ms, spread=False) if self.timing_meaningful else None
         if outlier:   # a disturbed measurement would steer the search and be replayed later: once more
             self.progress(f"measuring {candidate.id} again: {outlier}", None)
             again = self._judge_once(candidate, config)

@@ -86,6 +86,19 @@ def _argmax(shape=(40, 777)):
     return make
 
 
+def _bool_any_and_argmax(shape=(16, 300)):
+    def make():
+        x = torch.rand(shape) > 0.995
+        rows = shape[:-1]
+        xs = Load(0, "bool")
+        kernel = ReductionKernel(shape, 1, (dense("x", x),), (Stage("max", xs), Stage("argmax", xs)),
+                                 (output("any", StageRef(0, "bool"), rows, contiguous_strides(rows) + (0,), reduced=True),
+                                  output("first", StageRef(1, "int64", "index"), rows, contiguous_strides(rows) + (0,),
+                                         reduced=True)))
+        return kernel, [x], lambda x: (x.any(1), x.to(torch.uint8).argmax(1))
+    return make
+
+
 def _column_max(shape=(8, 300, 200)):
     def make():
         x = torch.randn(shape)
@@ -119,6 +132,7 @@ CASES = [
     Case("mean_row", "reduction", _row_sum_mean(), (("split", 1), ("threads", 512), ("variant", "row"))),
     Case("mean_split", "reduction", _row_sum_mean((4, 1 << 16)), (("split", 8), ("threads", 256), ("variant", "split"))),
     Case("argmax_row", "reduction", _argmax(), (("split", 1), ("threads", 128), ("variant", "row"))),
+    Case("bool_any_argmax_row", "reduction", _bool_any_and_argmax(), (("split", 1), ("threads", 128), ("variant", "row"))),
     Case("max_column", "reduction", _column_max(), (("split", 1), ("threads", 256), ("variant", "column"))),
     Case("cumsum_row", "scan", _scan(), (("threads", 128), ("variant", "row"))),
     Case("cummax_row", "scan", _scan(op="max"), (("threads", 256), ("variant", "row"))),

@@ -147,3 +147,16 @@ def test_bench_passes_remeasure_to_each_problem(tmp_path, monkeypatch):
     cli.main(["bench", str(tmp_path / "suite"), "--dsl", "cpp", "--out", str(tmp_path / "b.json"),
               "--store", str(tmp_path / "s.db"), "--remeasure"])
     assert "--remeasure" in seen["shared"]
+
+
+def test_spread_alone_is_not_judged_twice_in_the_run(tmp_path):
+    spread = accepted(spread=0.9)
+    replies = iter([spread])
+    pool = types.SimpleNamespace(evaluate=lambda *a, **k: next(replies))
+    with Store(tmp_path / "s.db") as store:
+        s = search(store, pool=pool)
+        s.floor_ms, s.problem = None, types.SimpleNamespace()
+        from akg.harness import HarnessConfig
+        assert s._judge(types.SimpleNamespace(source="", id="c1"), HarnessConfig()) is spread
+        s._keep(spread)
+        assert s._stored("c1") is None          # but not replayed by a later run

@@ -176,7 +176,9 @@ def accumulator(renderer: CStyleRenderer, op: str, dtype: str) -> tuple[str, str
         return acc, "0" if op == "sum" else "1", "AkgSum" if op == "sum" else "AkgProd"
     if op in ("max", "min", "argmax", "argmin"):
         lowest = op in ("max", "argmax")
-        return value_type, _extreme(renderer, dtype, lowest), "AkgMax" if lowest else "AkgMin"
+        # bool has no warp shuffle: its extremes are kept as int32 (0/1).
+        acc = "int32_t" if value_type == "bool" else value_type
+        return acc, _extreme(renderer, dtype, lowest), "AkgMax" if lowest else "AkgMin"
     raise RenderError(f"reduce op {op!r} is not supported")
 
 
