@@ -13,6 +13,7 @@ cheap to finish, so an interrupted port resumes where it stopped. From the resul
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import keyword
@@ -99,6 +100,8 @@ def port_one(op: OpFile, target: Target, out_dir: Path, store_path: Path, option
     earlier = _done_before(op, op_dir, target)
     if earlier is not None:
         return _row(op, earlier, None, reused=True)
+    if getattr(options, "time_limit_s", None):
+        options = dataclasses.replace(options, started=None)   # the time limit is per op, from its start
     try:
         # One store connection per op: SQLite connections stay in their thread, and the store
         # serialises writes between them.

@@ -20,3 +20,6 @@ if [ -z "${AKG_NO_BROWSER:-}" ] && ! command -v chromium >/dev/null 2>&1 && [ "$
       || { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q --no-install-recommends chromium >/dev/null 2>&1; }; } \
       || echo "setup: could not install chromium; the HTML report browser tests will skip"
 fi
+# NVRTC (a 60 MB wheel, no GPU needed) lets the tests build every cuda_c kernel the way candidates do.
+python -c "import nvidia.cu13" 2>/dev/null || pip install -q nvidia-cuda-nvrtc \
+    || echo "nvidia-cuda-nvrtc not installed: the cuda_c NVRTC tests will be skipped"

@@ -121,3 +121,38 @@ def test_kernel_findings_see_defined_and_launched_kernels():
     unlaunched = 'SRC = r"""extern "C" __global__ void k(float* x) { }"""\nclass ModelNew:\n    pass\n'
     assert "never launched" in dsl.kernel_findings(unlaunched)[0]
     assert "no CUDA-C kernel" in dsl.kernel_findings("class ModelNew:\n    pass\n")[0]
+
+
+def _nvrtc_missing() -> bool:
+    from akg.dsls.cuda_c import runtime
+    try:
+        runtime.akg_nvrtc()
+    except runtime.AkgCudaError:
+        return True
+    return False
+
+
+needs_nvrtc = pytest.mark.skipif(_nvrtc_missing(), reason="libnvrtc is not installed (pip install nvidia-cuda-nvrtc)")
+
+
+@needs_nvrtc
+def test_nvrtc_builds_every_test_kernel_and_caches_by_hash(tmp_path, monkeypatch):
+    # The runtime candidates carry: NVRTC without system headers, as on the GPU machine.
+    from akg.dsls.cuda_c import runtime
+    monkeypatch.setenv("AKG_CACHE_DIR", str(tmp_path))
+    source, _ = kernel_source(_groups())
+    cubin = runtime.akg_build(source, "sm_90")
+    assert cubin[:4] == b"\x7fELF"
+    path = Path(runtime.akg_cache_path(source, "sm_90"))
+    assert path.read_bytes() == cubin
+    path.write_bytes(b"cached")   # a second build reads the cache instead of compiling
+    assert runtime.akg_build(source, "sm_90") == b"cached"
+    assert runtime.akg_cache_path(source + " ", "sm_90") != str(path)
+
+
+@needs_nvrtc
+def test_nvrtc_errors_reach_the_caller_with_the_log():
+    from akg.dsls.cuda_c import runtime
+    with pytest.raises(runtime.AkgCudaError, match="NVRTC: .*undefined"):
+        runtime.akg_compile('extern "C" __global__ void k() { undefined_name(); }', "sm_90")
+    assert plugins.get_dsl("cuda_c").versions()["nvrtc"][0].isdigit()
