@@ -21,18 +21,18 @@ from akg.harness.errors import HarnessError
 
 # What the harness holds at its peak on a device, in units of the problem's footprint F (inputs +
 # parameters + outputs):
-#   conductor: cached cases, each the case's inputs and the reference's outputs (at most
-#              ``CACHED_CASES`` x F, see reference.py) + the buffers the worker copies its two
-#              passes' outputs into (<= F) + the reference's forward on a clone of the inputs (<= F);
-#              value checks run in chunks of 128 MB;
+#   conductor: the cached case (the inputs workers map and the reference's outputs: at most
+#              ``CACHED_CASES`` x F, see reference.py) + the next case's own draw, its redraw for a
+#              value distribution and the reference's outputs (<= 1.5 F) + the buffers the worker
+#              copies its two passes' outputs into (<= F); value checks run in 128 MB chunks: <= 4 F;
 #   worker:    its own copy of the parameters, one clone of the inputs per call, the candidate's
-#              outputs, their copy taken at return (late writes), and earlier outputs kept to see
-#              reuse (bounded to one more set, see ``keep``): <= 2 x F.
+#              outputs, their copy taken at return (late writes), earlier outputs kept to see reuse
+#              (bounded to one more set, see ``keep``), the poison blocks before a call: <= 3 F.
 # The inputs a worker maps are the conductor's memory (no copy).
-CACHED_CASES = 2
-CONDUCTOR_FACTOR = CACHED_CASES + 2.0
-WORKER_FACTOR = 2.0
-PEAK_FACTOR = CONDUCTOR_FACTOR + WORKER_FACTOR      # one worker: 6
+CACHED_CASES = 1
+CONDUCTOR_FACTOR = 4.0
+WORKER_FACTOR = 3.0
+PEAK_FACTOR = CONDUCTOR_FACTOR + WORKER_FACTOR      # one worker: 7
 # Earlier outputs a worker keeps alive on a device, in units of the current outputs' size.
 KEEP_OUTPUTS_FACTOR = 1.0
 

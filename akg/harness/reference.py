@@ -194,15 +194,24 @@ class Reference:
 
     def _run(self, seed: int, distribution: str) -> ExpectedCase:
         inputs = to_device(self._draw(seed, distribution), self.device)
-        args = clone_args(inputs)
+        if self.on_device:
+            # A fresh draw nobody else sees: the forward may take it; a digest before and after
+            # tells what it changed (a clone would cost one more copy of the inputs).
+            args, before = inputs, self._fingerprint(inputs)
+        else:
+            args = clone_args(inputs)
         draws = randomness.RandomDraws()
         with torch.no_grad(), draws:
             seed_everything(forward_seed(seed))
             outputs = flatten_outputs(self.model(*args), self.problem.name)
         aliases = [[j for j, a in enumerate(args) if isinstance(a, torch.Tensor)
                     and a.untyped_storage().data_ptr() == out.untyped_storage().data_ptr()] for out in outputs]
-        mutated = [i for i, (a, b) in enumerate(zip(args, inputs))
-                   if isinstance(a, torch.Tensor) and not torch.equal(a.nan_to_num(), b.nan_to_num())]
+        if self.on_device:
+            after = self._fingerprint(args)
+            mutated = [i for i, (a, b, x) in enumerate(zip(before, after, args)) if isinstance(x, torch.Tensor) and a != b]
+        else:
+            mutated = [i for i, (a, b) in enumerate(zip(args, inputs))
+                       if isinstance(a, torch.Tensor) and not torch.equal(a.nan_to_num(), b.nan_to_num())]
         # On the device the outputs stay there (the comparison runs there). A copy only of an
         # output that shares memory with the model (a parameter or buffer a later forward may
         # change): every other one is the forward's own (or a view of its private clone of the inputs).
