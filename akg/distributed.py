@@ -71,6 +71,12 @@ def connect(address: str):
     return ray
 
 
+def _lost_errors(errors) -> tuple[type, ...]:
+    """Ray's exceptions for an actor or its node gone (killed, crashed, out of memory)."""
+    names = ("RayActorError", "WorkerCrashedError", "ObjectLostError", "OutOfMemoryError", "NodeDiedError")
+    return tuple(getattr(errors, n) for n in names if isinstance(getattr(errors, n, None), type))
+
+
 class _Evaluator:
     """The actor: a local pool on its node, problems materialised from their source text."""
 
@@ -164,7 +170,7 @@ class RayPool:
             actor = self._take()
             try:
                 result = self.ray.get(getattr(actor, method).remote(*args))
-            except (errors.RayActorError, errors.WorkerCrashedError, errors.ObjectLostError) as e:
+            except _lost_errors(errors) as e:
                 self._drop(actor)
                 last = str(e).splitlines()[0] if str(e) else type(e).__name__
                 continue

@@ -1,6 +1,7 @@
 """Candidate evaluation on a local Ray cluster of 2 CPUs: verdicts equal local ones, land in the
 store through the conductor, and a lost actor's candidate is judged again elsewhere."""
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -45,6 +46,9 @@ CONFIG = HarnessConfig(seeds=(0,), distributions=("problem", "uniform"), trials=
 
 @pytest.fixture(scope="module")
 def cluster():
+    # A shared CI machine may be nearly full: Ray's memory monitor must not kill the actors for
+    # memory the rest of the machine uses.
+    os.environ.setdefault("RAY_memory_usage_threshold", "0.995")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
