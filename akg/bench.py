@@ -224,7 +224,7 @@ def _run_one(entry: Entry, optimize_args: list[str], device: str, time_limit_s: 
     with tempfile.TemporaryDirectory(prefix="akg-bench-") as scratch:
         out_dir = results_dir / entry.id if results_dir else Path(scratch) / "out"
         command = [sys.executable, "-m", "akg.cli", "optimize", str(entry.path), "--device", device,
-                   "--out", str(out_dir), "--json", *optimize_args]
+                   "--out", str(out_dir), *optimize_args]
         if time_limit_s is not None:
             command += ["--time-limit", f"{time_limit_s:g}"]
         if resume:

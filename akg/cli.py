@@ -239,7 +239,8 @@ def _llm_settings(args):
 def _progress(quiet: bool, options=None, live: bool = True):
     from akg.progress import Progress
     return Progress(quiet=quiet, budget=getattr(options, "budget", None),
-                    time_limit_s=getattr(options, "time_limit_s", None), live=live)
+                    time_limit_s=getattr(options, "time_limit_s", None), live=live,
+                    started=getattr(options, "started", None))
 
 
 def cmd_optimize(args) -> int:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import tempfile
 import threading
 from pathlib import Path
@@ -70,6 +71,12 @@ def connect(address: str):
     return ray
 
 
+def _lost_errors(errors) -> tuple[type, ...]:
+    """Ray's exceptions for an actor or its node gone (killed, crashed, out of memory)."""
+    names = ("RayActorError", "WorkerCrashedError", "ObjectLostError", "OutOfMemoryError", "NodeDiedError")
+    return tuple(getattr(errors, n) for n in names if isinstance(getattr(errors, n, None), type))
+
+
 class _Evaluator:
     """The actor: a local pool on its node, problems materialised from their source text."""
 
@@ -96,8 +103,13 @@ class _Evaluator:
     def baselines(self, problem: tuple[str, str, str]) -> dict:
         return self._pool.baselines(self._problem(*problem))
 
-    def pid(self) -> int:
-        return os.getpid()
+    def cancel(self) -> None:
+        """Kill this node's worker processes (runs beside a busy ``evaluate``: the actor is threaded)."""
+        self._pool.cancel()
+
+    def shutdown(self) -> None:
+        self._pool.close()
+        shutil.rmtree(self._folder, ignore_errors=True)
 
 
 class RayPool:
@@ -110,7 +122,8 @@ class RayPool:
         if count < 1:
             raise AkgError(f"--ray: the cluster has no {resource or 'CPU'} for device {device!r}")
         options = {"num_gpus": 1} if resource == "GPU" else ({"resources": {resource: 1}} if resource else {"num_cpus": 1})
-        self._actor_class = self.ray.remote(max_restarts=0, **options)(_Evaluator)
+        # Two threads per actor: one judges, the other can cancel it (a time limit) meanwhile.
+        self._actor_class = self.ray.remote(max_restarts=0, max_concurrency=2, **options)(_Evaluator)
         self._idle: queue.Queue = queue.Queue()
         self._lock = threading.Lock()
         self._live: list = []
@@ -157,7 +170,7 @@ class RayPool:
             actor = self._take()
             try:
                 result = self.ray.get(getattr(actor, method).remote(*args))
-            except (errors.RayActorError, errors.WorkerCrashedError, errors.ObjectLostError) as e:
+            except _lost_errors(errors) as e:
                 self._drop(actor)
                 last = str(e).splitlines()[0] if str(e) else type(e).__name__
                 continue
@@ -194,15 +207,14 @@ class RayPool:
         self.close()
 
     def cancel(self) -> None:
-        """The time limit: every actor is killed (its candidate comes back as a failed verdict)."""
+        """The time limit: every actor kills its worker processes, so the candidates in flight come
+        back at once as failed verdicts; later calls fail at once."""
         self._cancelled = True
-        for actor in self.actors():
-            try:
-                self.ray.kill(actor)
-            except Exception:
-                pass
+        self._each("cancel", timeout_s=5)
 
     def close(self) -> None:
+        self._cancelled = True
+        self._each("shutdown", timeout_s=30)   # workers end with their pools, not orphaned by a kill
         with self._lock:
             live, self._live = list(self._live), []
         for actor in live:
@@ -210,3 +222,10 @@ class RayPool:
                 self.ray.kill(actor)
             except Exception:
                 pass
+
+    def _each(self, method: str, timeout_s: float) -> None:
+        calls = [getattr(actor, method).remote() for actor in self.actors()]
+        try:
+            self.ray.wait(calls, num_returns=len(calls), timeout=timeout_s)
+        except Exception:
+            pass

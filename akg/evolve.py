@@ -2,10 +2,11 @@
 
 Population: every candidate the search has measured (the reference and the template candidates
 seed it). Islands keep separate lineages so one early winner does not narrow every prompt to
-variants of itself; every ``migrate_every`` generations each island's best joins the next island.
-Each generation:
-  1. pick an island by UCB1 over its record of improvements (exploit islands that improve,
-     still visit the others), and a parent in it (its best, sometimes another member);
+variants of itself; every ``migrate_every`` rounds each island's best joins the next island.
+Each round:
+  1. pick up to ``concurrency`` islands by UCB1 over their records of improvements (exploit islands
+     that improve, still visit the others), and a parent in each (its best, sometimes another
+     member); their model calls run at once, their candidates are judged one at a time;
   2. show the agents the parent with the tester's feedback, inspirations from good, medium and
      poor candidates, the analyzer's brief, the DSL's guide and a template kernel;
   3. designer (unless ``agents=("coder",)``) -> coder -> candidate; the static screen's findings
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from akg import screen
@@ -33,7 +35,7 @@ AGENT_SETS = {"all": ("designer", "coder"), "coder": ("coder",)}
 class EvolveOptions:
     candidates: int = 12            # code-writing turns (coder and repair), measured or not
     islands: int = 2
-    migrate_every: int = 3          # generations between migrations
+    migrate_every: int = 3          # rounds between migrations
     repairs: int = 2                # repair attempts per new candidate
     agents: tuple[str, ...] = ("designer", "coder")
     hint: str = ""
@@ -80,23 +82,35 @@ class Evolver:
         self.brief = analyzer.hardware_brief(self.analysis, search.hardware, self.floor_ms)
         self.example = self._example_kernel(search, plan_options)
         islands = self._seed_islands(search)
-        generation = 0
-        while not self._should_stop(search):
-            index = self._pick_island(islands)
-            island = islands[index]
-            parent = self._pick_parent(island)
-            before = island.best().time_ms if island.best() else math.inf
-            search.progress(f"LLM generation {generation + 1} on island {index} from {parent.candidate.id}", None)
-            found = self._generation(search, parent)
-            island.visits += 1
-            for scored in found:
-                if scored.verdict.accepted and scored.candidate.origin != "reference":
-                    island.members.append(scored)
-            best = island.best().time_ms if island.best() else math.inf
-            island.reward += 1.0 if best < before else 0.0
-            generation += 1
-            if len(islands) > 1 and generation % self.options.migrate_every == 0:
-                self._migrate(islands)
+        generation = rounds = 0
+        with ThreadPoolExecutor(max_workers=max(1, self.client.settings.concurrency),
+                                thread_name_prefix="akg-llm") as requests:
+            while not self._should_stop(search):
+                # One round: up to `concurrency` islands ask the model at once; the harness then
+                # judges their candidates one at a time, in island order.
+                width = min(len(islands), max(1, self.client.settings.concurrency),
+                            self.options.candidates - self.written)
+                picked = self._pick_islands(islands, width)
+                jobs = []
+                for index in picked:
+                    parent = self._pick_parent(islands[index])
+                    search.progress(f"LLM generation {generation + 1} on island {index} from {parent.candidate.id}", None)
+                    context = self._context(search, parent, index, len(islands))
+                    jobs.append((index, context, requests.submit(self._propose, context)))
+                    generation += 1
+                for index, context, proposal in jobs:
+                    island = islands[index]
+                    before = island.best().time_ms if island.best() else math.inf
+                    found = self._judge_proposal(search, context, *proposal.result())
+                    island.visits += 1
+                    for scored in found:
+                        if scored.verdict.accepted and scored.candidate.origin != "reference":
+                            island.members.append(scored)
+                    best = island.best().time_ms if island.best() else math.inf
+                    island.reward += 1.0 if best < before else 0.0
+                rounds += 1
+                if len(islands) > 1 and rounds % self.options.migrate_every == 0:
+                    self._migrate(islands)
 
     # -- stop rules ----------------------------------------------------------------------------
 
@@ -129,14 +143,14 @@ class Evolver:
                     island.members.append(scored)
         return islands
 
-    def _pick_island(self, islands: list[Island]) -> int:
-        unvisited = [i for i, isl in enumerate(islands) if isl.visits == 0]
-        if unvisited:
-            return unvisited[0]
-        total = sum(isl.visits for isl in islands)
-        ucb = [isl.reward / isl.visits + self.options.exploration * math.sqrt(math.log(total) / isl.visits)
+    def _pick_islands(self, islands: list[Island], count: int) -> list[int]:
+        """The ``count`` islands with the highest UCB1 scores (unvisited ones first), in index order."""
+        total = max(1, sum(isl.visits for isl in islands))
+        ucb = [math.inf if isl.visits == 0 else
+               isl.reward / isl.visits + self.options.exploration * math.sqrt(math.log(total) / isl.visits)
                for isl in islands]
-        return max(range(len(islands)), key=lambda i: (ucb[i], -i))
+        ranked = sorted(range(len(islands)), key=lambda i: (-ucb[i], i))
+        return sorted(ranked[:max(1, count)])
 
     def _pick_parent(self, island: Island):
         ranked = sorted(island.members, key=lambda s: (s.time_ms, s.candidate.id))
@@ -153,19 +167,27 @@ class Evolver:
 
     # -- one generation ------------------------------------------------------------------------
 
-    def _generation(self, search, parent) -> list:
-        context = self._context(search, parent)
-        design = None
+    def _propose(self, context: prompts.Context) -> tuple[prompts.Turn | None, prompts.Turn | None]:
+        """Designer (unless coder-only), then coder: the model calls of one generation, run in a
+        request thread. (design turn, code turn); the code turn is None when the budget ran out."""
+        design_turn, design = None, None
         if "designer" in self.options.agents:
-            turn = designer.design(self.client, context)
-            self._record(search, turn)
-            if turn.fatal is not None:
-                self.stop_reason = str(turn.fatal)
-                return []
-            design = turn.design      # a failed design still leaves the coder to try without one
-        turn = coder.write(self.client, context, design)
+            design_turn = designer.design(self.client, context)
+            if design_turn.fatal is not None:
+                return design_turn, None
+            design = design_turn.design      # a failed design still leaves the coder to try without one
+        return design_turn, coder.write(self.client, context, design)
+
+    def _judge_proposal(self, search, context, design_turn, code_turn) -> list:
+        """Record the design, measure the code, and repair it while feedback can help."""
+        if design_turn is not None:
+            self._record(search, design_turn)
+            if design_turn.fatal is not None:
+                self.stop_reason = str(design_turn.fatal)
+        if code_turn is None:
+            return []
         found = []
-        scored = self._code_turn(search, turn)
+        scored = self._code_turn(search, code_turn)
         attempt = 0
         while scored is not None:
             found.append(scored)
@@ -208,12 +230,13 @@ class Evolver:
 
     # -- prompt context ------------------------------------------------------------------------
 
-    def _context(self, search, parent) -> prompts.Context:
+    def _context(self, search, parent, island: int, islands: int) -> prompts.Context:
         return prompts.Context(
             problem_name=search.problem.name, problem_source=search.problem.source, dsl=search.dsl.name,
             device=search.device, guide=search.dsl.guide(), brief=self.brief, parent=self._example(parent, True),
             inspirations=self._inspirations(search, parent), example_kernel=self.example, hint=self.options.hint,
-            port_source=self.options.port_source, port_source_dsl=self.options.port_source_dsl)
+            line=island + 1, lines=islands, port_source=self.options.port_source,
+            port_source_dsl=self.options.port_source_dsl)
 
     def _example(self, scored, with_source: bool, tier: str = "") -> prompts.Example:
         c = scored.candidate

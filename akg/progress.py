@@ -50,11 +50,13 @@ def timing_text(verdict) -> str:
 
 class Progress:
     def __init__(self, quiet: bool = False, budget: int | None = None, time_limit_s: float | None = None,
-                 console: Console | None = None, live: bool = True) -> None:
+                 console: Console | None = None, live: bool = True, started: float | None = None) -> None:
         self.quiet = quiet
         self.budget, self.time_limit_s = budget, time_limit_s
         self.console = console or Console(stderr=True, soft_wrap=True)
         self.started = time.monotonic()
+        # The time limit counts from the command's start (``started``, time.monotonic()), not from here.
+        self.limit_started = started if started is not None else self.started
         self.phase_text = "starting"
         self.done = 0                 # candidates measured (stored verdicts replayed do not count)
         self.replayed = 0
@@ -127,7 +129,7 @@ class Progress:
     def time_left_s(self) -> float | None:
         if self.time_limit_s is None:
             return None
-        return max(0.0, self.time_limit_s - (time.monotonic() - getattr(self, "started_problem", self.started)))
+        return max(0.0, self.time_limit_s - (time.monotonic() - getattr(self, "started_problem", self.limit_started)))
 
     def _best_text(self) -> str:
         if self.best is None:

@@ -61,6 +61,7 @@ class FinishedRun:
     origin: str        # "reference" when nothing generated beat it
     source: str
     judged: int        # generated candidates the run judged (0: it ran out of time before any)
+    pending: int = 0   # of those, passed screening but never fully verified (the run was cut short)
 
 
 class StoreError(RuntimeError):
@@ -168,19 +169,24 @@ class Store:
         return dict(zip(keys, row)) if row else {}
 
     def best_of_finished(self, problem: str, dsl: str, device: str, hardware: str) -> "FinishedRun | None":
-        """The newest finished run of this problem on this target: its best candidate and how many
-        generated candidates it judged; None when no run finished."""
+        """The newest finished run of this problem on this target: its best candidate, how many
+        generated candidates it judged and how many of those it left unverified; None when no run
+        finished."""
         row = self._db.execute(
             "SELECT r.id, c.id, c.origin, c.source FROM runs r JOIN candidates c ON c.id=r.best WHERE r.problem=? "
             "AND r.dsl=? AND r.device=? AND r.hardware=? AND r.status='done' ORDER BY r.id DESC LIMIT 1",
             (problem, dsl, device, hardware)).fetchone()
         if row is None:
             return None
-        judged = self._db.execute(
-            "SELECT COUNT(DISTINCT rc.candidate) FROM run_candidates rc JOIN candidates c ON c.id=rc.candidate "
+        verdicts = self._db.execute(
+            "SELECT rc.candidate, v.policy, v.accepted FROM run_candidates rc JOIN candidates c ON c.id=rc.candidate "
             "JOIN verdicts v ON v.candidate=rc.candidate WHERE rc.run=? AND c.origin!='reference' AND v.device=? "
-            "AND v.hardware=?", (row[0], device, hardware)).fetchone()[0]
-        return FinishedRun(row[1], row[2], row[3], int(judged))
+            "AND v.hardware=?", (row[0], device, hardware)).fetchall()
+        judged = {cid for cid, _, _ in verdicts}
+        full = {cid for cid, policy, _ in verdicts if "+" not in policy}
+        # Passed the quick screen but never fully verified: the run was cut short (time limit).
+        pending = {cid for cid, policy, ok in verdicts if "+" in policy and ok} - full
+        return FinishedRun(row[1], row[2], row[3], len(judged), len(pending))
 
     # -- candidates and verdicts ---------------------------------------------------------------
 

@@ -11,7 +11,7 @@ code, because only it knows the loop structure.
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Mapping
 
 from akg.ir import COMPARISON_OPS, Acc, Call, Const, Expr, Load, RIndex, StageRef
 
@@ -86,14 +86,17 @@ class CStyleRenderer:
 
     # ---- expressions ---------------------------------------------------------------------------
 
-    def render(self, expr: Expr, leaf: Leaf) -> str:
-        """C text of ``expr`` in its compute type; ``leaf`` spells Load/StageRef/RIndex/Acc."""
+    def render(self, expr: Expr, leaf: Leaf, names: Mapping[Expr, str] | None = None) -> str:
+        """C text of ``expr`` in its compute type; ``leaf`` spells Load/StageRef/RIndex/Acc;
+        sub-expressions found in ``names`` are spelled by that name (a local computed earlier)."""
+        if names and expr in names:
+            return names[expr]
         if isinstance(expr, (Load, StageRef, RIndex, Acc)):
             return leaf(expr)
         if isinstance(expr, Const):
             return self.literal(expr.value, expr.dtype)
         if isinstance(expr, Call):
-            return self._call(expr, leaf)
+            return self._call(expr, leaf, names)
         raise RenderExprError(f"cannot render {type(expr).__name__}")
 
     def convert(self, text: str, from_dtype: str, to_dtype: str) -> str:
@@ -111,37 +114,37 @@ class CStyleRenderer:
     def round_function(self, dtype: str) -> str:
         raise RenderExprError(f"{type(self).__name__} cannot round to {dtype}")
 
-    def _call(self, call: Call, leaf: Leaf) -> str:
+    def _call(self, call: Call, leaf: Leaf, names=None) -> str:
         op, args = call.op, call.args
         if op == "cast":
-            return self.convert(self.render(args[0], leaf), args[0].dtype, call.dtype)
+            return self.convert(self.render(args[0], leaf, names), args[0].dtype, call.dtype)
         if op == "where":
-            cond = self.convert(self.render(args[0], leaf), args[0].dtype, "bool")
-            a, b = (self._operand_as(x, call.dtype, leaf) for x in args[1:])
+            cond = self.convert(self.render(args[0], leaf, names), args[0].dtype, "bool")
+            a, b = (self._operand_as(x, call.dtype, leaf, names) for x in args[1:])
             return f"({cond} ? {a} : {b})"
         if op in _LOGICAL:
-            return self._logical(call, leaf)
+            return self._logical(call, leaf, names)
         if op in COMPARISON_OPS:
-            rendered = [self.render(a, leaf) for a in args]
+            rendered = [self.render(a, leaf, names) for a in args]
         else:
-            rendered = [self._operand_as(a, call.dtype, leaf) for a in args]
+            rendered = [self._operand_as(a, call.dtype, leaf, names) for a in args]
         if op in self.infix and len(args) == 2:
             return f"({rendered[0]} {self.infix[op]} {rendered[1]})"
         return f"{self.function_name(op, call.dtype if op not in COMPARISON_OPS else args[0].dtype)}({', '.join(rendered)})"
 
-    def _operand_as(self, arg: Expr, dtype: str, leaf: Leaf) -> str:
-        return self.convert(self.render(arg, leaf), arg.dtype, dtype)
+    def _operand_as(self, arg: Expr, dtype: str, leaf: Leaf, names=None) -> str:
+        return self.convert(self.render(arg, leaf, names), arg.dtype, dtype)
 
-    def _logical(self, call: Call, leaf: Leaf) -> str:
+    def _logical(self, call: Call, leaf: Leaf, names=None) -> str:
         # On bool results these are logical ops (torch.logical_*): operands become bools first;
         # on integer results they are bitwise.
         symbol = {"and": "&", "or": "|", "xor": "^", "not": "~"}[call.op]
         if call.dtype == "bool":
-            args = [self.convert(self.render(a, leaf), a.dtype, "bool") for a in call.args]
+            args = [self.convert(self.render(a, leaf, names), a.dtype, "bool") for a in call.args]
             if call.op == "not":
                 return f"(!{args[0]})"
         else:
-            args = [self._operand_as(a, call.dtype, leaf) for a in call.args]
+            args = [self._operand_as(a, call.dtype, leaf, names) for a in call.args]
         if call.op == "not":
             return f"({symbol}{args[0]})"
         return f"({args[0]} {symbol} {args[1]})"

@@ -71,7 +71,8 @@ def main() -> None:
         compile_s = time.perf_counter() - start
         inductor = torch.compile(model)
         inductor(x)
-        torch.testing.assert_close(out, model(x))
+        tol = 2e-3 if args.device != "cpu" else None   # GPU matmuls may round differently (TF32)
+        torch.testing.assert_close(out, model(x), rtol=tol, atol=tol)
     print(f"akg compile {compile_s:.1f} s · {akg.dynamo.stats()}")
     print(f"eager {median_ms(model, x, args.device):.3f} ms · inductor {median_ms(inductor, x, args.device):.3f} ms · "
           f"akg {median_ms(compiled, x, args.device):.3f} ms   ({args.rows}x{args.dim}, {args.device})")

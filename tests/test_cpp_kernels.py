@@ -7,7 +7,8 @@ import torch
 from test_cpp_support import (Call, Const, Load, PointwiseKernel, ReductionKernel, ScanKernel, Stage,
                               StageRef, call, compile_group, contiguous_strides, dense, f32, operand,
                               output, softmax_kernel)
-from akg.ir import RIndex
+from akg.ir import FusedGroup, RIndex, Schedule
+from test_cpp_support import DSL
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -94,18 +95,37 @@ def test_pointwise_half_types_compute_in_float(dtype):
     torch.testing.assert_close(got, expected, atol=0, rtol=0)
 
 
-# erf's outer branch uses a 7-term rational approximation (Abramowitz-Stegun 7.1.28).
-MAX_ULP = {"exp": 2, "log": 2, "tanh": 4, "sigmoid": 4, "erf": 6}
+def test_shared_subexpressions_are_computed_once():
+    # Each step uses the previous value three times: spelled out in full, the kernel would
+    # compute 3^k copies of step k; with one local per shared value each step is computed once.
+    x, steps = torch.randn(1000), 7
+    e, expected = Load(0, "float32"), x.clone()
+    for _ in range(steps):
+        e = call("add", call("where", call("gt", e, f32(0.0), dtype="bool"), e, call("mul", e, f32(0.5)), dtype="float32"),
+                 call("expm1", call("mul", e, f32(0.01))))
+        expected = torch.where(expected > 0, expected, expected * 0.5) + torch.expm1(expected * 0.01)
+    kernel = PointwiseKernel((1000,), (operand("t0", x, (1,)),), (output("y0", e, (1000,)),))
+    source = DSL.render([(0, FusedGroup(("n0",), "pointwise", kernel, Schedule(())))], "cpu")
+    body = source[source.index('extern "C" void akg_g0'):]
+    assert body.count("akg_expm1(") == steps
+    (got,) = compile_group("pointwise", kernel)(x)
+    torch.testing.assert_close(got, expected)
+
+
+# erf and tanh (beyond |x| = 0.625) are rational minimax approximations, a few ulp off near +-1.
+MAX_ULP = {"exp": 2, "log": 2, "tanh": 5, "sigmoid": 4, "erf": 6, "expm1": 3, "log1p": 2}
 SPECIALS = [float("nan"), float("inf"), float("-inf"), 0.0, -0.0, 1e-45, 1e-38, 88.7, 89.0, -87.0, -103.0, -104.5]
 
 
-@pytest.mark.parametrize("op", ["exp", "log", "tanh", "sigmoid", "erf"])
+@pytest.mark.parametrize("op", ["exp", "log", "tanh", "sigmoid", "erf", "expm1", "log1p"])
 def test_vector_math_is_accurate_with_ieee_special_values(op):
     torch.manual_seed(0)
     wide = torch.cat([torch.randn(4000) * 3, torch.rand(2000) * 200 - 100, torch.rand(1000) * 1e-3,
                       torch.tensor(SPECIALS)])
     x = wide.abs() if op == "log" else wide
     x = torch.cat([x, torch.tensor([-1.0, float("nan")])]) if op == "log" else x
+    if op == "log1p":  # the interesting domain is (-1, inf), with the edge at -1
+        x = torch.cat([x, torch.rand(2000) * 2 - 1, torch.tensor([-1.0, -1.0 + 2 ** -24, -0.999, 1e30, 3.4e38])])
     (got,) = _run_pointwise([call(op, Load(0, "float32"))], [x], (x.numel(),))
     expected = getattr(torch, op)(x.double()).float()
     assert torch.equal(torch.isnan(got), torch.isnan(expected))

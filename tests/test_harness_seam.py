@@ -124,3 +124,38 @@ def test_inputs_are_drawn_on_the_target_device(huge):
     # device, so the 16 GiB tensor is made there, not on the host and copied.
     (x,) = draw_inputs(huge, 0, "problem", "meta")
     assert x.device.type == "meta" and x.shape == (4096, 1 << 20)
+
+
+def test_value_checks_in_chunks_agree_with_one_chunk(monkeypatch):
+    from akg.harness import compare
+    torch.manual_seed(0)
+    expected = torch.randn(1000) * 10
+    expected[[3, 500]] = float("nan")
+    expected[777] = float("inf")
+    near = expected + 1e-6 * torch.randn(1000)
+    off = expected.clone()
+    off[[10, 900]] += 1.0
+    config = HarnessConfig()
+    whole = [compare._value_checks(expected, a, config, "w") for a in (near, off)]
+    monkeypatch.setattr(compare, "CHUNK_ELEMENTS", 7)
+    chunked = [compare._value_checks(expected, a, config, "w") for a in (near, off)]
+    for (c1, m1, r1), (c2, m2, r2) in zip(whole, chunked):
+        assert [(c.name, c.passed, c.detail) for c in c1] == [(c.name, c.passed, c.detail) for c in c2]
+        assert m1 == m2 and abs(r1 - r2) <= 1e-12 * max(1.0, r1)
+    assert [c.passed for c in whole[0][0]] == [True, True, True] and not whole[1][0][1].passed
+    moved_nan = near.clone()
+    moved_nan[[3, 4]] = moved_nan[[4, 3]]
+    assert not compare._value_checks(expected, moved_nan, config, "w")[0][0].passed
+
+
+def test_a_case_reply_must_describe_every_output_of_both_passes():
+    info = {"type_name": "Tensor", "plain": True, "shape": [2], "dtype": "float32", "device": "cpu"}
+    good = {"op": "case", "infos": [info], "outputs": [[torch.ones(2)], [torch.ones(2)]], "mutated": [],
+            "aliases_input": [[]], "aliases_earlier": False, "late_writes": False, "new_threads": 0,
+            "violations": [], "integrity": []}
+    assert m.reply_from_wire(good, m.CaseResult).outputs[1][0].shape == (2,)
+    for bad in ({"outputs": [[torch.ones(2)], []]},                     # an output left out of a pass
+                {"written": [[True]]},                                   # one pass of flags
+                {"aliases_input": []}):
+        with pytest.raises(ProtocolError):
+            m.reply_from_wire(dict(good, **bad), m.CaseResult)

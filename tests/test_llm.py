@@ -224,3 +224,30 @@ def test_mode_llm_needs_a_model(tmp_path, capsys):
     problem.write_text(PROBLEM)
     assert main(["optimize", str(problem), "--dsl", "cpp", "--mode", "llm", "--store", str(tmp_path / "s.db")]) == 2
     assert "needs a model" in capsys.readouterr().err
+
+
+def test_concurrency_limit_holds_requests_in_flight():
+    import threading
+    import time as _time
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ScriptedServer(["r"] * 6) as server:
+        in_flight, peak, lock = [0], [0], threading.Lock()
+        original = server._httpd.RequestHandlerClass.do_POST
+
+        def slow_post(handler):
+            with lock:
+                in_flight[0] += 1
+                peak[0] = max(peak[0], in_flight[0])
+            _time.sleep(0.3)
+            try:
+                original(handler)
+            finally:
+                with lock:
+                    in_flight[0] -= 1
+
+        server._httpd.RequestHandlerClass.do_POST = slow_post
+        client = _client(server, concurrency=2)
+        with ThreadPoolExecutor(6) as pool:
+            texts = list(pool.map(lambda i: _ask(client, f"q{i}").text, range(6)))
+    assert texts == ["r"] * 6 and peak[0] == 2

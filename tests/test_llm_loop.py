@@ -155,3 +155,20 @@ def test_llm_coder_only_triton_interpreter(tmp_path, capsys, monkeypatch):
     best = report["best"]
     assert best["origin"] == f"llm:{MODEL}" and best["correct"] and not best["timing_meaningful"]
     assert report["llm"]["agents"] == ["coder"] and report["llm"]["turns"] == {"coder": {"turns": 1, "failed": 0}}
+
+
+@pytest.mark.slow
+def test_islands_ask_in_parallel(tmp_path, capsys):
+    problem = _problem(tmp_path, 64, 128)
+    (tmp_path / "akg.toml").write_text("[llm]\nislands = 2\nconcurrency = 2\n")
+    with ScriptedServer([kernel_reply("cpp_fast.py"), kernel_reply("cpp_wrong.py")]) as server:
+        code = _optimize(problem, tmp_path, "--llm-url", server.url, "--mode", "llm", "--agents", "coder",
+                         "--llm-budget", "2", "--json")
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    prompts = sorted(server.prompt(i) for i in range(2))
+    # One round: both islands asked (their prompts differ by line), then both candidates were judged.
+    assert "this is line 1" in prompts[0] and "this is line 2" in prompts[1]
+    llm = [c for c in report["candidates"] if c["origin"] == f"llm:{MODEL}"]
+    assert len(llm) == 2 and sorted(c["correct"] for c in llm) == [False, True]
+    assert report["best"]["origin"] == f"llm:{MODEL}" and report["llm"]["code_turns"] == 2

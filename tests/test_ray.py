@@ -1,6 +1,7 @@
 """Candidate evaluation on a local Ray cluster of 2 CPUs: verdicts equal local ones, land in the
 store through the conductor, and a lost actor's candidate is judged again elsewhere."""
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -45,6 +46,9 @@ CONFIG = HarnessConfig(seeds=(0,), distributions=("problem", "uniform"), trials=
 
 @pytest.fixture(scope="module")
 def cluster():
+    # A shared CI machine may be nearly full: Ray's memory monitor must not kill the actors for
+    # memory the rest of the machine uses.
+    os.environ.setdefault("RAY_memory_usage_threshold", "0.995")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
@@ -59,6 +63,8 @@ def problem(tmp_path):
 
 def test_verdicts_on_actors_equal_local_ones_and_a_lost_actor_is_replaced(cluster, problem):
     from akg.distributed import RayPool
+    local_good = evaluate(problem, GOOD, "good", policy="standard", config=CONFIG)
+    local_wrong = evaluate(problem, WRONG, "wrong", policy="standard", config=CONFIG)
     with RayPool(cluster, "cpu", CONFIG) as pool:
         assert pool.parallelism == 2
         first = pool.actors()[0]
@@ -70,9 +76,7 @@ def test_verdicts_on_actors_equal_local_ones_and_a_lost_actor_is_replaced(cluste
         judging.join(300)
         wrong = pool.evaluate(problem, WRONG, "wrong", policy="standard")
         assert first not in pool.actors() and len(pool.actors()) == 2   # replaced
-    local_good = evaluate(problem, GOOD, "good", policy="standard", config=CONFIG)
-    local_wrong = evaluate(problem, WRONG, "wrong", policy="standard", config=CONFIG)
-    assert results["good"].accepted and local_good.accepted
+    assert local_good.accepted and results["good"].accepted, results["good"].checks
     assert not wrong.accepted and not local_wrong.accepted
     assert [c.name for c in wrong.checks if not c.passed] == [c.name for c in local_wrong.checks if not c.passed]
 
@@ -96,5 +100,8 @@ def test_bench_through_ray_stores_the_same_verdicts_as_a_local_bench(cluster, tm
         assert done.returncode == 0, done.stderr[-2000:]
         runs[name] = (json.loads(out.read_text()), _verdicts(db))
     (local, local_verdicts), (remote, remote_verdicts) = runs["local"], runs["ray"]
-    assert remote_verdicts and remote_verdicts == local_verdicts
-    assert remote["problems"][0]["correct"] and remote["problems"][0]["measured"] == local["problems"][0]["measured"]
+    # Which schedules the search tries next depends on measured times, so the two runs may
+    # measure different candidates; every candidate both judged has the same verdict.
+    common = remote_verdicts.keys() & local_verdicts.keys()
+    assert len(common) >= 2 and all(remote_verdicts[c] == local_verdicts[c] for c in common)
+    assert remote["problems"][0]["correct"] and remote["problems"][0]["measured"] >= 2

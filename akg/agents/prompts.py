@@ -55,6 +55,8 @@ class Context:
     inspirations: tuple[Example, ...] = ()
     example_kernel: str = ""            # the template renderer's kernel for this program, if any
     hint: str = ""
+    line: int = 1                       # which island of the search asks (so parallel asks differ)
+    lines: int = 1
     port_source: str = ""               # akg migrate: the source kernel to port into this DSL
     port_source_dsl: str = ""
 

@@ -5,7 +5,7 @@ Registered under the name "akg" when akg is imported (if torch is loaded by then
 """
 from __future__ import annotations
 
-from akg.dynamo.backend import backend, reset_stats, stats
+from akg.dynamo.compiler import backend, reset_stats, stats
 from akg.dynamo.settings import CompileSettings, configure, current
 
 __all__ = ["backend", "configure", "current", "stats", "reset_stats", "CompileSettings", "register"]

@@ -24,7 +24,6 @@ import torch
 
 from akg.dynamo.settings import CompileSettings
 from akg.dynamo.subgraph import Subgraph, TensorSpec
-from akg.errors import AkgError
 
 log = logging.getLogger("akg.compile")
 
@@ -41,12 +40,16 @@ class Found:
 
 def _search_options(settings: CompileSettings):
     from akg.search import SearchOptions
-    options = SearchOptions(budget=settings.budget, time_limit_s=settings.time_limit, policy=POLICY)
-    if settings.mode != "compiler":
-        if not hasattr(options, "mode"):
-            raise AkgError(f"akg mode {settings.mode!r} is not available in this installation")
-        options.mode = settings.mode
-    return options
+    return SearchOptions(budget=settings.budget, time_limit_s=settings.time_limit or None, policy=POLICY,
+                         mode=settings.mode)
+
+
+def _llm(settings: CompileSettings):
+    """LLM mode's run (the same as ``akg optimize --llm MODEL --mode M``), or None."""
+    if settings.mode == "compiler":
+        return None
+    from akg.evolve import llm_run
+    return llm_run({"model": settings.llm, "url": settings.llm_url, "mode": settings.mode})[1]
 
 
 def usable(verdict, baseline: str) -> bool:
@@ -69,8 +72,8 @@ def _verified(db, candidate_id: str, target, settings: CompileSettings) -> bool:
 
 def _from_store(db, sub: Subgraph, target, settings: CompileSettings) -> Found | None:
     run = db.best_of_finished(sub.digest, target.dsl.name, target.device, target.hardware.name)
-    if run is None or (run.origin == "reference" and run.judged == 0):
-        return None   # never searched, or the search ran out of time before judging anything
+    if run is None or (run.origin == "reference" and (run.judged == 0 or run.pending)):
+        return None   # never searched, or the search was cut short before it could answer
     cid, source = run.best, run.source
     if run.origin == "reference":
         return Found(None, None, False, "an earlier search found nothing faster than eager")
@@ -90,11 +93,11 @@ def _search(db, sub: Subgraph, target, settings: CompileSettings) -> Found:
         path = Path(folder) / f"subgraph_{sub.digest}.py"
         path.write_text(sub.source)
         problem = load_problem(path)
-        report = optimize_problem(problem, target, None, db, _search_options(settings), harness)
+        report = optimize_problem(problem, target, None, db, _search_options(settings), harness, llm=_llm(settings))
     best = report["best"]
     if best["origin"] == "reference" or not best["correct"]:
-        notes = report.get("notes") or ["nothing verified was faster than eager"]
-        return Found(None, None, True, f"search: {notes[-1][:200]}")
+        notes = "; ".join(report.get("notes") or ["nothing verified was faster than eager"])
+        return Found(None, None, True, f"search: {notes[:400]}")
     if not _verified(db, best["candidate_id"], target, settings):
         return Found(None, None, True, f"the best verified kernel is not faster than {settings.baseline}")
     return Found(best["candidate_id"], db.candidate_source(best["candidate_id"]), True)

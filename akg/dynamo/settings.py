@@ -1,10 +1,12 @@
 """How ``torch.compile(backend="akg")`` searches: ``akg.configure(...)`` over environment variables.
 
     AKG_MODE        compiler | llm | both   how candidates are proposed (default compiler)
+    AKG_LLM         the model LLM mode asks (an OpenAI-compatible endpoint; see docs/llm.md)
+    AKG_LLM_URL     the endpoint's base URL (key from AKG_LLM_API_KEY, else OPENAI_API_KEY)
     AKG_BUDGET      candidates measured per new subgraph; 0 = use the store only, never search (default 8)
-    AKG_TIME_LIMIT  seconds of search per new subgraph, baselines included (default 300)
-    AKG_DSL         the DSL kernels are written in (default: the first installed DSL whose timings
-                    mean something on the graph's device)
+    AKG_TIME_LIMIT  seconds of search per new subgraph, baselines included; 0: no limit (default 300)
+    AKG_DSL         the DSL kernels are written in (default: of the installed DSLs whose timings
+                    mean something on the graph's device, the one with the most kernel families)
     AKG_DEVICE      the akg device to target (default: the one the graph's tensors are on)
     AKG_STORE       the SQLite store (default .akg/akg.db)
     AKG_BASELINE    inductor | eager: what a kernel must be measured faster than to replace a
@@ -26,7 +28,8 @@ MODES = ("compiler", "llm", "both")
 BASELINES = ("inductor", "eager")
 
 _ENV = {"mode": "AKG_MODE", "budget": "AKG_BUDGET", "time_limit": "AKG_TIME_LIMIT", "dsl": "AKG_DSL",
-        "device": "AKG_DEVICE", "store": "AKG_STORE", "baseline": "AKG_BASELINE"}
+        "device": "AKG_DEVICE", "store": "AKG_STORE", "baseline": "AKG_BASELINE", "llm": "AKG_LLM",
+        "llm_url": "AKG_LLM_URL"}
 
 
 @dataclass(frozen=True)
@@ -38,17 +41,21 @@ class CompileSettings:
     device: str | None = None
     store: str | None = None
     baseline: str = "inductor"
+    llm: str | None = None
+    llm_url: str | None = None
 
     def check(self) -> "CompileSettings":
         if self.mode not in MODES:
             raise ConfigError(f"akg mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if self.baseline not in BASELINES:
             raise ConfigError(f"akg baseline must be one of {', '.join(BASELINES)}, not {self.baseline!r}")
+        if self.mode != "compiler" and not self.llm:
+            raise ConfigError(f"akg mode {self.mode} needs a model: akg.configure(llm=MODEL) or AKG_LLM")
         if not isinstance(self.budget, int) or isinstance(self.budget, bool) or self.budget < 0:
             raise ConfigError(f"akg budget must be a whole number >= 0, not {self.budget!r}")
         if self.time_limit is not None and (isinstance(self.time_limit, bool) or not isinstance(self.time_limit, (int, float))
-                                            or self.time_limit <= 0):
-            raise ConfigError(f"akg time_limit must be a positive number of seconds, not {self.time_limit!r}")
+                                            or self.time_limit < 0):
+            raise ConfigError(f"akg time_limit must be a number of seconds >= 0 (0: no limit), not {self.time_limit!r}")
         return self
 
 
@@ -82,13 +89,16 @@ def current() -> CompileSettings:
 
 def configure(*, mode: str | None = None, budget: int | None = None, time_limit: float | None = None,
               dsl: str | None = None, device: str | None = None, store: str | os.PathLike | None = None,
-              baseline: str | None = None, reset: bool = False) -> CompileSettings:
+              baseline: str | None = None, llm: str | None = None, llm_url: str | None = None,
+              reset: bool = False) -> CompileSettings:
     """Set how ``torch.compile(backend="akg")`` searches; arguments left None keep their value.
     ``reset=True`` forgets earlier calls first. Returns the settings now in force."""
     given = {"mode": mode, "budget": budget, "time_limit": time_limit, "dsl": dsl, "device": device,
-             "store": None if store is None else os.fspath(store), "baseline": baseline}
+             "store": None if store is None else os.fspath(store), "baseline": baseline, "llm": llm,
+             "llm_url": llm_url}
     given = {k: v for k, v in given.items() if v is not None}
-    replace(CompileSettings(), **given).check()   # reject a bad value before keeping any
+    base = {} if reset else dict(_overrides)
+    replace(CompileSettings(), **{**base, **given}).check()   # reject a bad value before keeping any
     if reset:
         _overrides.clear()
     _overrides.update(given)

@@ -111,15 +111,16 @@ class WorkerPool:
         key = f"{problem.path}:{problem.digest}"
         with self._lock:
             if key not in self._footprints:
-                self._footprints[key] = memory.check_fits(problem, self.device)
+                self._footprints[key] = memory.check_fits(problem, self.device, self._workers.count)
             return self._footprints[key]
 
     def _reference(self, problem: Problem) -> Reference:
-        self.footprint(problem)   # before anything is drawn or built
+        footprint = self.footprint(problem)   # before anything is drawn or built
         key = f"{problem.path}:{problem.digest}"
         with self._lock:
             if key not in self._references:
-                self._references[key] = Reference(problem, self.device, self.config.seeds[0])
+                cache = memory.CACHED_CASES * footprint.total_bytes if footprint.total_bytes else None
+                self._references[key] = Reference(problem, self.device, self.config.seeds[0], cache)
             return self._references[key]
 
     def evaluate(self, problem, source: str, candidate_id: str, *, policy: str = "strict",

@@ -5,6 +5,7 @@ object before converting it) and plain CPU tensors.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -118,6 +119,17 @@ def comparison_device(device: str) -> str:
     return plugins.backend_for(device).comparison_device()
 
 
+# Elements per chunk of the value checks: each float64 temporary is 128 MB, so comparing a 6 GB
+# output holds a few hundred MB beside it, not four float64 copies of it.
+CHUNK_ELEMENTS = 1 << 24
+
+
+def _chunks(exp: torch.Tensor, act: torch.Tensor):
+    e, a = exp.reshape(-1), act.reshape(-1)
+    for start in range(0, e.numel(), CHUNK_ELEMENTS):
+        yield e[start:start + CHUNK_ELEMENTS].double(), a[start:start + CHUNK_ELEMENTS].double()
+
+
 def _value_checks(exp: torch.Tensor, act: torch.Tensor, config: HarnessConfig, where: str, device: str = "cpu"):
     target = comparison_device(device)
     exp, act = exp.to(target), act.to(target)
@@ -126,40 +138,44 @@ def _value_checks(exp: torch.Tensor, act: torch.Tensor, config: HarnessConfig, w
         mismatches = int((exp != act).sum()) if not equal else 0
         return [Check("allclose", equal, "" if equal else f"{where}: {mismatches} of {exp.numel()} values differ (exact match required)")], float(mismatches > 0), float(mismatches > 0)
     tol = config.tolerance(dtype_name(exp.dtype))
-    e, a = exp.double(), act.double()
-    finite = torch.isfinite(e)
-    # Where both sides are all finite the positions trivially agree; only then is the mask all true.
-    all_finite = bool(finite.all()) and bool(torch.isfinite(a).all())
-    checks = [Check("nan_positions", True) if all_finite else _nan_check(e, a, where)]
-    if not checks[0].passed:
-        return checks, float("inf"), float("inf")
-    # Indexing with an all-true mask would only copy both tensors (slow for hundreds of MB).
-    e_f, a_f = (e, a) if all_finite else (e[finite], a[finite])
-    if e_f.numel() == 0:
+    # First pass: NaN/Inf positions and the largest finite expected magnitude (the atol scale).
+    misplaced, finite_count, max_expected = 0, 0, 0.0
+    for e, a in _chunks(exp, act):
+        finite = torch.isfinite(e)
+        if bool(finite.all()) and bool(torch.isfinite(a).all()):
+            finite_count += e.numel()
+            max_expected = max(max_expected, float(e.abs().max())) if e.numel() else max_expected
+            continue
+        misplaced += int((e.isnan() != a.isnan()).sum() + (e.isposinf() != a.isposinf()).sum()
+                         + (e.isneginf() != a.isneginf()).sum())
+        finite_count += int(finite.sum())
+        if bool(finite.any()):
+            max_expected = max(max_expected, float(e.abs().masked_fill_(~finite, 0).max()))
+    if misplaced:
+        return [Check("nan_positions", False, f"{where}: NaN/Inf at {misplaced} positions where the reference has none (or the reverse)")], float("inf"), float("inf")
+    checks = [Check("nan_positions", True)]
+    if finite_count == 0:
         return checks, 0.0, 0.0
-    diff = (a_f - e_f).abs_()
-    max_abs = float(diff.max())
-    e_abs = e_f.abs()
-    scale = max(1.0, float(e_abs.max()))
-    bad = diff > e_abs.mul_(tol.rtol).add_(tol.atol * scale)
-    n_bad = int(bad.sum())
+    # Second pass over the finite positions (where both sides agree on which those are).
+    scale = max(1.0, max_expected)
+    n_bad, max_abs, diff_sq, exp_sq = 0, 0.0, 0.0, 0.0
+    for e, a in _chunks(exp, act):
+        finite = torch.isfinite(e)
+        if not bool(finite.all()):
+            e, a = e.masked_fill(~finite, 0.0), a.masked_fill(~finite, 0.0)
+        diff = (a - e).abs_()
+        max_abs = max(max_abs, float(diff.max()))
+        e_abs = e.abs_()
+        exp_sq += float(e_abs.square().sum())
+        diff_sq += float(diff.square().sum())
+        n_bad += int((diff > e_abs.mul_(tol.rtol).add_(tol.atol * scale)).sum())
     checks.append(Check("allclose", n_bad == 0, "" if n_bad == 0 else
-                        f"{where}: {n_bad} of {e_f.numel()} values outside rtol={tol.rtol:g} atol={tol.atol:g} (max abs err {max_abs:.3g})"))
-    norm = float(e_f.norm())
-    rel = float(diff.norm()) / norm if norm > 0 else float(diff.norm())
+                        f"{where}: {n_bad} of {finite_count} values outside rtol={tol.rtol:g} atol={tol.atol:g} (max abs err {max_abs:.3g})"))
+    norm, diff_norm = math.sqrt(exp_sq), math.sqrt(diff_sq)
+    rel = diff_norm / norm if norm > 0 else diff_norm
     rel_ok = rel <= tol.rel_norm
     checks.append(Check("rel_norm", rel_ok, "" if rel_ok else f"{where}: relative error norm {rel:.3g} > {tol.rel_norm:g}"))
     return checks, max_abs, rel
-
-
-def _nan_check(e: torch.Tensor, a: torch.Tensor, where: str) -> Check:
-    same = (torch.equal(torch.isnan(e), torch.isnan(a))
-            and torch.equal(torch.isposinf(e), torch.isposinf(a))
-            and torch.equal(torch.isneginf(e), torch.isneginf(a)))
-    if same:
-        return Check("nan_positions", True)
-    n = int((torch.isnan(e) != torch.isnan(a)).sum() + (torch.isinf(e) != torch.isinf(a)).sum())
-    return Check("nan_positions", False, f"{where}: NaN/Inf at {n} positions where the reference has none (or the reverse)")
 
 
 def same_values(a: torch.Tensor, b: torch.Tensor) -> bool:

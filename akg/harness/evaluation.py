@@ -144,7 +144,7 @@ def _correctness(worker, reference: Reference, policy: str, config: HarnessConfi
         buffers = _output_buffers(reference, expected, passes=2)
         reply = worker.request(m.RunCase(seed, distribution, reference.shared_inputs(seed, distribution),
                                          tuple(expected.output_nbytes), config.async_delay_s, forward_seed(seed),
-                                         _wire_buffers(buffers)),
+                                         _wire_buffers(buffers), bool(expected.draws)),
                                m.CaseResult, config.timeout_s, f"running {case_name}")
         _check_inputs_intact(reference, seed, distribution, case_name, run)
         if isinstance(reply, m.Failure):
@@ -171,7 +171,16 @@ def _output_buffers(reference: Reference, expected: ExpectedCase, passes: int) -
     outputs into (so nothing crosses to the host); None on the CPU (sealed files carry them)."""
     if not reference.on_device:
         return None
-    return [[torch.empty_like(o) for o in expected.outputs] for _ in range(passes)]
+    # Filled with 0xFF bytes (NaN in every float type): a buffer the worker claims to have written
+    # but did not can never hold what freed memory happened to hold, an expected output included.
+    return [[_poisoned_like(o) for o in expected.outputs] for _ in range(passes)]
+
+
+def _poisoned_like(t: torch.Tensor) -> torch.Tensor:
+    buffer = torch.empty_like(t, memory_format=torch.contiguous_format)
+    if buffer.numel():
+        buffer.view(-1).view(torch.uint8).fill_(0xFF)
+    return buffer
 
 
 def _wire_buffers(buffers: list[list] | None):

@@ -19,14 +19,20 @@ import torch
 
 from akg.harness.errors import HarnessError
 
-# What the harness holds at its peak, in units of the problem's footprint, on a device:
-#   conductor: inputs of the case (1) + the reference's outputs (1, outputs only) + the
-#              conductor's buffers the worker copies its outputs into (2 passes, outputs only);
-#   worker:    the model's own parameters (1, params only) + one clone of the inputs per call (1)
-#              + the candidate's outputs and whatever it allocates (1-2) + earlier outputs kept to
-#              see aliasing (bounded to 1x outputs, see ``keep``).
-# The reference's parameters live in both processes. Rounded up to 6 with room for temporaries.
-PEAK_FACTOR = 6.0
+# What the harness holds at its peak on a device, in units of the problem's footprint F (inputs +
+# parameters + outputs):
+#   conductor: the cached case (the inputs workers map and the reference's outputs: at most
+#              ``CACHED_CASES`` x F, see reference.py) + the next case's own draw, its redraw for a
+#              value distribution and the reference's outputs (<= 1.5 F) + the buffers the worker
+#              copies its two passes' outputs into (<= F); value checks run in 128 MB chunks: <= 4 F;
+#   worker:    its own copy of the parameters, one clone of the inputs per call, the candidate's
+#              outputs, their copy taken at return (late writes), earlier outputs kept to see reuse
+#              (bounded to one more set, see ``keep``), the poison blocks before a call: <= 3 F.
+# The inputs a worker maps are the conductor's memory (no copy).
+CACHED_CASES = 1
+CONDUCTOR_FACTOR = 4.0
+WORKER_FACTOR = 3.0
+PEAK_FACTOR = CONDUCTOR_FACTOR + WORKER_FACTOR      # one worker: 7
 # Earlier outputs a worker keeps alive on a device, in units of the current outputs' size.
 KEEP_OUTPUTS_FACTOR = 1.0
 
@@ -85,7 +91,24 @@ def estimate_footprint(problem) -> Footprint:
 
 
 def is_accelerator(device: str) -> bool:
-    return torch.device(device).type != "cpu"
+    try:
+        return torch.device(device).type not in ("cpu", "meta")
+    except (RuntimeError, TypeError, ValueError):   # a backend name torch does not know
+        return False
+
+
+def _device_module(device: str):
+    """torch's module for the device's type (the one ``torch.accelerator`` wraps), for calls older
+    torch versions have only there."""
+    return getattr(torch, torch.device(device).type, None)
+
+
+def _memory_call(device: str, name: str, fallback: str, *args):
+    dev = torch.device(device)
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and hasattr(accelerator, name):
+        return getattr(accelerator, name)(dev, *args)
+    return getattr(_device_module(device), fallback)(dev, *args)
 
 
 def free_bytes(device: str) -> int | None:
@@ -93,28 +116,34 @@ def free_bytes(device: str) -> int | None:
     if not is_accelerator(device):
         return None
     try:
-        free, _total = torch.accelerator.get_memory_info(torch.device(device))
+        free, _total = _memory_call(device, "get_memory_info", "mem_get_info")
         return int(free)
     except Exception:
         return None
 
 
-def check_fits(problem, device: str) -> Footprint:
-    """The problem's footprint, after checking that ``PEAK_FACTOR`` times it fits on ``device``;
-    raises ``ProblemTooLarge`` (one line) where it does not."""
+def check_fits(problem, device: str, workers: int = 1) -> Footprint:
+    """The problem's footprint, after checking that the harness's multiple of it (conductor and
+    ``workers`` workers on one device) fits in ``device``'s free memory; raises
+    ``ProblemTooLarge`` (one line) where it does not."""
     try:
         footprint = estimate_footprint(problem)
     except Exception:   # get_inputs or the constructor does what fake tensors cannot
         return Footprint(0, 0, None)
-    refuse_if_too_big(problem, device, footprint, free_bytes(device))
+    refuse_if_too_big(problem, device, footprint, free_bytes(device), workers)
     return footprint
 
 
-def refuse_if_too_big(problem, device: str, footprint: Footprint, free: int | None) -> None:
-    need = int(math.ceil(PEAK_FACTOR * footprint.total_bytes))
+def peak_factor(workers: int = 1) -> float:
+    return CONDUCTOR_FACTOR + WORKER_FACTOR * max(1, workers)
+
+
+def refuse_if_too_big(problem, device: str, footprint: Footprint, free: int | None, workers: int = 1) -> None:
+    factor = peak_factor(workers)
+    need = int(math.ceil(factor * footprint.total_bytes))
     if free is not None and need > free:
         raise ProblemTooLarge(
-            f"problem {problem.name}: needs about {_gib(need)} on {device} ({PEAK_FACTOR:g} x its "
+            f"problem {problem.name}: needs about {_gib(need)} on {device} ({factor:g} x its "
             f"{_gib(footprint.total_bytes)} of inputs, parameters and outputs) but {_gib(free)} is free; "
             f"use a device with more memory or smaller inputs")
 
@@ -128,7 +157,7 @@ def _gib(n: int) -> str:
 def reset_peak(device: str) -> None:
     if is_accelerator(device):
         try:
-            torch.accelerator.reset_peak_memory_stats(torch.device(device))
+            _memory_call(device, "reset_peak_memory_stats", "reset_peak_memory_stats")
         except Exception:
             pass
 
@@ -138,15 +167,16 @@ def peak_bytes(device: str) -> int:
     if not is_accelerator(device):
         return 0
     try:
-        return int(torch.accelerator.max_memory_allocated(torch.device(device)))
+        return int(_memory_call(device, "max_memory_allocated", "max_memory_allocated"))
     except Exception:
         return 0
 
 
 def synchronize() -> None:
     """Wait for every stream of this process on the current accelerator."""
-    if torch.accelerator.is_available():
-        torch.accelerator.synchronize()
+    accelerator = getattr(torch, "accelerator", None)
+    if accelerator is not None and accelerator.is_available():
+        accelerator.synchronize()
 
 
 def keep(device: str, now: list[torch.Tensor], kept: list[torch.Tensor], max_count: int = 8) -> list[torch.Tensor]:

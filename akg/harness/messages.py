@@ -157,6 +157,9 @@ class RunCase(Message):
     async_delay_s: float = _wire(_float)
     forward_seed: int = _wire(_int)
     outputs_to: Any = _wire(_any, None)
+    # record the framework random draws of the first pass (only where the reference draws: the
+    # recording is a dispatch mode, which some compiled candidates run differently under)
+    record_draws: bool = _wire(_bool, False)
 
 
 @dataclass(frozen=True)
@@ -267,8 +270,10 @@ class CaseResult(Message):
     peak_bytes: int = _wire(_int, 0)
 
     def __post_init__(self) -> None:
-        if len(self.outputs) != 2 or len(self.aliases_input) != len(self.infos):
-            raise ProtocolError("'case' message: outputs must be two passes, one alias list per output")
+        n = len(self.infos)
+        if (len(self.outputs) != 2 or len(self.aliases_input) != n or any(len(p) != n for p in self.outputs)
+                or (self.written and (len(self.written) != 2 or any(len(w) != n for w in self.written)))):
+            raise ProtocolError("'case' message: two passes of one output (and one alias list) per described output")
 
 
 @dataclass(frozen=True)
@@ -293,6 +298,8 @@ class Timed(Message):
     def __post_init__(self) -> None:
         if not self.cand_ms or not self.ref_ms:
             raise ProtocolError("'timed' message without times")
+        if self.written and len(self.written) != len(self.last_outputs):
+            raise ProtocolError("'timed' message: one 'written' flag per output")
 
 
 @dataclass(frozen=True)

@@ -226,6 +226,7 @@ class Workers:
             raise HarnessError(f"workers must be at least 1, got {count}")
         self.root = Path(tempfile.mkdtemp(prefix="akg-harness-"))
         self._device, self._config, self._standby = device, config, standby
+        self.count = count
         self._lock = threading.Lock()
         self._started = 0
         self._live: set[Worker] = set()

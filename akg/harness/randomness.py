@@ -19,6 +19,7 @@ before every forward, the reference's and the candidate's, so:
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -42,9 +43,11 @@ def op_name(func) -> str:
     return f"aten.{getattr(func, '__name__', str(func))}"
 
 
-def digest(t: torch.Tensor) -> str:
-    """A digest of the exact bits of ``t`` (position-weighted, in chunks so no large temporary
-    is made), the same on every device."""
+def digest(t: torch.Tensor, weights: torch.Tensor | None = None) -> str:
+    """A digest of the exact bits of ``t``: per chunk a weighted sum of its words, chained (the
+    same on every device; in chunks, so no large temporary is made; one synchronisation).
+    ``weights`` (int64, at least one chunk long) replaces the public position weights with secret
+    ones: then nobody who does not know them can change values and keep the digest."""
     flat = t.detach().contiguous().reshape(-1)
     if flat.dtype == torch.bool:
         flat = flat.view(torch.uint8)
@@ -52,12 +55,22 @@ def digest(t: torch.Tensor) -> str:
         flat = flat.view(_INT_OF_SIZE[flat.element_size()])
     else:
         flat = flat.view(torch.uint8)
-    total = 0
+    n = min(flat.numel(), _DIGEST_CHUNK)
+    if weights is None:
+        weights = torch.arange(n, device=flat.device, dtype=torch.int64) % 65521 + 1
+    weights = weights[:n].to(flat.device)
+    total = torch.zeros((), dtype=torch.int64, device=flat.device)
     for start in range(0, flat.numel(), _DIGEST_CHUNK):
         chunk = flat[start:start + _DIGEST_CHUNK].to(torch.int64)
-        weights = torch.arange(start, start + chunk.numel(), device=chunk.device, dtype=torch.int64) % 65521 + 1
-        total = (total * 1_000_003 + int((chunk * weights).sum()) + int(chunk.sum())) % (1 << 61)
-    return f"{tuple(t.shape)}:{str(t.dtype).removeprefix('torch.')}:{total:x}"
+        # int64 arithmetic wraps: a sum modulo 2^64, the same on every device
+        total = total * 1_000_003 + (chunk * weights[:chunk.numel()]).sum() + chunk.sum()
+    return f"{tuple(t.shape)}:{str(t.dtype).removeprefix('torch.')}:{int(total) & ((1 << 64) - 1):x}"
+
+
+def secret_weights(device) -> torch.Tensor:
+    """Weights for ``digest`` that only this process knows (drawn from the OS's randomness)."""
+    g = torch.Generator().manual_seed(int.from_bytes(os.urandom(8), "little") >> 1)
+    return torch.randint(1, 1 << 62, (_DIGEST_CHUNK,), generator=g, dtype=torch.int64).to(device)
 
 
 def _drawn(out) -> list[torch.Tensor]:

@@ -54,7 +54,9 @@ class ExpectedCase:
 class Reference:
     """The problem's Model built under the parameter seed, and its results per case (cached)."""
 
-    def __init__(self, problem: Problem, device: str, param_seed: int) -> None:
+    def __init__(self, problem: Problem, device: str, param_seed: int, cache_bytes: int | None = None) -> None:
+        """``cache_bytes``: at most this much of cached cases on an accelerator (the pool passes
+        ``memory.CACHED_CASES`` x the footprint, so the peak stays the stated multiple)."""
         self.problem = problem
         self.device = device
         self.param_seed = param_seed
@@ -70,8 +72,10 @@ class Reference:
         self._device_inputs: dict[tuple[int, str], list] = {}
         self._digests: dict[tuple[int, str], list[str]] = {}
         free = memory.free_bytes(device)
-        self._cache_budget = int(DEVICE_CACHE_SHARE * free) if free else None
+        budgets = [b for b in (int(DEVICE_CACHE_SHARE * free) if free else None, cache_bytes) if b]
+        self._cache_budget = min(budgets) if budgets else None
         self._supports: dict[tuple[int, str], randomness.Support | None] = {}
+        self._weights: torch.Tensor | None = None   # secret digest weights (accelerator only)
 
     @property
     def peak_bytes(self) -> int:
@@ -89,7 +93,9 @@ class Reference:
         """The case's inputs as drawn here, for a worker to map instead of drawing them again
         (hundreds of MB take seconds to draw); None where the worker must draw them itself."""
         key = (seed, distribution)
-        if key not in self._shared:
+        if self.on_device:
+            self._draw_on_device(key)
+        elif key not in self._shared:
             self._draw(seed, distribution)
         return self._shared[key]
 
@@ -101,7 +107,7 @@ class Reference:
         inputs = self._device_inputs.get(key)
         if inputs is None:
             return True
-        intact = _digests(inputs) == self._digests[key]
+        intact = self._fingerprint(inputs) == self._digests[key]
         if not intact:
             self._drop(key)
         return intact
@@ -129,12 +135,19 @@ class Reference:
                 return
             self._drop(older[0])
 
+    def _fingerprint(self, inputs: list) -> list[str]:
+        if self._weights is None:
+            self._weights = randomness.secret_weights(self.device)
+        return [randomness.digest(x, self._weights) if isinstance(x, torch.Tensor) else repr(x) for x in inputs]
+
     def _draw(self, seed: int, distribution: str) -> list:
-        """The case's inputs (on the CPU, or on the accelerator). The first draw also goes into
-        sealed memory files (CPU) or is kept for device handles (accelerator)."""
+        """The case's inputs for this process's own use. On the CPU the first draw also goes into
+        sealed memory files (read-only for workers). On an accelerator a fresh draw every time (a
+        few milliseconds there): what workers map is writable to them, so nothing computed here
+        — expected outputs, the float64 second look, samples — reads it."""
         key = (seed, distribution)
         if self.on_device:
-            return self._draw_on_device(key)
+            return to_device(draw_inputs(self.problem, seed, distribution, self.device), self.device)
         shared = self._shared.get(key)
         if shared is not None:
             return mapped_draw(shared, seed)
@@ -152,7 +165,7 @@ class Reference:
             inputs = to_device(draw_inputs(self.problem, seed, distribution, self.device), self.device)
             rng_state, py_rng_state = torch.get_rng_state(), random.getstate()
             self._device_inputs[key] = inputs
-            self._digests[key] = _digests(inputs)
+            self._digests[key] = self._fingerprint(inputs)
             wire = [protocol.share_device(x) if isinstance(x, torch.Tensor) and _device_shareable(x) else x
                     for x in inputs]
             shareable = all(not isinstance(x, torch.Tensor) or isinstance(w, dict) or x.numel() * x.element_size()
@@ -181,18 +194,30 @@ class Reference:
 
     def _run(self, seed: int, distribution: str) -> ExpectedCase:
         inputs = to_device(self._draw(seed, distribution), self.device)
-        args = clone_args(inputs)
+        if self.on_device:
+            # A fresh draw nobody else sees: the forward may take it; a digest before and after
+            # tells what it changed (a clone would cost one more copy of the inputs).
+            args, before = inputs, self._fingerprint(inputs)
+        else:
+            args = clone_args(inputs)
         draws = randomness.RandomDraws()
         with torch.no_grad(), draws:
             seed_everything(forward_seed(seed))
             outputs = flatten_outputs(self.model(*args), self.problem.name)
         aliases = [[j for j, a in enumerate(args) if isinstance(a, torch.Tensor)
                     and a.untyped_storage().data_ptr() == out.untyped_storage().data_ptr()] for out in outputs]
-        mutated = [i for i, (a, b) in enumerate(zip(args, inputs))
-                   if isinstance(a, torch.Tensor) and not torch.equal(a.nan_to_num(), b.nan_to_num())]
-        # On the device the outputs stay there (the comparison runs there); a copy either way,
-        # so that nothing aliases the inputs kept for the next candidates.
-        kept = [o.detach().clone() if self.on_device else o.detach().cpu().clone() for o in outputs]
+        if self.on_device:
+            after = self._fingerprint(args)
+            mutated = [i for i, (a, b, x) in enumerate(zip(before, after, args)) if isinstance(x, torch.Tensor) and a != b]
+        else:
+            mutated = [i for i, (a, b) in enumerate(zip(args, inputs))
+                       if isinstance(a, torch.Tensor) and not torch.equal(a.nan_to_num(), b.nan_to_num())]
+        # On the device the outputs stay there (the comparison runs there). A copy only of an
+        # output that shares memory with the model (a parameter or buffer a later forward may
+        # change): every other one is the forward's own (or a view of its private clone of the inputs).
+        model_storage = {t.untyped_storage().data_ptr() for t in list(self.model.parameters()) + list(self.model.buffers())}
+        kept = [(o.detach().clone() if o.untyped_storage().data_ptr() in model_storage else o.detach()).to(
+                 self.device if self.on_device else "cpu") for o in outputs]
         return ExpectedCase(kept, aliases, mutated, tuple(draws.draws))
 
     # ---- models that draw random numbers ---------------------------------------------------------
@@ -261,10 +286,6 @@ class Reference:
 
 def _at_positions(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(-1)[randomness.sample_index(t.numel(), t.device)].double()
-
-
-def _digests(inputs: list) -> list[str]:
-    return [randomness.digest(x) if isinstance(x, torch.Tensor) else repr(x) for x in inputs]
 
 
 def _nbytes(inputs: list) -> int:

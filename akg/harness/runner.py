@@ -5,6 +5,7 @@ import time (before candidate code exists) and reports what it observed; the con
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -181,7 +182,7 @@ class LoadedCandidate:
     def run_case(self, message: m.RunCase) -> m.CaseResult:
         memory.reset_peak(self.state.device)
         inputs = self._inputs(message.inputs, message.seed, message.distribution)
-        buffers = message.outputs_to or (None, None)
+        buffers = _buffers(message.outputs_to) or (None, None)
         passes = [self._one_pass(inputs, pattern, message, buffers[i], record=(i == 0))
                   for i, pattern in enumerate(POISON_BYTES)]
         first = passes[0]
@@ -215,7 +216,7 @@ class LoadedCandidate:
         args = clone_args(inputs)
         threads_before = guard.python_threads()
         recorder = guard.OpRecorder(self.declared) if record and self.policy == "strict" else None
-        draws = _RandomDraws() if record else None
+        draws = _RandomDraws() if record and message.record_draws else None
         with torch.no_grad():
             _seed(message.forward_seed)
             returned = self._forward(args, recorder, draws)
@@ -248,13 +249,15 @@ class LoadedCandidate:
         return result
 
     def _forward(self, args: list, recorder, draws):
-        if recorder is not None and draws is not None:
-            with recorder, guard.DeclaredOpScope(recorder), draws:
-                return self.model(*args)
-        if draws is not None:
-            with draws:
-                return self.model(*args)
-        return self.model(*args)
+        """The candidate's forward under the op recorder (strict policy) and the random-draw
+        recorder, each where asked for."""
+        with contextlib.ExitStack() as scopes:
+            if recorder is not None:
+                scopes.enter_context(recorder)
+                scopes.enter_context(guard.DeclaredOpScope(recorder))
+            if draws is not None:
+                scopes.enter_context(draws)
+            return self.model(*args)
 
     def sample(self, message: m.Sample) -> m.Samples:
         """The candidate's outputs on one case's inputs under each forward seed, each output read
@@ -298,7 +301,7 @@ class LoadedCandidate:
                     if who == "cand":
                         last_output, last_seed = box[0], message.seeds[k]
         items = list(last_output) if isinstance(last_output, (tuple, list)) else [last_output]
-        outputs, written = _deliver(items, message.outputs_to)
+        outputs, written = _deliver(items, _buffers(message.outputs_to))
         return m.Timed(
             ref_ms=tuple(ref_ms), cand_ms=tuple(cand_ms), last_seed=last_seed, last_outputs=outputs,
             integrity=tuple(self.snapshot.changes()),
@@ -324,6 +327,17 @@ def _deliver(items: list, buffers) -> tuple[tuple, tuple[bool, ...]]:
     if any(written):
         _synchronize_all()
     return tuple(outputs), tuple(written)
+
+
+def _buffers(handles):
+    """The conductor's device buffers for the outputs, opened from their handles; None where it
+    passed none or they do not open (the outputs are then exported)."""
+    if handles is None:
+        return None
+    try:
+        return protocol.resolve(handles, os.getpid(), device_handles=True)
+    except protocol.ProtocolError:
+        return None
 
 
 def _at_positions(t: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ _SOURCE_PATTERN = re.compile(r"^_AKG_CPP_SOURCE = r'''(.*?)'''$", re.MULTILINE |
 _EXTERN_C = re.compile(r'extern\s+"C"\s*\{?\s*(?:[A-Za-z_][\w:<>]*[\s\*&]+)+?([A-Za-z_]\w*)\s*\(')
 _DEFINITION = re.compile(r'\b([A-Za-z_]\w*)\s*\([^;{}()]*\)\s*(?:const\s*)?\{')
 _CPP_KEYWORDS = {"if", "for", "while", "switch", "catch", "return", "sizeof"}
-_ALLOWED_IMPORTS = {"torch", "ctypes", "hashlib", "os", "subprocess", "tempfile", "math", "typing",
+_ALLOWED_IMPORTS = {"torch", "ctypes", "hashlib", "os", "subprocess", "tempfile", "platform", "math", "typing",
                     "functools", "pathlib", "sys", "__future__", "numbers", "itertools", "collections"}
 
 

@@ -6,8 +6,8 @@ from akg.dsls.cstyle import CStyleRenderer
 # libm names per float width; the akg_* names are overloaded helpers from the C++ prelude
 # (vectorisable in float, libm in double).
 _LIBM = ("sqrt", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh",
-         "atanh", "floor", "ceil", "trunc", "expm1", "log1p", "log2", "exp2", "atan2")
-_PRELUDE = ("exp", "log", "tanh", "sigmoid", "erf", "max", "min", "mod", "floordiv", "abs", "sign",
+         "atanh", "floor", "ceil", "trunc", "log2", "exp2", "atan2")
+_PRELUDE = ("exp", "expm1", "log", "log1p", "tanh", "sigmoid", "erf", "max", "min", "mod", "floordiv", "abs", "sign",
             "reciprocal", "rsqrt", "isnan", "isinf", "pow")
 
 

@@ -17,6 +17,25 @@ from .exprs import CppRenderer
 RENDERER = CppRenderer()
 
 
+class IdentityNames:
+    """Expression -> local variable name, looked up by object identity (see shared_subexpressions)."""
+
+    def __init__(self) -> None:
+        self._names: dict[int, tuple[Expr, str]] = {}   # the Expr is kept so its id stays unique
+
+    def add(self, expr: Expr, name: str) -> None:
+        self._names[id(expr)] = (expr, name)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __contains__(self, expr: Expr) -> bool:
+        return id(expr) in self._names
+
+    def __getitem__(self, expr: Expr) -> str:
+        return self._names[id(expr)][1]
+
+
 @dataclass(frozen=True)
 class Spelling:
     """How leaves read inside one loop nest: loop variable -> collapsed dim it walks."""
@@ -45,15 +64,46 @@ class Spelling:
             return "rr"
         raise RenderError(f"{type(expr).__name__} cannot appear in this kernel family")
 
-    def expr(self, expr: Expr) -> str:
-        return RENDERER.render(expr, self.leaf)
+    def expr(self, expr: Expr, names: "IdentityNames | None" = None) -> str:
+        return RENDERER.render(expr, self.leaf, names)
 
-    def stores(self, outputs: list[tuple[int, Output]]) -> list[str]:
+    def stores(self, outputs: list[tuple[int, Output]], prefix: str = "t") -> list[str]:
+        """Store lines for ``outputs``, preceded by one local per sub-expression used more than
+        once: traced graphs share values (x feeds several ops of a chain), and spelling each use
+        in full grows the text exponentially with the chain and keeps gcc from vectorising it."""
+        names = IdentityNames()
         lines = []
+        for sub in shared_subexpressions([out.expr for _, out in outputs]):
+            name = f"akg_{prefix}{len(names)}"
+            lines.append(f"const {RENDERER.compute_type(sub.dtype)} {name} = {self.expr(sub, names)};")
+            names.add(sub, name)
         for k, out in outputs:
-            value = RENDERER.convert(self.expr(out.expr), out.expr.dtype, out.type.dtype)
+            value = RENDERER.convert(self.expr(out.expr, names), out.expr.dtype, out.type.dtype)
             lines.append(f"out{k}[{self.offset(self.n_operands + k)}] = {value};")
         return lines
+
+
+def shared_subexpressions(exprs: list[Expr]) -> list[Expr]:
+    """Calls that occur more than once across ``exprs``, children before parents. Keyed by
+    identity: a traced chain shares its nodes, and structural hashing of a shared DAG costs time
+    exponential in its depth."""
+    counts: dict[int, int] = {}
+    order: list[Expr] = []
+
+    def visit(e: Expr) -> None:
+        if not isinstance(e, Call):
+            return
+        seen = counts.get(id(e), 0)
+        counts[id(e)] = seen + 1
+        if seen:   # its children were counted under its first occurrence
+            return
+        for a in e.args:
+            visit(a)
+        order.append(e)
+
+    for e in exprs:
+        visit(e)
+    return [e for e in order if counts[id(e)] > 1]
 
 
 def parameters(kernel) -> str:
@@ -193,8 +243,8 @@ def reduction_context(name: str, kernel: ReductionKernel, variant: str, lanes: i
     context["stages"] = [_stage_context(k, st.op, st.expr, spelling) for k, st in enumerate(kernel.stages)]
     if variant != "column":
         full = _reuse_stage_values(kernel, full, context["stages"], spelling)
-    context["reduced_outputs_body"] = reduced_spelling.stores(reduced)
-    context["full_outputs_body"] = spelling.stores(full)
+    context["reduced_outputs_body"] = reduced_spelling.stores(reduced, prefix="r")
+    context["full_outputs_body"] = spelling.stores(full, prefix="f")
     return context
 
 

@@ -106,20 +106,31 @@ def _target(cfg: settings_mod.CompileSettings, device_type: str):
     from akg import plugins
     from akg.errors import AkgError
     from akg.pipeline import resolve_target
+    # Several backends may share one torch device type (one vendor's GPUs under another's name): the one
+    # present on this machine holds the tensors.
     device = cfg.device or next((b.name for b in plugins.backends().values()
-                                 if torch.device(b.torch_device).type == device_type), None)
+                                 if torch.device(b.torch_device).type == device_type and b.available()), None)
     if device is None:
-        raise AkgError(f"no akg backend runs {device_type} tensors")
+        raise AkgError(f"no available akg backend runs {device_type} tensors")
     if torch.device(plugins.get_backend(device).torch_device).type != device_type:
         raise AkgError(f"akg device {device!r} does not hold this graph's {device_type} tensors")
-    dsl = cfg.dsl or next((d.name for d in plugins.dsls().values() if device in d.timing_meaningful_on), None)
+    dsl = cfg.dsl or _default_dsl(device)
     if dsl is None:
-        raise AkgError(f"no installed DSL is timed meaningfully on {device}")
+        raise AkgError(f"no installed DSL with a working toolchain is timed meaningfully on {device}")
     target = resolve_target(dsl, device)
     if target.device not in target.dsl.timing_meaningful_on:
         # Correct but unmeasured kernels (an interpreter, say) would only slow the model down.
         raise AkgError(f"{dsl} kernels are not timed meaningfully on {device}")
     return target
+
+
+def _default_dsl(device: str) -> str | None:
+    """Of the DSLs timed meaningfully on ``device`` whose toolchain is here, the one with the most
+    kernel families (more of the graph becomes akg's); the first registered on a tie."""
+    from akg import plugins
+    usable = [d for d in plugins.dsls().values()
+              if device in d.timing_meaningful_on and plugins.toolchain_problem(d) is None]
+    return max(usable, key=lambda d: len(d.families)).name if usable else None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -130,10 +141,16 @@ def _partitions(aten: torch.fx.GraphModule, support) -> list[dict]:
     from torch.fx.passes.infra.partitioner import CapabilityBasedPartitioner
     # No horizontal fusion: a subgraph is a connected piece of the program, so the same piece in
     # another model (next to other work) is the same problem and a store hit.
-    partitioner = CapabilityBasedPartitioner(aten, support, allows_single_node_partition=True,
-                                             skip_horizontal_fusion=True)
+    try:
+        partitioner = CapabilityBasedPartitioner(aten, support, allows_single_node_partition=True,
+                                                 skip_horizontal_fusion=True)
+    except TypeError:   # a torch older than the option: partitions may then merge side by side
+        partitioner = CapabilityBasedPartitioner(aten, support, allows_single_node_partition=True)
     found = partitioner.propose_partitions()
-    return [dict.fromkeys(p.nodes) for p in found if support.worth_a_kernel(p.nodes)]
+    # Nodes in graph order: the fuser breaks ties by the order it is given, and a partition's node
+    # set has none, while the subgraph's text (its inputs' order) must not vary between processes.
+    position = {n: i for i, n in enumerate(aten.graph.nodes)}
+    return [dict.fromkeys(sorted(p.nodes, key=position.__getitem__)) for p in found if support.worth_a_kernel(p.nodes)]
 
 
 def _kernel_for(sub_gm: torch.fx.GraphModule, target, cfg) -> KernelOp | None:
