@@ -423,19 +423,25 @@ def cmd_export(args) -> int:
     return errors.EXIT_OK
 
 
-def cmd_migrate(args) -> int:
-    from akg.migrate import migrate
-    from akg.pipeline import resolve_target
-    from akg.store import Store, DEFAULT_STORE
-
+def _checked_port_settings(args):
+    """migrate and port: paths checked before any work, then search, harness and LLM settings and
+    the target."""
     from akg.paths import check_output_dir, check_output_file
+    from akg.pipeline import resolve_target
+    from akg.store import DEFAULT_STORE
 
     check_output_dir(args.out, "--out")
     check_output_file(args.store or DEFAULT_STORE, "--store")
     options, harness = _settings(args)
-    mode, llm = _llm_settings(args)
-    options.mode = mode
-    target = resolve_target(args.dsl, args.device)
+    options.mode, llm = _llm_settings(args)
+    return options, harness, llm, resolve_target(args.dsl, args.device)
+
+
+def cmd_migrate(args) -> int:
+    from akg.migrate import migrate
+    from akg.store import Store, DEFAULT_STORE
+
+    options, harness, llm, target = _checked_port_settings(args)
     with Store(args.store or DEFAULT_STORE) as store:
         with _progress(args.json, options) as progress:
             report = migrate(Path(args.kernel), target, Path(args.out), store, options, harness,
@@ -454,17 +460,10 @@ def cmd_migrate(args) -> int:
 
 
 def cmd_port(args) -> int:
-    from akg.pipeline import resolve_target
-    from akg.paths import check_output_dir, check_output_file
     from akg.port import port_library
     from akg.store import DEFAULT_STORE
 
-    check_output_dir(args.out, "--out")
-    check_output_file(args.store or DEFAULT_STORE, "--store")
-    options, harness = _settings(args)
-    mode, llm = _llm_settings(args)
-    options.mode = mode
-    target = resolve_target(args.dsl, args.device)
+    options, harness, llm, target = _checked_port_settings(args)
     if args.jobs < 1:
         raise AkgError("--jobs must be at least 1")
     out = Path(args.out)
