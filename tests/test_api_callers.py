@@ -50,7 +50,6 @@ print("RESULT " + json.dumps(out))
 '''
 
 
-@pytest.mark.slow
 def test_script_with_sibling_module_and_main_class(tmp_path):
     project, elsewhere = tmp_path / "project", tmp_path / "elsewhere"
     project.mkdir()

@@ -64,7 +64,6 @@ SCRIPT = [
 ]
 
 
-@pytest.mark.slow
 def test_llm_loop_cpp(tmp_path, capsys):
     problem = _problem(tmp_path, 256, 256)
     (tmp_path / "akg.toml").write_text("[llm]\nislands = 1\nrepairs = 2\n")
