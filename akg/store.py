@@ -113,9 +113,12 @@ class Store:
         # Columns added since the first schema, each with a default, so older stores open and
         # their rows read as before. A verdict row's ``versions`` is the fingerprint of what it
         # depends on (akg.fingerprint); rows from before it have '' and match no fingerprint.
-        have = {r[1] for r in self._db.execute("PRAGMA table_info(verdicts)")}
-        if "versions" not in have:
-            self._db.execute("ALTER TABLE verdicts ADD COLUMN versions TEXT NOT NULL DEFAULT ''")
+        # Under the write lock: two processes opening a store of the old shape at once would
+        # otherwise both see the column missing, and the second ALTER would fail.
+        with self._tx() as db:
+            have = {r[1] for r in db.execute("PRAGMA table_info(verdicts)")}
+            if "versions" not in have:
+                db.execute("ALTER TABLE verdicts ADD COLUMN versions TEXT NOT NULL DEFAULT ''")
 
     def close(self) -> None:
         self._db.close()

@@ -73,3 +73,17 @@ def test_two_writers_share_one_store(tmp_path):
     with Store(db) as store:
         found = [store.verdict(f"c{i:04d}", "cpu", "host", "strict") for i in list(range(60)) + list(range(1000, 1060))]
         assert all(v is not None for v in found)
+
+
+def test_processes_opening_an_older_store_at_once_all_open_it(tmp_path):
+    # A store from before the verdicts' versions column, opened by several runs at the same moment:
+    # each must open it (the column is added once), none may fail with "duplicate column".
+    opener = "import sys; from akg.store import Store; Store(sys.argv[1]).close()"
+    for trial in range(4):
+        db = tmp_path / f"old{trial}.db"
+        with Store(db) as store:
+            store._db.execute("ALTER TABLE verdicts DROP COLUMN versions")
+        procs = [subprocess.Popen([sys.executable, "-c", opener, str(db)], stderr=subprocess.PIPE, text=True)
+                 for _ in range(6)]
+        failures = [p.stderr.read().strip()[-200:] for p in procs if p.wait(timeout=120) != 0]
+        assert not failures, failures[0]
