@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch._decomp import get_decompositions
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from akg import ir
@@ -22,13 +23,14 @@ _aten = torch.ops.aten
 COMPOUND_OPS = [
     _aten._softmax, _aten._log_softmax, _aten.native_layer_norm, _aten.native_group_norm,
     _aten._native_batch_norm_legit_no_training, _aten._native_batch_norm_legit_functional,
-    _aten.native_batch_norm, _aten.gelu, _aten.silu, _aten.mish, _aten.softplus, _aten.elu,
+    _aten.native_batch_norm, _aten._native_batch_norm_legit, _aten.gelu, _aten.silu, _aten.mish, _aten.softplus, _aten.elu,
     _aten.selu, _aten.hardswish, _aten.hardsigmoid, _aten.leaky_relu, _aten.hardtanh, _aten.relu,
     _aten.clamp, _aten.mse_loss, _aten.smooth_l1_loss, _aten.huber_loss, _aten.nll_loss_forward,
     _aten.binary_cross_entropy, _aten.logsumexp, _aten.mean, _aten.var, _aten.std,
     _aten.var_mean, _aten.rsub, _aten.threshold, _aten.logit, _aten.xlogy, _aten.softshrink,
     _aten.hardshrink, _aten.celu, _aten.rrelu_with_noise, _aten.log_sigmoid_forward,
     _aten.addcmul, _aten.addcdiv, _aten.lerp, _aten.square, _aten.masked_fill,
+    _aten.linalg_vector_norm, _aten.norm,
 ]
 
 
@@ -79,9 +81,11 @@ def _is_decomposable(op) -> bool:
     return op in _TABLE or op.has_kernel_for_dispatch_key(torch._C.DispatchKey.CompositeImplicitAutograd)
 
 
-def _example(t: ir.TensorType) -> torch.Tensor:
-    # empty_strided only reserves memory; make_fx turns it into a fake tensor right away.
-    return torch.empty_strided(t.shape, t.layout(), dtype=getattr(torch, t.dtype))
+def _example(t: ir.TensorType, mode) -> torch.Tensor:
+    # A fake tensor: shapes, dtypes and strides without storage, so a node over gigabytes of
+    # data decomposes without allocating any (make_fx reuses the inputs' fake mode).
+    with mode:
+        return torch.empty_strided(t.shape, t.layout(), dtype=getattr(torch, t.dtype))
 
 
 def _substitute(args, tensors: dict[str, torch.Tensor]):
@@ -109,7 +113,8 @@ def decompose_node(node: ir.Node, types: dict[str, ir.TensorType]):
     op = resolve_overload(node.op)
     if not _is_decomposable(op):
         return None
-    tensors = {name: _example(types[name]) for name in node.inputs}
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    tensors = {name: _example(types[name], mode) for name in node.inputs}
     args, kwargs = node.attr("args", ()), dict(node.attr("kwargs", ()))
 
     def call(*xs):
@@ -157,7 +162,9 @@ def eliminate_dead_nodes(graph: ir.Graph) -> ir.Graph:
             kept.append(n)
             live.update(n.inputs)
     kept.reverse()
-    known = live | set(graph.inputs) | set(graph.params)
+    # A kept node keeps the types of all its outputs, used or not (a library call with a tuple
+    # result names every element).
+    known = live | set(graph.inputs) | set(graph.params) | {o for n in kept for o in n.outputs}
     types = tuple((k, t) for k, t in graph.types if k in known)
     return ir.Graph(graph.inputs, graph.params, tuple(kept), graph.outputs, types, graph.constants, graph.returns_tuple)
 
