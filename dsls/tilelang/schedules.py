@@ -17,6 +17,7 @@ MAX_SCHEDULES = 8
 _THREADS = (32, 64, 128, 256, 512, 1024)
 REDUCE_OPS = ("sum", "max", "min")          # the stages T.reduce_* computes
 FALLBACK_SMEM = 99 * 1024                   # a block's shared memory where a descriptor lacks it
+PERSISTENT = 16384                          # tile elements a program keeps in registers
 
 
 def next_pow2(n: int) -> int:
@@ -124,14 +125,16 @@ def pointwise(kernel: PointwiseKernel, hw: HardwareSpec) -> list[PointwiseSchedu
 
 def reduction(kernel: ReductionKernel, hw: HardwareSpec) -> list[ReductionSchedule]:
     size, rows = kernel.reduce_size, kernel.rows
-    width = min(max(next_pow2(size), 32), 4096)
+    # A row up to PERSISTENT elements is one tile (read once); longer rows loop over tiles.
+    width = max(next_pow2(size), 32)
     sms = hw.compute_units or 132
     out = []
-    for rblock in dict.fromkeys((width, min(width, 1024), min(width, 2048), min(width, 512))):
+    widths = (width,) if width <= PERSISTENT else ()
+    for rblock in dict.fromkeys(widths + (min(width, 4096), min(width, 2048), min(width, 1024))):
         for per in (1, 2, 4, 8):
-            if per * rblock > 8192 or (per > 1 and math.ceil(rows / per) < sms):
+            if per * rblock > PERSISTENT or (per > 1 and math.ceil(rows / per) < sms):
                 continue
-            threads = min(max(per * rblock // 8, 32), 512)
+            threads = min(max(per * rblock // 16, 32), 1024)   # about 16 elements a thread
             threads = 1 << (threads.bit_length() - 1)
             out.append(ReductionSchedule(per, rblock, threads))
     return out or [ReductionSchedule(1, width, min(128, width))]
