@@ -404,20 +404,35 @@ def inductor_seed(problem, dsl, device: str, timeout_s: float = CAPTURE_TIMEOUT_
     if timeout_s <= 0:
         return Seed(None, "no time left to capture torch.compile's code")
     with tempfile.TemporaryDirectory(prefix="akg-seed-") as folder:
-        problem_file = Path(folder) / f"{problem.name}.py"
-        problem_file.write_text(problem.source)
+        # The problem's own file where it has one (it may import modules beside it).
+        problem_file = Path(problem.path) if getattr(problem, "path", None) else Path(folder) / f"{problem.name}.py"
+        if not problem_file.exists():
+            problem_file = Path(folder) / f"{problem.name}.py"
+            problem_file.write_text(problem.source)
         result = Path(folder) / "seed.json"
         command = [sys.executable, "-m", "akg.seeds", str(problem_file), device, dsl.name, str(result)]
+        # Its own process group: a timeout also ends the compile workers Inductor may start.
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, **(env or {})}, cwd=folder, start_new_session=True)
         try:
-            done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s,
-                                  env={**os.environ, **(env or {})}, cwd=folder)
+            stdout, stderr = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            _kill_group(proc)   # before it is reaped: its id cannot name another group yet
             return Seed(None, f"capturing torch.compile's code took longer than {timeout_s:g} s")
         if not result.exists():
-            tail = (done.stderr or done.stdout or "").strip().splitlines()
-            return Seed(None, f"capturing torch.compile's code failed (exit {done.returncode}): {tail[-1][:300] if tail else ''}")
+            tail = (stderr or stdout or "").strip().splitlines()
+            return Seed(None, f"capturing torch.compile's code failed (exit {proc.returncode}): {tail[-1][:300] if tail else ''}")
         answer = json.loads(result.read_text())
     return Seed(answer.get("source"), answer.get("reason", ""))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    import signal
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
 
 
 class Seeder:

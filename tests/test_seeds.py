@@ -283,3 +283,40 @@ def test_optimize_judges_the_seed_first_and_reports_its_origin(built, tmp_path):
     assert [c["origin"] for c in report["candidates"]] == ["reference", "inductor"]
     if report["best"]["origin"] == "inductor":
         assert "origin=inductor" in (out / "best.py").read_text()
+
+
+def test_a_capture_past_its_time_is_stopped_with_a_reason(tmp_path):
+    path = tmp_path / "pointwise_pair.py"
+    path.write_text(POINTWISE_PROBLEM)
+    seed = seeds.inductor_seed(load_problem(path), plugins.get_dsl("cpp"), "cpu", timeout_s=0.5)
+    assert seed.source is None and "took longer than 0.5 s" in seed.reason
+
+
+GRAPH_BREAK_PROBLEM = '''import torch
+import torch.nn as nn
+
+
+class Model(nn.Module):
+    def forward(self, x):
+        y = torch.relu(x)
+        if float(y.sum()) > 0:   # data-dependent control flow: dynamo breaks the graph here
+            return y * 2
+        return y
+
+
+def get_inputs():
+    return [torch.randn(8, 8)]
+
+
+def get_init_inputs():
+    return []
+'''
+
+
+@pytest.mark.slow
+def test_a_graph_break_means_no_seed_and_says_why(tmp_path):
+    path = tmp_path / "graph_break.py"
+    path.write_text(GRAPH_BREAK_PROBLEM)
+    seed = seeds.inductor_seed(load_problem(path), plugins.get_dsl("cpp"), "cpu",
+                               env={"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")})
+    assert seed.source is None and "could not compile the model as one graph" in seed.reason, seed.reason
