@@ -42,7 +42,7 @@ def test_every_plan_matches_the_model(path):
 
 def test_passes_are_registered_as_plugins():
     names = {p.name: p.stage for p in plugins.passes()}
-    assert names == {"decompose": "graph", "fuse": "plan", "lower": "plan"}
+    assert names == {"decompose": "graph", "merge-clamps": "graph", "dead-code": "graph", "fuse": "plan", "lower": "plan"}
 
 
 def _plan(path_stem, name):
