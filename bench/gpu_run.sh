@@ -10,7 +10,8 @@
 #        Also: throughput (bench/throughput.py on memory-bound problems with 1-8 GB inputs from
 #        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable: see below).
 # kernelbench step: AKG_KB_DIR (default shared/kernelbench/level1), AKG_KB_PROBLEMS (--problems
-# selection, default all), AKG_TIME_LIMIT (seconds per problem, default 60), AKG_BUDGET. Its store
+# selection, default all), AKG_TIME_LIMIT (seconds per problem, default 60), AKG_BUDGET, AKG_SEEDS
+# (inductor: judge torch.compile's own code first, --seed inductor). Its store
 # and results live in OUTDIR, so a second call with the same OUTDIR resumes where the first stopped.
 # FIRST/LAST: problem number range for the suite step (default 1 99), so a long suite can be
 # split over several calls; each call's JSON is merged with bench/merge_results.py. FIRST may
@@ -108,6 +109,7 @@ if [[ ",$STEPS," == *",kernelbench,"* ]]; then
     timeout "${AKG_GPU_SUITE_TIMEOUT:-570}" akg bench "$KB_DIR" --dsl triton --device "${AKG_DEVICE:-cuda}" \
         ${AKG_KB_PROBLEMS:+--problems "$AKG_KB_PROBLEMS"} --time-limit "${AKG_TIME_LIMIT:-60}" \
         --budget "${AKG_BUDGET:-16}" --store "$OUTDIR/kb.db" --results-dir "$OUTDIR/kb-best" --resume \
+        ${AKG_SEEDS:+--seed "$AKG_SEEDS"} \
         --out "$OUTDIR/kernelbench-$TAG.json" 2>"$OUTDIR/kernelbench-$TAG.log" | tail -n 40
     tail -n 5 "$OUTDIR/kernelbench-$TAG.log"
     # Keep OUTDIR to a handful of files: the JSON, the log, and one archive with the store and best files.

@@ -8,5 +8,9 @@ def akg_passes():
     from akg.passes.fuse import FusePass
     from akg.passes.dead_code import DeadCodePass
     from akg.passes.lower import LowerPass
+    from akg.passes.fold_affine import FoldAffinePass
+    from akg.passes.fold_batchnorm import FoldBatchNormPass
+    from akg.passes.fold_reduction import FoldReductionPass
     from akg.passes.merge_clamps import MergeClampsPass
-    return [DecomposePass(), MergeClampsPass(), DeadCodePass(), FusePass(), LowerPass()]
+    return [DecomposePass(), FoldBatchNormPass(), FoldAffinePass(), MergeClampsPass(), FoldReductionPass(), DeadCodePass(),
+            FusePass(), LowerPass()]

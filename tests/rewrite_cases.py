@@ -55,11 +55,12 @@ def planeval_matches(problem, graph: ir.Graph, atol=1e-4, rtol=1e-4) -> None:
             torch.testing.assert_close(g, e, atol=atol, rtol=rtol, msg=lambda m: f"plan {plan.name}: {m}")
 
 
-def harness_accepts(problem, graph: ir.Graph, plan_name: str = "fuse-all"):
-    """The candidate of ``graph``'s plan ``plan_name`` in the cpp DSL, judged by the strict harness."""
+def harness_accepts(problem, graph: ir.Graph, plan_name: str | None = None):
+    """The candidate of ``graph``'s plan ``plan_name`` (default: the one the designer ranks first)
+    in the cpp DSL, judged by the strict harness."""
     dsl = plugins.get_dsl("cpp")
     options = designer.renderable_plans(plans(graph), dsl, plugins.get_backend("cpu").detect())
-    (po,) = [po for po in options if po.plan.name == plan_name]
+    (po,) = [po for po in options if po.plan.name == plan_name] if plan_name else options[:1]
     candidate = coder.make_candidate(po.plan, dsl, "cpu", problem.source, problem.name)
     verdict = evaluate(problem, candidate.source, candidate.id, device="cpu", policy="strict", config=CORRECTNESS_ONLY)
     assert verdict.accepted, verdict.reason

@@ -100,7 +100,12 @@ def _once_block(plan: KernelPlan, once: set[int]) -> list[str]:
     groups = [plan.groups[i] for i in sorted(once)]
     written = {v for g in groups for v in g.written_values()}
     sources = list(dict.fromkeys(v for g in groups for v in g.read_values() if v not in written))
-    kept = list(dict.fromkeys(v for g in groups for v in g.written_values()))
+    # Only what per-call groups read is kept: intermediates (a scaled copy of a weight that is
+    # then summed) are freed after the first call.
+    later = {v for i, g in enumerate(plan.groups) if i not in once for v in g.read_values()}
+    kept = list(dict.fromkeys(v for g in groups for v in g.written_values() if v in later))
+    if not kept:
+        return []
     names = ", ".join(py_name(v) for v in kept)
     lines = [f"_akg_key = _akg_fold_key(({''.join(py_name(v) + ', ' for v in sources)}))",
              "_akg_held = self.__dict__.get('_akg_once')",
