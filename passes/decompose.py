@@ -14,6 +14,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from akg import ir
 from akg.agents.analyzer import fx_outputs, translate_fx
+from akg.passes.dead_code import eliminate_dead_nodes  # noqa: F401  (kept importable from here)
 from akg.targets import PassContext
 
 _aten = torch.ops.aten
@@ -23,7 +24,7 @@ _aten = torch.ops.aten
 COMPOUND_OPS = [
     _aten._softmax, _aten._log_softmax, _aten.native_layer_norm, _aten.native_group_norm,
     _aten._native_batch_norm_legit_no_training, _aten._native_batch_norm_legit_functional,
-    _aten.native_batch_norm, _aten._native_batch_norm_legit, _aten.gelu, _aten.silu, _aten.mish, _aten.softplus, _aten.elu,
+    _aten.native_batch_norm, _aten.gelu, _aten.silu, _aten.mish, _aten.softplus, _aten.elu,
     _aten.selu, _aten.hardswish, _aten.hardsigmoid, _aten.leaky_relu, _aten.hardtanh, _aten.relu,
     _aten.clamp, _aten.mse_loss, _aten.smooth_l1_loss, _aten.huber_loss, _aten.nll_loss_forward,
     _aten.binary_cross_entropy, _aten.logsumexp, _aten.mean, _aten.var, _aten.std,
@@ -152,21 +153,6 @@ def _splice(node: ir.Node, tr, produced: list, known: dict[str, ir.TensorType]):
                                  (("args", (ir.ValueRef(got),)), ("dtype", source.dtype))))
             types[want] = ir.TensorType(source.shape, source.dtype, None)
     return [_rename(n, mapping) for n in nodes], types
-
-
-def eliminate_dead_nodes(graph: ir.Graph) -> ir.Graph:
-    live = set(graph.outputs)
-    kept = []
-    for n in reversed(graph.nodes):
-        if any(o in live for o in n.outputs):
-            kept.append(n)
-            live.update(n.inputs)
-    kept.reverse()
-    # A kept node keeps the types of all its outputs, used or not (a library call with a tuple
-    # result names every element).
-    known = live | set(graph.inputs) | set(graph.params) | {o for n in kept for o in n.outputs}
-    types = tuple((k, t) for k, t in graph.types if k in known)
-    return ir.Graph(graph.inputs, graph.params, tuple(kept), graph.outputs, types, graph.constants, graph.returns_tuple)
 
 
 class DecomposePass:
