@@ -271,10 +271,11 @@ print("standalone ok")
 def test_optimize_judges_the_seed_first_and_reports_its_origin(built, tmp_path):
     root, cache, found = built
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "akg.cli", "optimize", str(root / "pointwise_pair.py"), "--dsl", "cpp",
+    # The problem named by a relative path (the capture runs in a folder of its own).
+    done = subprocess.run([sys.executable, "-m", "akg.cli", "optimize", "pointwise_pair.py", "--dsl", "cpp",
                            "--device", "cpu", "--budget", "1", "--no-compile", "--trials", "5", "--seed", "inductor",
                            "--out", str(out), "--store", str(tmp_path / "store.db")],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, **cache}, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=900, env={**os.environ, **cache}, cwd=root)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     seeded = [c for c in report["candidates"] if c["origin"] == "inductor"]
