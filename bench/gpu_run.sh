@@ -16,7 +16,8 @@
 # FIRST/LAST: problem number range for the suite step (default 1 99), so a long suite can be
 # split over several calls; each call's JSON is merged with bench/merge_results.py. FIRST may
 # instead be a comma-separated list of problem numbers (LAST is then ignored).
-# AKG_DSL picks the suite's DSL (default triton), e.g. AKG_DSL=cuda_c bench/gpu_run.sh OUT suite.
+# AKG_DSL picks the suite's DSL (default triton), e.g. AKG_DSL=cuda_c bench/gpu_run.sh OUT suite;
+# AKG_DSL=tilelang needs tilelang: its wheels in .whl/ are installed first (see below).
 set -uo pipefail
 OUTDIR=${1:?usage: bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]}
 STEPS=${2:-tests,kernels,suite}
@@ -29,8 +30,17 @@ export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/akg-triton-cache} AKG_CACHE_DIR
 
 python3 -m pip install -q --no-deps --no-build-isolation -e . >"$OUTDIR/install.log" 2>&1 \
     || { echo "akg did not install: see $OUTDIR/install.log"; exit 2; }
+# Wheels carried in .whl/ (tilelang and the runtime packages it needs that the machine lacks) go to
+# /tmp/site, which this script's processes and akg's workers import from (PYTHONPATH is inherited).
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        >"$OUTDIR/wheels.log" 2>&1 || echo "wheels in .whl/ did not install: see $OUTDIR/wheels.log"
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } >"$OUTDIR/env.txt" 2>&1
+  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+  python3 -c "import tilelang, tilelang.env as e; print('tilelang', tilelang.__version__, 'CUDA_HOME', e.CUDA_HOME or 'not found')" 2>/dev/null \
+      || echo "tilelang not installed"; } >"$OUTDIR/env.txt" 2>&1
 cat "$OUTDIR/env.txt"
 
 if [[ ",$STEPS," == *",tests,"* ]]; then
