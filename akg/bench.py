@@ -146,7 +146,9 @@ def _row(report: dict) -> dict:
             "roofline_fraction": best["roofline_fraction"], "floor_ms": report["analysis"].get("floor_ms"),
             "bound": report["analysis"].get("bound"), "candidates": len(report["candidates"]),
             "measured": sum(1 for c in report["candidates"] if not c.get("reused") and c["origin"] != "reference"),
-            "notes": report["notes"]}
+            "notes": report["notes"],
+            # seconds per phase of the run (start-up, tracing, baselines, builds, judging): where the limit went
+            "phases": report.get("phases")}
 
 
 def geomean(values: list[float]) -> float | None:

@@ -9,6 +9,8 @@ translation (``translate_fx``).
 """
 from __future__ import annotations
 
+import contextlib
+
 import warnings
 
 import math
@@ -267,20 +269,33 @@ def fx_outputs(gm: torch.fx.GraphModule) -> list:
 # ----------------------------------------------------------------------------------------------
 
 def trace(problem: Problem) -> ir.Graph:
-    """The problem's forward as an akg Graph (ATen level: compound ops stay library nodes)."""
-    model = problem.build_model(0).eval()
-    inputs = problem.example_inputs(0)
+    """The problem's forward as an akg Graph (ATen level: compound ops stay library nodes).
+
+    Traced on meta tensors first: shapes and dtypes only, so a problem with GBs of inputs costs
+    no host memory and no forward at its size. A program that needs real values to trace (an
+    explicit device, a data-dependent branch) is traced again on real ones."""
+    try:
+        return _trace(problem, meta=True)
+    except Exception:
+        return _trace(problem, meta=False)
+
+
+def _trace(problem: Problem, meta: bool) -> ir.Graph:
+    with torch.device("meta") if meta else contextlib.nullcontext():
+        model = problem.build_model(0).eval()
+        inputs = problem.example_inputs(0)
     try:
         with torch.no_grad(), warnings.catch_warnings():
             # torch.export's own deprecation notices say nothing about the user's program.
             warnings.simplefilter("ignore", FutureWarning)
-            reference = model(*inputs)
+            reference = None if meta else model(*inputs)
             exported = torch.export.export(model, tuple(inputs)).run_decompositions({})
     except Exception as e:   # export's messages are long; the first line says what failed
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise TraceError(f"problem {problem.name}: torch.export failed ({type(e).__name__}: {msg}); simplify forward()") from None
+    returns_tuple = (exported.call_spec.out_spec.type in (tuple, list)) if meta else isinstance(reference, (tuple, list))
     try:
-        return _graph_from_export(exported, inputs, isinstance(reference, (tuple, list)))
+        return _graph_from_export(exported, inputs, returns_tuple)
     except TraceError as e:
         raise TraceError(f"problem {problem.name}: {e}") from None
 
