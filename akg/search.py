@@ -50,6 +50,7 @@ class SearchOptions:
     ray_address: str | None = None        # judge candidates on a Ray cluster's actors (akg.distributed)
     remeasure: bool = False               # time every candidate again instead of replaying stored timings
     mode: str = "compiler"                # compiler | llm | both: who proposes candidates (llm needs an evolver)
+    seeds: tuple[str, ...] = ()           # candidates judged before the search (akg.seeds.KNOWN): "inductor"
 
 
 @dataclass
@@ -114,6 +115,7 @@ class Search:
         self._compile_wanted = False
         self._full: dict[str, Scored] = {}       # fully verified this run, by candidate id
         self._baselines_job: Future | None = None   # the baselines, started by ``begin``
+        self.seeder = None    # akg.seeds.Seeder: candidates judged first, e.g. torch.compile's own code
 
     def kill(self) -> None:
         """Stop in-flight work now (the time limit): worker and build processes are killed, and
@@ -270,7 +272,7 @@ class Search:
         scored = self._measure(candidate, build, findings)
         self.scored.append(scored)
         self.progress("candidate", scored)
-        return scored
+        return self._promote(scored)
 
     def _measure(self, candidate: Candidate, build: Future | None, findings: tuple = ()) -> Scored:
         job = self._start(candidate, build)
@@ -375,6 +377,10 @@ class Search:
             baselines = self.baselines = job.result() if job is not None else self._baselines(notes)
             self.eager_ms = baselines.get("eager_ms")
             reference = self.reference = self._reference(baselines)
+            if self.seeder is not None:   # they join the population the templates and the LLM build on
+                for candidate, findings in self.seeder(self):
+                    if not self._out_of_budget():
+                        self.measure(candidate, findings)
             if not options:
                 notes.append(f"no plan is renderable in {self.dsl.name}; the reference is the result")
             if self.options.mode != "llm":

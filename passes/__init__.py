@@ -6,5 +6,11 @@ from akg.plugins import hookimpl
 def akg_passes():
     from akg.passes.decompose import DecomposePass
     from akg.passes.fuse import FusePass
+    from akg.passes.dead_code import DeadCodePass
     from akg.passes.lower import LowerPass
-    return [DecomposePass(), FusePass(), LowerPass()]
+    from akg.passes.fold_affine import FoldAffinePass
+    from akg.passes.fold_batchnorm import FoldBatchNormPass
+    from akg.passes.fold_reduction import FoldReductionPass
+    from akg.passes.merge_clamps import MergeClampsPass
+    return [DecomposePass(), FoldBatchNormPass(), FoldAffinePass(), MergeClampsPass(), FoldReductionPass(), DeadCodePass(),
+            FusePass(), LowerPass()]

@@ -13,6 +13,7 @@ from torch.fx.experimental.proxy_tensor import make_fx
 
 from akg import ir
 from akg.agents.analyzer import fx_outputs, translate_fx
+from akg.passes.dead_code import eliminate_dead_nodes  # noqa: F401  (kept importable from here)
 from akg.targets import PassContext
 
 _aten = torch.ops.aten
@@ -147,19 +148,6 @@ def _splice(node: ir.Node, tr, produced: list, known: dict[str, ir.TensorType]):
                                  (("args", (ir.ValueRef(got),)), ("dtype", source.dtype))))
             types[want] = ir.TensorType(source.shape, source.dtype, None)
     return [_rename(n, mapping) for n in nodes], types
-
-
-def eliminate_dead_nodes(graph: ir.Graph) -> ir.Graph:
-    live = set(graph.outputs)
-    kept = []
-    for n in reversed(graph.nodes):
-        if any(o in live for o in n.outputs):
-            kept.append(n)
-            live.update(n.inputs)
-    kept.reverse()
-    known = live | set(graph.inputs) | set(graph.params)
-    types = tuple((k, t) for k, t in graph.types if k in known)
-    return ir.Graph(graph.inputs, graph.params, tuple(kept), graph.outputs, types, graph.constants, graph.returns_tuple)
 
 
 class DecomposePass:

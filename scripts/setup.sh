@@ -23,3 +23,7 @@ fi
 # NVRTC (a 60 MB wheel, no GPU needed) lets the tests build every cuda_c kernel the way candidates do.
 python -c "import nvidia.cu13" 2>/dev/null || pip install -q nvidia-cuda-nvrtc \
     || echo "nvidia-cuda-nvrtc not installed: the cuda_c NVRTC tests will be skipped"
+# TileLang (a 50 MB wheel plus z3): the tilelang tests compile its programs for the CPU (C target) and
+# lower them to CUDA C without a GPU. The constraints keep the CPU torch.
+python -c "import tilelang" 2>/dev/null || pip install -q -c scripts/constraints.txt "tilelang==0.1.15" \
+    || echo "tilelang not installed: the tilelang tests will be skipped"

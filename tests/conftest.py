@@ -12,7 +12,8 @@ from example_paths import EXAMPLE_PROBLEMS, EXAMPLES  # noqa: F401  (re-exported
 def isolated_caches(tmp_path_factory, monkeypatch):
     """Build caches go to a per-session temp dir, never the user's home."""
     root = tmp_path_factory.getbasetemp() / "caches"
-    for var, sub in (("AKG_CACHE_DIR", "akg"), ("TORCH_EXTENSIONS_DIR", "torch_extensions"), ("TRITON_CACHE_DIR", "triton")):
+    for var, sub in (("AKG_CACHE_DIR", "akg"), ("TORCH_EXTENSIONS_DIR", "torch_extensions"), ("TRITON_CACHE_DIR", "triton"),
+                     ("TILELANG_CACHE_DIR", "tilelang")):
         monkeypatch.setenv(var, str(root / sub))
     return root
 

@@ -55,8 +55,9 @@ def test_conv_plan_converts_inputs_and_pins_the_conv_output_to_nhwc():
 
 
 def test_epilogue_reads_the_conv_output_with_nhwc_strides_and_writes_nchw():
-    (epilogue,) = [g.kernel for g in _channels_last_plan().groups if g.family == "pointwise"]
-    conv_out = next(op for op in epilogue.operands if op.value.startswith("conv2d"))
+    plan = _channels_last_plan()
+    epilogue = plan.groups[-1].kernel
+    conv_out = next(op for op in epilogue.operands if op.value == _pinned_conv_result(plan))
     shape = conv_out.type.shape
     assert conv_out.type.strides == _nhwc_strides(shape)
     n, c, h, w = _nhwc_strides(shape)
@@ -88,8 +89,14 @@ def test_the_nhwc_strides_are_what_makes_the_plan_right():
 def _with_conv_operand_strides(plan: ir.KernelPlan, strides) -> ir.KernelPlan:
     *head, last = plan.groups
     k = last.kernel
-    operands = tuple(dataclasses.replace(op, strides=strides) if op.value.startswith("conv2d") else op for op in k.operands)
+    conv_out = _pinned_conv_result(plan)
+    operands = tuple(dataclasses.replace(op, strides=strides) if op.value == conv_out else op for op in k.operands)
     return ir.KernelPlan(plan.graph, (*head, dataclasses.replace(last, kernel=dataclasses.replace(k, operands=operands))), plan.name)
+
+
+def _pinned_conv_result(plan: ir.KernelPlan) -> str:
+    """The conv's result as the epilogue reads it: what the last library call (the layout pin) wrote."""
+    return [g.kernel for g in plan.groups if isinstance(g.kernel, ir.LibraryCall)][-1].outputs[0]
 
 
 def _has_conv(graph: ir.Graph) -> bool:

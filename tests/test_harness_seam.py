@@ -112,7 +112,10 @@ def test_a_problem_too_big_for_the_free_memory_is_one_line(huge):
     message = str(info.value)
     assert "\n" not in message and "huge_relu" in message and "139.0 GiB" in message
     assert info.value.exit_code == 5
-    memory.refuse_if_too_big(huge, "accel:0", footprint, free=int(memory.PEAK_FACTOR * footprint.total_bytes) + 1)
+    fits = int(memory.PEAK_FACTOR * footprint.total_bytes) + memory.COMPARE_SCRATCH_BYTES
+    memory.refuse_if_too_big(huge, "accel:0", footprint, free=fits + 1)
+    with pytest.raises(memory.ProblemTooLarge):
+        memory.refuse_if_too_big(huge, "accel:0", footprint, free=fits - (1 << 20))
 
 
 def test_on_the_cpu_there_is_no_device_limit(huge):

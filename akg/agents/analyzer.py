@@ -20,7 +20,7 @@ from typing import Any, Iterable
 import torch
 import torch.fx
 
-from akg import ir
+from akg import hoist, ir
 from akg.problem import Problem, ProblemError
 from akg.targets import HardwareSpec
 
@@ -457,10 +457,13 @@ def analyze(problem: Problem, hardware: list[HardwareSpec], graph: ir.Graph | No
     mode = precision_mode(graph)
     on_tf32 = tf32_kinds(mode)
     flops_by_mode = {mode: 0.0, "tf32": 0.0}
-    for n in graph.nodes:
+    # Folded weights (akg.hoist) are computed once, not per call: the floor counts what each call
+    # runs and reads, so after a rewrite it is the rewritten program's floor.
+    nodes, stored = hoist.per_call(graph)
+    for n in nodes:
         flops_by_mode["tf32" if n.kind in on_tf32 else mode] += _node_flops(n, types)
     flops = sum(flops_by_mode.values())
-    touched = [v for v in graph.inputs + graph.params if v in types] + list(dict.fromkeys(graph.outputs))
+    touched = [v for v in graph.inputs + stored if v in types] + list(dict.fromkeys(graph.outputs))
     bytes_moved = float(sum(types[v].nbytes for v in touched))
     roofline = tuple((h.name, floor_ms(h, flops_by_mode, bytes_moved, mode)) for h in hardware)
     intensity = flops / bytes_moved if bytes_moved else math.inf

@@ -65,16 +65,72 @@ def _forward_body(plan: KernelPlan) -> list[str]:
     for i, name in enumerate(g.inputs):
         lines.append(f"{py_name(name)} = args[{i}]")
     lines += _state_lines(plan)
+    once = _once_groups(plan)
+    lines += _once_block(plan, once)
     for i, group in enumerate(plan.groups):
-        if isinstance(group.kernel, LibraryCall):
-            lines.append(render_library_call(group.kernel))
-            continue
-        reads = ", ".join(py_name(v) for v in group.read_values())
-        writes = ", ".join(py_name(v) for v in group.written_values())
-        lines.append(f"({writes},) = _akg_g{i}({reads})")
+        if i not in once:
+            lines.append(_group_line(i, group))
     outs = [py_name(o) for o in g.outputs]
     lines.append(f"return ({', '.join(outs)},)" if g.returns_tuple else f"return {outs[0]}")
     return lines
+
+
+def _group_line(i: int, group: FusedGroup) -> str:
+    if isinstance(group.kernel, LibraryCall):
+        return render_library_call(group.kernel)
+    reads = ", ".join(py_name(v) for v in group.read_values())
+    writes = ", ".join(py_name(v) for v in group.written_values())
+    return f"({writes},) = _akg_g{i}({reads})"
+
+
+def _once_groups(plan: KernelPlan) -> set[int]:
+    """Groups computing only from parameters (folded weights): run once per parameter version."""
+    from akg.hoist import once_nodes
+    once = set(once_nodes(plan.graph))
+    outputs = set(plan.graph.outputs)
+    return {i for i, g in enumerate(plan.groups)
+            if g.nodes and set(g.nodes) <= once and not outputs & set(g.written_values())}
+
+
+def _once_block(plan: KernelPlan, once: set[int]) -> list[str]:
+    """The once-groups, run when a parameter they read was replaced or changed in place (its
+    storage or version counter moved), their results kept on the module between calls."""
+    if not once:
+        return []
+    groups = [plan.groups[i] for i in sorted(once)]
+    written = {v for g in groups for v in g.written_values()}
+    sources = list(dict.fromkeys(v for g in groups for v in g.read_values() if v not in written))
+    # Only what per-call groups read is kept: intermediates (a scaled copy of a weight that is
+    # then summed) are freed after the first call.
+    later = {v for i, g in enumerate(plan.groups) if i not in once for v in g.read_values()}
+    kept = list(dict.fromkeys(v for g in groups for v in g.written_values() if v in later))
+    if not kept:
+        return []
+    names = ", ".join(py_name(v) for v in kept)
+    lines = [f"_akg_key = _akg_fold_key(({''.join(py_name(v) + ', ' for v in sources)}))",
+             "_akg_held = self.__dict__.get('_akg_once')",
+             "if _akg_key is None or _akg_held is None or _akg_held[0] != _akg_key:"]
+    lines += ["    " + _group_line(i, plan.groups[i]) for i in sorted(once)]
+    lines += [f"    self.__dict__['_akg_once'] = (_akg_key, ({names},))",
+              f"else:",
+              f"    ({names},) = _akg_held[1]"]
+    return lines
+
+
+FOLD_KEY_HELPER = '''def _akg_fold_key(tensors):
+    # Folded weights stay valid while every parameter they come from keeps its storage and its
+    # version counter (bumped by every in-place change); None (recompute) where a tensor has none.
+    try:
+        return tuple((t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for t in tensors)
+    except RuntimeError:
+        return None
+
+
+'''
+
+
+def _fold_key_helper(plan: KernelPlan) -> str:
+    return FOLD_KEY_HELPER if _once_groups(plan) else ""
 
 
 def library_ops(plan: KernelPlan) -> tuple[str, ...]:
@@ -111,7 +167,7 @@ def _akg_state(module, fqn):
     return obj
 
 
-class ModelNew(Model):
+{_fold_key_helper(plan)}class ModelNew(Model):
     def forward(self, *args):
 {body}
 '''

@@ -24,7 +24,8 @@ from akg.harness.errors import HarnessError
 #   conductor: the cached case (the inputs workers map and the reference's outputs: at most
 #              ``CACHED_CASES`` x F, see reference.py) + the next case's own draw, its redraw for a
 #              value distribution and the reference's outputs (<= 1.5 F) + the buffers the worker
-#              copies its two passes' outputs into (<= F); value checks run in 128 MB chunks: <= 4 F;
+#              copies its two passes' outputs into (<= F): <= 4 F, plus the value checks' scratch, which
+#              is fixed (chunks of 2**24 elements, a handful of float64 temporaries each: < 1 GiB);
 #   worker:    its own copy of the parameters, one clone of the inputs per call, the candidate's
 #              outputs, their copy taken at return (late writes), earlier outputs kept to see reuse
 #              (bounded to one more set, see ``keep``), the poison blocks before a call: <= 3 F.
@@ -33,6 +34,9 @@ CACHED_CASES = 1
 CONDUCTOR_FACTOR = 4.0
 WORKER_FACTOR = 3.0
 PEAK_FACTOR = CONDUCTOR_FACTOR + WORKER_FACTOR      # one worker: 7
+# The value checks' scratch in the conductor, independent of the problem's size (measured on an
+# H200 with 4 GiB footprints: 0.67 GiB above 4 F).
+COMPARE_SCRATCH_BYTES = 1 << 30
 # Earlier outputs a worker keeps alive on a device, in units of the current outputs' size.
 KEEP_OUTPUTS_FACTOR = 1.0
 
@@ -140,11 +144,11 @@ def peak_factor(workers: int = 1) -> float:
 
 def refuse_if_too_big(problem, device: str, footprint: Footprint, free: int | None, workers: int = 1) -> None:
     factor = peak_factor(workers)
-    need = int(math.ceil(factor * footprint.total_bytes))
+    need = int(math.ceil(factor * footprint.total_bytes)) + COMPARE_SCRATCH_BYTES
     if free is not None and need > free:
         raise ProblemTooLarge(
             f"problem {problem.name}: needs about {_gib(need)} on {device} ({factor:g} x its "
-            f"{_gib(footprint.total_bytes)} of inputs, parameters and outputs) but {_gib(free)} is free; "
+            f"{_gib(footprint.total_bytes)} of inputs, parameters and outputs, plus 1 GiB) but {_gib(free)} is free; "
             f"use a device with more memory or smaller inputs")
 
 

@@ -48,6 +48,17 @@ def _check(got, want, dtype):
             assert torch.equal(g.cpu(), w.cpu())
 
 
+def _want(case, reference, inputs):
+    """torch's answer; for a scan computed in float64 and rounded once: the kernels carry a
+    float64 running value, and torch's float32 cumsum drifts by more than the check's 1e-5 over a
+    few hundred steps (seen on an H200), so the float32 reference is the less exact of the two."""
+    if case.family != "scan":
+        return reference(*inputs)
+    want = reference(*[t.double() if t.is_floating_point() else t for t in inputs])
+    want = want if isinstance(want, tuple) else (want,)
+    return tuple(w.to(t.dtype) if w.is_floating_point() else w for w, t in zip(want, inputs))
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
 def test_case_matches_torch(case):
     torch.manual_seed(0)
@@ -57,7 +68,7 @@ def test_case_matches_torch(case):
     cuda_inputs = [t.cuda() for t in inputs]
     got = launch(*cuda_inputs)
     torch.cuda.synchronize()
-    _check(got, reference(*cuda_inputs), None)
+    _check(got, _want(case, reference, cuda_inputs), None)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
@@ -67,7 +78,7 @@ def test_every_schedule_the_search_would_try(case):
     dsl = plugins.get_dsl("cuda_c")
     hardware = plugins.get_backend("cuda").detect()
     cuda_inputs = [t.cuda() for t in inputs]
-    want = reference(*cuda_inputs)
+    want = _want(case, reference, cuda_inputs)
     group = case.group(kernel)
     for schedule in dsl.schedules(group, hardware):
         launch = _launcher(dsl.render([(0, FusedGroup(group.nodes, group.family, kernel, schedule))], "cuda"))

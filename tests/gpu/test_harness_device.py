@@ -108,7 +108,8 @@ def test_a_2_gib_problem_travels_by_ipc_without_host_copies(problems):
     footprint = profile["footprint_bytes"]
     assert footprint == 2 * 2 * GIB
     # Both processes held the data on the device, within the stated multiple of the footprint.
-    assert footprint <= profile["peak_device_bytes_conductor"] <= memory.CONDUCTOR_FACTOR * footprint
+    assert footprint <= profile["peak_device_bytes_conductor"] <= (memory.CONDUCTOR_FACTOR * footprint
+                                                               + memory.COMPARE_SCRATCH_BYTES)
     assert GIB <= profile["peak_device_bytes_worker"] <= memory.WORKER_FACTOR * footprint
     # The conductor never held a host copy of the 2 GiB input or output.
     grown_gib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before_kib) / (1 << 20)
