@@ -283,7 +283,8 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
                  "roofline_fraction": (result.floor_ms / best_time) if result.floor_ms and best_time else None,
                  "timing_meaningful": result.timing_meaningful},
         "baselines": {"eager_ms": result.baselines.get("eager_ms"), "compile_ms": result.baselines.get("compile_ms"),
-                      "measurement": "before the search, apart from the candidates"},
+                      "measurement": "eager before the search, apart from the candidates; torch.compile compiled "
+                                     "beside the search and timed after it"},
         "stopped": result.stop_reason,
         "analysis": analysis,
         # the problem's footprint and the peak device memory of the harness's processes (bytes)
