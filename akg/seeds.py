@@ -443,7 +443,8 @@ class Seeder:
     def __init__(self, kinds: tuple[str, ...], problem, dsl, device: str, pool=None) -> None:
         unknown = [k for k in kinds if k not in KNOWN]
         if unknown:
-            raise ValueError(f"unknown seed {unknown[0]!r}; known: {', '.join(KNOWN)}")
+            from akg.errors import AkgError
+            raise AkgError(f"unknown seed {unknown[0]!r}; known: {', '.join(KNOWN)}")
         self.kinds, self.problem, self.dsl, self.device = kinds, problem, dsl, device
         # The capture compiles into the workers' Inductor cache, so they load its kernels built.
         self.env = pool.cache_dirs() if hasattr(pool, "cache_dirs") else {}
