@@ -405,7 +405,8 @@ def inductor_seed(problem, dsl, device: str, timeout_s: float = CAPTURE_TIMEOUT_
         return Seed(None, "no time left to capture torch.compile's code")
     with tempfile.TemporaryDirectory(prefix="akg-seed-") as folder:
         # The problem's own file where it has one (it may import modules beside it).
-        problem_file = Path(problem.path) if getattr(problem, "path", None) else Path(folder) / f"{problem.name}.py"
+        # (resolved here: the capture runs in the temporary folder)
+        problem_file = Path(problem.path).resolve() if getattr(problem, "path", None) else Path(folder) / f"{problem.name}.py"
         if not problem_file.exists():
             problem_file = Path(folder) / f"{problem.name}.py"
             problem_file.write_text(problem.source)
