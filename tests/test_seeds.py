@@ -185,7 +185,8 @@ def test_the_seed_flag_reaches_the_search_options():
 
 
 def test_an_unknown_seed_kind_is_refused():
-    with pytest.raises(ValueError, match="unknown seed"):
+    from akg.errors import AkgError
+    with pytest.raises(AkgError, match="unknown seed"):
         seeds.Seeder(("eager",), None, plugins.get_dsl("cpp"), "cpu")
 
 
@@ -271,10 +272,11 @@ print("standalone ok")
 def test_optimize_judges_the_seed_first_and_reports_its_origin(built, tmp_path):
     root, cache, found = built
     out = tmp_path / "out"
-    done = subprocess.run([sys.executable, "-m", "akg.cli", "optimize", str(root / "pointwise_pair.py"), "--dsl", "cpp",
+    # The problem named by a relative path (the capture runs in a folder of its own).
+    done = subprocess.run([sys.executable, "-m", "akg.cli", "optimize", "pointwise_pair.py", "--dsl", "cpp",
                            "--device", "cpu", "--budget", "1", "--no-compile", "--trials", "5", "--seed", "inductor",
                            "--out", str(out), "--store", str(tmp_path / "store.db")],
-                          capture_output=True, text=True, timeout=900, env={**os.environ, **cache}, cwd=tmp_path)
+                          capture_output=True, text=True, timeout=900, env={**os.environ, **cache}, cwd=root)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     seeded = [c for c in report["candidates"] if c["origin"] == "inductor"]
@@ -320,3 +322,26 @@ def test_a_graph_break_means_no_seed_and_says_why(tmp_path):
     seed = seeds.inductor_seed(load_problem(path), plugins.get_dsl("cpp"), "cpu",
                                env={"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")})
     assert seed.source is None and "could not compile the model as one graph" in seed.reason, seed.reason
+
+
+@pytest.mark.slow
+def test_llm_mode_starts_from_the_seed(built, tmp_path, capsys, monkeypatch):
+    """The seed is judged before the evolutionary loop, so the model is shown it (as the parent or
+    an inspiration) with its origin."""
+    from akg.cli import main
+    from llm_server import ScriptedServer, kernel_reply
+    root, cache, found = built
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", cache["TORCHINDUCTOR_CACHE_DIR"])
+    (tmp_path / "akg.toml").write_text("[llm]\nislands = 1\n")
+    with ScriptedServer([kernel_reply("cpp_fast.py")]) as server:
+        code = main(["optimize", str(root / "pointwise_pair.py"), "--dsl", "cpp", "--device", "cpu",
+                     "--llm", "scripted-model", "--llm-url", server.url, "--mode", "llm", "--agents", "coder",
+                     "--llm-budget", "1", "--seed", "inductor", "--no-compile", "--trials", "5",
+                     "--store", str(tmp_path / "s.db"), "--out", str(tmp_path / "out"),
+                     "--config", str(tmp_path / "akg.toml"), "--json"])
+    assert code == 0, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    seeded = [c for c in report["candidates"] if c["origin"] == "inductor"]
+    assert len(seeded) == 1 and seeded[0]["correct"]
+    assert len(server.requests) == 1
+    assert f"{seeded[0]['id']} (inductor: torch.compile's own code" in server.prompt(0)

@@ -111,7 +111,9 @@ class TritonDSL:
             compile(source, "<candidate>", "exec")
         except SyntaxError as err:
             raise BuildError(f"line {err.lineno}: {err.msg}") from None
-        if device == "cuda":
+        if device == "cuda" and not _inductor_kernel_launched(ast.parse(source)):
+            # (torch.compile's code builds its kernels through Inductor's cache when it loads,
+            # and its launchers are not Triton's JITFunction: nothing to warm up on meta tensors.)
             warm_up(source)
 
     def lint(self, source: str) -> list[str]:
