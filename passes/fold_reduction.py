@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from akg import ir
 from akg.hoist import once_values
-from akg.passes.rewrite import Builder, RewritePass, single_use
+from akg.passes.rewrite import Builder, Rewrite, RewritePass, single_use
 
 _MATMULS = ("aten.mm.default", "aten.matmul.default")
 
@@ -60,7 +60,7 @@ class FoldReductionPass(RewritePass):
             return w, 1
         return None
 
-    def _fold(self, graph, node, red, weight, y, out_t) -> "Rewrite":
+    def _fold(self, graph, node, red, weight, y, out_t) -> Rewrite | None:
         """sum(x * w_row, last dim) + b_sum: a row reduction the DSLs fuse into one kernel that
         reads x once (a GEMV written as what it is, not a library GEMM with one column)."""
         w, features = weight

@@ -6,7 +6,7 @@ import math
 import pytest
 
 from akg.passes import rewrite
-from akg.passes.merge_clamps import MergeClampsPass, compose
+from akg.passes.merge_clamps import compose
 from akg.passes.rewrite import Builder, RewritePass, rewrite_graph
 from akg import ir
 from rewrite_cases import graphs, harness_accepts, ops, planeval_matches, write_problem
