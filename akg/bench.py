@@ -146,6 +146,9 @@ def _row(report: dict) -> dict:
             "roofline_fraction": best["roofline_fraction"], "floor_ms": report["analysis"].get("floor_ms"),
             "bound": report["analysis"].get("bound"), "candidates": len(report["candidates"]),
             "measured": sum(1 for c in report["candidates"] if not c.get("reused") and c["origin"] != "reference"),
+            # torch.compile's own code judged as a candidate (--seed inductor): its time, when it passed
+            "inductor_seed_ms": next((c["time_ms"] for c in report["candidates"]
+                                      if c["origin"] == "inductor" and c["correct"]), None),
             "notes": report["notes"]}
 
 

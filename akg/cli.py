@@ -40,6 +40,9 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ray", default=None, metavar="auto|ADDRESS",
                    help="judge candidates on a Ray cluster, one actor per GPU (per CPU for --device cpu); "
                         "auto joins a running local cluster or starts one (pip install 'akg[ray]')")
+    p.add_argument("--seed", action="append", choices=("inductor",), default=None, dest="seeds",
+                   help="judge this candidate first: inductor = torch.compile's own generated code, written "
+                        "out as a standalone candidate (the search then has to beat it)")
     p.add_argument("--remeasure", action="store_true",
                    help="time every candidate again instead of replaying timings from the store")
 
@@ -214,7 +217,8 @@ def _settings(args):
         policy=args.policy or s.get("policy", "strict"),
         resume=getattr(args, "resume", False),
         ray_address=getattr(args, "ray", None),
-        remeasure=getattr(args, "remeasure", False))
+        remeasure=getattr(args, "remeasure", False),
+        seeds=tuple(dict.fromkeys(getattr(args, "seeds", None) or ())))
     overrides = {}
     if getattr(args, "trials", None):
         overrides["trials"] = args.trials
@@ -388,6 +392,8 @@ def cmd_bench(args) -> int:
         shared.append("--no-compile")
     if args.remeasure:
         shared.append("--remeasure")
+    for seed in options.seeds:
+        shared += ["--seed", seed]
     if getattr(args, "remeasure", False):
         shared.append("--remeasure")
     if args.ray:  # joined once here; every problem's process joins the same cluster

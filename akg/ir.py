@@ -509,7 +509,7 @@ class Analysis:
         _require(self.flops >= 0 and self.bytes_moved >= 0, "negative work")
 
 
-ORIGINS_FIXED = ("reference", "template", "user")
+ORIGINS_FIXED = ("reference", "template", "user", "inductor")
 
 
 @dataclass(frozen=True)
@@ -519,7 +519,7 @@ class Candidate:
     dsl: str
     source: str                       # one self-contained Python file defining ModelNew
     plan: KernelPlan | None
-    origin: str                       # reference | template | user | llm:<model>
+    origin: str                       # reference | template | user | inductor (akg.seeds) | llm:<model>
     description: str = ""            # e.g. the plan name and schedules
 
     def verify(self) -> None:

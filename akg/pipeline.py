@@ -126,6 +126,9 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
         running.pool, running.search = pool, search
         search.evolver = _evolver(llm, problem, target, graph, floor_ms)
+        if options.seeds:
+            from akg.seeds import Seeder
+            search.seeder = Seeder(options.seeds, problem, target.dsl, target.device, pool)
         result = search.run(plans, floor_ms)
     result.notes[:0] = notes
     report = build_report(problem, target, result, analysis, store)

@@ -49,6 +49,7 @@ class SearchOptions:
     ray_address: str | None = None        # judge candidates on a Ray cluster's actors (akg.distributed)
     remeasure: bool = False               # time every candidate again instead of replaying stored timings
     mode: str = "compiler"                # compiler | llm | both: who proposes candidates (llm needs an evolver)
+    seeds: tuple[str, ...] = ()           # candidates judged before the search (akg.seeds.KNOWN): "inductor"
 
 
 @dataclass
@@ -106,6 +107,7 @@ class Search:
         self.run_id = None
         self.notes: list[str] = []
         self.evolver = None   # LLM mode's loop (akg.evolve.Evolver), run after the templates
+        self.seeder = None    # akg.seeds.Seeder: candidates judged first, e.g. torch.compile's own code
 
     def kill(self) -> None:
         """Stop in-flight work now (the time limit): worker and build processes are killed, and
@@ -305,6 +307,10 @@ class Search:
             baselines = self.baselines = self._baselines(notes)
             self.eager_ms = baselines.get("eager_ms")
             reference = self.reference = self._reference(baselines)
+            if self.seeder is not None:   # they join the population the templates and the LLM build on
+                for candidate, findings in self.seeder(self):
+                    if not self._out_of_budget():
+                        self.measure(candidate, findings)
             options = designer.renderable_plans(plans, self.dsl, self.hardware)
             if not options:
                 notes.append(f"no plan is renderable in {self.dsl.name}; the reference is the result")

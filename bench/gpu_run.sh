@@ -10,12 +10,14 @@
 #        Also: throughput (bench/throughput.py on memory-bound problems with 1-8 GB inputs from
 #        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable: see below).
 # kernelbench step: AKG_KB_DIR (default shared/kernelbench/level1), AKG_KB_PROBLEMS (--problems
-# selection, default all), AKG_TIME_LIMIT (seconds per problem, default 60), AKG_BUDGET. Its store
+# selection, default all), AKG_TIME_LIMIT (seconds per problem, default 60), AKG_BUDGET, AKG_SEEDS
+# (inductor: judge torch.compile's own code first, --seed inductor). Its store
 # and results live in OUTDIR, so a second call with the same OUTDIR resumes where the first stopped.
 # FIRST/LAST: problem number range for the suite step (default 1 99), so a long suite can be
 # split over several calls; each call's JSON is merged with bench/merge_results.py. FIRST may
 # instead be a comma-separated list of problem numbers (LAST is then ignored).
-# AKG_DSL picks the suite's DSL (default triton), e.g. AKG_DSL=cuda_c bench/gpu_run.sh OUT suite.
+# AKG_DSL picks the suite's DSL (default triton), e.g. AKG_DSL=cuda_c bench/gpu_run.sh OUT suite;
+# AKG_DSL=tilelang needs tilelang: its wheels in .whl/ are installed first (see below).
 set -uo pipefail
 OUTDIR=${1:?usage: bench/gpu_run.sh OUTDIR [STEPS] [FIRST LAST]}
 STEPS=${2:-tests,kernels,suite}
@@ -28,8 +30,23 @@ export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/akg-triton-cache} AKG_CACHE_DIR
 
 python3 -m pip install -q --no-deps --no-build-isolation -e . >"$OUTDIR/install.log" 2>&1 \
     || { echo "akg did not install: see $OUTDIR/install.log"; exit 2; }
+# Wheels carried in .whl/ (tilelang and the runtime packages it needs that the machine lacks) go to
+# /tmp/site, which this script's processes and akg's workers import from (PYTHONPATH is inherited).
+if compgen -G ".whl/*.whl" >/dev/null; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+        >"$OUTDIR/wheels.log" 2>&1 || echo "wheels in .whl/ did not install: see $OUTDIR/wheels.log"
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
+# The same packages unpacked and packed as one .whl/*.tar.xz (xz packs tilelang, z3 and the rest
+# into 45 MB where their wheels take 83), for a machine that takes a limited upload.
+if compgen -G ".whl/*.tar.xz" >/dev/null; then
+    mkdir -p /tmp/site && for a in .whl/*.tar.xz; do tar -xJf "$a" -C /tmp/site; done
+    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
-  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"; } >"$OUTDIR/env.txt" 2>&1
+  python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+  python3 -c "import tilelang, tilelang.env as e; print('tilelang', tilelang.__version__, 'CUDA_HOME', e.CUDA_HOME or 'not found')" 2>/dev/null \
+      || echo "tilelang not installed"; } >"$OUTDIR/env.txt" 2>&1
 cat "$OUTDIR/env.txt"
 
 if [[ ",$STEPS," == *",tests,"* ]]; then
@@ -98,6 +115,7 @@ if [[ ",$STEPS," == *",kernelbench,"* ]]; then
     timeout "${AKG_GPU_SUITE_TIMEOUT:-570}" akg bench "$KB_DIR" --dsl triton --device "${AKG_DEVICE:-cuda}" \
         ${AKG_KB_PROBLEMS:+--problems "$AKG_KB_PROBLEMS"} --time-limit "${AKG_TIME_LIMIT:-60}" \
         --budget "${AKG_BUDGET:-16}" --store "$OUTDIR/kb.db" --results-dir "$OUTDIR/kb-best" --resume \
+        ${AKG_SEEDS:+--seed "$AKG_SEEDS"} \
         --out "$OUTDIR/kernelbench-$TAG.json" 2>"$OUTDIR/kernelbench-$TAG.log" | tail -n 40
     tail -n 5 "$OUTDIR/kernelbench-$TAG.log"
     # Keep OUTDIR to a handful of files: the JSON, the log, and one archive with the store and best files.

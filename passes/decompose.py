@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch._decomp import get_decompositions
+from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.fx.experimental.proxy_tensor import make_fx
 
 from akg import ir
@@ -30,6 +31,7 @@ COMPOUND_OPS = [
     _aten.var_mean, _aten.rsub, _aten.threshold, _aten.logit, _aten.xlogy, _aten.softshrink,
     _aten.hardshrink, _aten.celu, _aten.rrelu_with_noise, _aten.log_sigmoid_forward,
     _aten.addcmul, _aten.addcdiv, _aten.lerp, _aten.square, _aten.masked_fill,
+    _aten.linalg_vector_norm, _aten.norm,
 ]
 
 
@@ -80,9 +82,11 @@ def _is_decomposable(op) -> bool:
     return op in _TABLE or op.has_kernel_for_dispatch_key(torch._C.DispatchKey.CompositeImplicitAutograd)
 
 
-def _example(t: ir.TensorType) -> torch.Tensor:
-    # empty_strided only reserves memory; make_fx turns it into a fake tensor right away.
-    return torch.empty_strided(t.shape, t.layout(), dtype=getattr(torch, t.dtype))
+def _example(t: ir.TensorType, mode) -> torch.Tensor:
+    # A fake tensor: shapes, dtypes and strides without storage, so a node over gigabytes of
+    # data decomposes without allocating any (make_fx reuses the inputs' fake mode).
+    with mode:
+        return torch.empty_strided(t.shape, t.layout(), dtype=getattr(torch, t.dtype))
 
 
 def _substitute(args, tensors: dict[str, torch.Tensor]):
@@ -110,7 +114,8 @@ def decompose_node(node: ir.Node, types: dict[str, ir.TensorType]):
     op = resolve_overload(node.op)
     if not _is_decomposable(op):
         return None
-    tensors = {name: _example(types[name]) for name in node.inputs}
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    tensors = {name: _example(types[name], mode) for name in node.inputs}
     args, kwargs = node.attr("args", ()), dict(node.attr("kwargs", ()))
 
     def call(*xs):

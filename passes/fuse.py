@@ -26,7 +26,7 @@ from akg.passes import exprs
 from akg.passes.layout import CHANNELS_LAST, Layouts, channels_last_convs
 from akg.targets import PassContext
 
-_SCAN_OPS = {"cumsum": "sum", "cumprod": "prod"}
+_SCAN_OPS = {"cumsum": "sum", "cumprod": "prod", "cummax": "max", "cummin": "min"}
 
 
 @dataclass(frozen=True)

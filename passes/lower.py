@@ -27,6 +27,8 @@ def as_aten_node(node: ir.Node) -> ir.Node:
     if node.kind == "reduction":
         op, args = _aten_reduction(node)
     elif node.kind == "scan":
+        if node.op in ("cummax", "cummin"):   # the ATen call returns (values, indices)
+            raise ValueError(f"{node.op} values alone have no single ATen call")
         op, args = f"aten.{node.op}.default", (ir.ValueRef(node.inputs[0]), node.attr("dim"))
     elif node.kind == "pointwise":
         raise ValueError("pointwise nodes are kernels, not library calls")

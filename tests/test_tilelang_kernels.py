@@ -4,6 +4,9 @@ by TileLang's own pipeline (layout inference, pipelining, T.gemm's MMA choice) f
 without running it, which tests/gpu/test_tilelang_gpu.py does."""
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 import pytest
 
 pytest.importorskip("tilelang", reason="tilelang is not installed (pip install 'akg[tilelang]')")
@@ -77,6 +80,28 @@ def test_every_h200_schedule_lowers_to_cuda(case):
         cuda_sources(dsl.render([(0, case.group(kernel, schedule))], "cuda"))
 
 
+def _nvcc(source: str, folder) -> subprocess.CompletedProcess:
+    """Build TileLang's CUDA C for an H200 (sm_90a) with its own headers, as it does on the GPU."""
+    import tilelang.env
+    path = folder / "kernel.cu"
+    path.write_text(source)
+    return subprocess.run(["nvcc", "-std=c++20", "-w", "-arch=sm_90a", "-cubin", "-o", str(folder / "kernel.cubin"),
+                           str(path), "-I" + tilelang.env.CUTLASS_INCLUDE_DIR, "-I" + tilelang.env.TILELANG_TEMPLATE_PATH],
+                          capture_output=True, text=True, timeout=300)
+
+
+NVCC_DEFAULT = ("linear_bias_gelu_fp16",)   # T.gemm -> wgmma: the most template code; the rest with -m slow
+
+
+@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc is not installed")
+@pytest.mark.parametrize("case", [pytest.param(c, marks=() if c.name in NVCC_DEFAULT else pytest.mark.slow) for c in CASES],
+                         ids=lambda c: c.name)
+def test_lowered_cuda_builds_with_nvcc_for_sm90(case, tmp_path):
+    done = _nvcc(next(iter(_lower_first_gpu_schedule(case).values())), tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert (tmp_path / "kernel.cubin").stat().st_size > 0
+
+
 def test_schedules_are_typed_and_validated():
     assert schedules.ReductionSchedule.from_schedule(Schedule((("rblock", 256), ("rows", 2), ("threads", 64)))) \
         == schedules.ReductionSchedule(2, 256, 64)
@@ -128,3 +153,28 @@ def test_lint_and_findings_see_a_missing_program():
     source = dsl.render([(0, case.group(case.make(case.cpu, "cpu")[0]))], "cpu")
     assert dsl.kernel_findings(source) == []
     assert "import akg" not in source and "from akg" not in source   # candidates run without akg
+
+
+@pytest.mark.parametrize("name, knobs", [
+    ("mse_all", dict(rows=1, rblock=64, threads=32, split=7)),
+    ("row_max_min", dict(rows=2, rblock=32, threads=32, split=3)),
+])
+def test_split_rows_compute_the_same_function(name, knobs, tmp_path):
+    case = next(c for c in CASES if c.name == name)
+    assert _cpu_run(case, tmp_path, Schedule(tuple(sorted(knobs.items())))) < TOLERANCE[case.dtype]
+
+
+def test_split_is_offered_for_few_long_rows_and_refused_where_rows_depend_on_stages():
+    dsl = TileLangDSL()
+    case = next(c for c in CASES if c.name == "row_max_min")
+    knobs = Schedule((("rblock", 32), ("rows", 2), ("split", 3), ("threads", 32)))
+    source = dsl.render([(0, case.group(case.make(case.cpu, "cpu")[0], knobs))], "cpu")
+    assert "_akg_tl0_combine_program" in source and "with T.Kernel(T.ceildiv(9, 2), 2," in source   # 40 = 2 slices of 32
+    mse = next(c for c in CASES if c.name == "mse_all")
+    first = dsl.schedules(mse.group(mse.make(mse.gpu, "meta")[0]), H200)[0]
+    assert dict(first.knobs)["split"] > 1
+    softmax = next(c for c in CASES if c.name == "softmax")
+    kernel = softmax.make((2, 100000), "meta")[0]
+    assert all(dict(s.knobs)["split"] == 1 for s in dsl.schedules(softmax.group(kernel), H200))
+    with pytest.raises(RenderError, match="split variant: an output over the full row"):
+        dsl.render([(0, softmax.group(kernel, Schedule((("rblock", 64), ("rows", 1), ("split", 4), ("threads", 32)))))], "cpu")

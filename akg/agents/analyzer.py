@@ -9,6 +9,7 @@ translation (``translate_fx``).
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import math
@@ -161,11 +162,21 @@ class _Translator:
             self._clamp(packet, name, a)
         elif packet in ("_to_copy", "to", "clone", "contiguous", "type_as") and self._is_plain_copy(node):
             self.pointwise(name, "cast", (self.arg(a[0]),), (("dtype", dtype_name(val.dtype)),))
+        elif packet in ("max", "min") and len(a) == 2 and isinstance(a[1], torch.fx.Node) and not kw:
+            self.pointwise(name, packet, (self.arg(a[0]), self.arg(a[1])))   # max.other: elementwise
         elif packet in _REDUCTIONS:
-            return self._reduction(node, packet, name)
+            # max.dim / min.dim name a (values, indices) pair: self.names holds both names
+            return self._reduction(node, packet, self.names[node])
         elif packet in _SCANS and set(kw) <= {"dtype"} and len(a) == 2:
             x = self.arg(a[0])
             self.emit(name, _SCANS[packet], "scan", [x.name], (("dim", a[1] % max(len(val.shape), 1)),))
+        elif packet in ("cummax", "cummin") and not kw and len(a) == 2 and not _uses_element(node, 1):
+            # (values, indices) where only the values are read: a running max/min scan
+            x = self.tensor_arg(a[0])
+            values = self.names[node][0]
+            self.nodes.append(ir.Node(f"n{len(self.nodes)}:{values}", packet, "scan", (x.name,), (values,),
+                                      (("dim", a[1] % max(len(val[0].shape), 1)),)))
+            self.types = {k: t for k, t in self.types.items() if k != self.names[node][1]}
         else:
             return False
         return True
@@ -228,9 +239,24 @@ class _Translator:
         return True
 
 
-def _fold_scalar(node: torch.fx.Node) -> Any:
-    """The Python value of a 0-d constant tensor made in the graph (decompositions make these)."""
+_SCALAR_COPIES = {"clone", "alias", "detach", "lift_fresh_copy", "contiguous", "_to_copy"}
+
+
+def _uses_element(node: torch.fx.Node, index: int) -> bool:
+    """Whether anything reads element ``index`` of the tuple ``node`` returns."""
+    return any(u.target is not operator.getitem or u.args[1] == index for u in node.users)
+
+
+def _fold_scalar(node: torch.fx.Node, names: dict | None = None) -> Any:
+    """The Python value of a 0-d constant tensor made in the graph (decompositions make these),
+    or of a copy of one (export clones a lifted constant before use)."""
     packet = getattr(node.target, "__name__", "").split(".")[0]
+    if packet in _SCALAR_COPIES and names and node.args and isinstance(node.args[0], torch.fx.Node):
+        value = names.get(node.args[0])
+        if isinstance(value, (bool, int, float)):
+            val = node.meta.get("val")
+            if isinstance(val, torch.Tensor) and val.dim() == 0:
+                return bool(value) if val.dtype == torch.bool else float(value) if val.is_floating_point() else int(value)
     if packet == "scalar_tensor" and node.args:
         return node.args[0]
     if packet == "full" and list(node.args[0]) == [] and node.kwargs.get("dtype") in (None, torch.float32, torch.int64, torch.bool):
@@ -243,7 +269,7 @@ def translate_fx(gm: torch.fx.GraphModule, names: dict[torch.fx.Node, Any], pref
     tr = _Translator(names, prefix)
     for node in gm.graph.nodes:
         if node.op == "call_function":
-            folded = _fold_scalar(node)
+            folded = _fold_scalar(node, tr.names)
             if folded is not None:
                 tr.names[node] = folded
                 continue
@@ -266,12 +292,41 @@ def fx_outputs(gm: torch.fx.GraphModule) -> list:
 # trace
 # ----------------------------------------------------------------------------------------------
 
-def trace(problem: Problem) -> ir.Graph:
-    """The problem's forward as an akg Graph (ATen level: compound ops stay library nodes)."""
-    model = problem.build_model(0).eval()
-    inputs = problem.example_inputs(0)
+def trace(problem: Problem, shapes_only: bool = True) -> ir.Graph:
+    """The problem's forward as an akg Graph (ATen level: compound ops stay library nodes).
+
+    ``shapes_only``: build the model and its inputs under ``FakeTensorMode`` (shapes, dtypes and
+    strides, no storage), so a problem with gigabytes of inputs traces in a second; where that
+    cannot work (a forward that reads a tensor's values, a constant made from data) the problem is
+    traced again with real tensors."""
+    if shapes_only:
+        try:
+            return trace_once(problem, fake=True)
+        except Exception:   # the real route says what is wrong, or succeeds where fake tensors cannot
+            pass
+    return trace_once(problem, fake=False)
+
+
+def _built(problem: Problem, fake: bool):
+    """(model, inputs) at the problem's declared sizes; under a fake mode when ``fake``."""
+    # The model stays in the mode it is built in: the harness runs the reference that way, so a
+    # batch norm normalises by the batch's statistics and a dropout drops (as built: training).
+    if not fake:
+        return problem.build_model(0), problem.example_inputs(0)
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    mode = FakeTensorMode(allow_non_fake_inputs=True)
+    with mode:
+        model = problem.build_model(0)
+        inputs = problem.example_inputs(0)
+    return model, inputs, mode
+
+
+def trace_once(problem: Problem, fake: bool) -> ir.Graph:
+    built = _built(problem, fake)
+    model, inputs = built[0], built[1]
+    mode = built[2] if fake else contextlib.nullcontext()
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        with mode, torch.no_grad(), warnings.catch_warnings():
             # torch.export's own deprecation notices say nothing about the user's program.
             warnings.simplefilter("ignore", FutureWarning)
             reference = model(*inputs)
@@ -298,6 +353,10 @@ def _graph_from_export(exported, inputs: list, returns_tuple: bool) -> ir.Graph:
         elif kind == "USER_INPUT":
             name = node.name
             user.append(node)
+        elif kind == "CONSTANT_TENSOR" and _scalar_constant(exported, spec.target) is not None:
+            # a 0-d tensor made in forward (torch.tensor(0.5)) is a scalar operand
+            names[node] = _scalar_constant(exported, spec.target)
+            continue
         else:
             raise TraceError(f"unsupported graph input {spec.target or node.name} ({kind.lower()})")
         names[node] = name
@@ -308,7 +367,12 @@ def _graph_from_export(exported, inputs: list, returns_tuple: bool) -> ir.Graph:
     tr = translate_fx(gm, names)
     types.update(tr.types)
     outputs = []
-    for o in fx_outputs(gm):
+    # Only what forward returns: in training mode export also returns the updated buffers (batch
+    # norm's running statistics), which no output depends on.
+    kinds = [spec.kind.name for spec in exported.graph_signature.output_specs]
+    for o, kind in zip(fx_outputs(gm), kinds):
+        if kind != "USER_OUTPUT":
+            continue
         v = tr.names[o] if isinstance(o, torch.fx.Node) else o
         if not isinstance(v, str):
             raise TraceError("forward returns a constant, not a computed tensor")
@@ -317,6 +381,13 @@ def _graph_from_export(exported, inputs: list, returns_tuple: bool) -> ir.Graph:
                      tuple(types.items()), tuple(constants), returns_tuple)
     graph.verify()
     return graph
+
+
+def _scalar_constant(exported, target: str):
+    const = exported.constants.get(target)
+    if isinstance(const, torch.Tensor) and const.dim() == 0 and not isinstance(const, torch._subclasses.FakeTensor):
+        return const.item()
+    return None
 
 
 def _user_inputs(user_nodes: list, inputs: list, names: dict) -> tuple[list[str], list[tuple[str, Any]]]:

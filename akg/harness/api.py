@@ -95,6 +95,11 @@ class WorkerPool:
         for reference in self._references.values():
             reference.close()
 
+    def cache_dirs(self) -> dict[str, str]:
+        """The build caches this pool's workers compile into (environment variable -> folder)."""
+        from akg.harness import sandbox
+        return sandbox.cache_dirs(self._workers.root)
+
     def cancel(self) -> None:
         """Kill every worker process now (a time limit ran out): evaluations in flight end as
         worker faults at once. The pool stays usable; ``close`` still cleans up."""

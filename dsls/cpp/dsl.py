@@ -35,6 +35,8 @@ class CppDSL:
     families = ("pointwise", "reduction", "scan")
     timing_meaningful_on = ("cpu",)
     interpreter_flags = ()
+    # torch.compile's Inductor writes C++ kernels on the CPU: its code can seed a search (akg.seeds).
+    inductor_devices = ("cpu",)
 
     # ---- the DSL protocol ----------------------------------------------------------------------
 
@@ -93,6 +95,8 @@ class CppDSL:
             return ['no C++ kernel: no string holds an extern "C" function for g++ to build']
         called = {n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
         called |= {s for s in strings if s in kernels}   # getattr(lib, "name")
+        if _inductor_kernel_called(tree):
+            return []
         if not kernels & called:
             return [f"the C++ kernel(s) {', '.join(sorted(kernels))} are defined but never called from Python"]
         return []
@@ -102,6 +106,20 @@ class CppDSL:
         if shutil.which(runtime.AKG_CXX) is None:
             return f"the C++ compiler {runtime.AKG_CXX!r} is not on PATH: install g++ (or set CXX)"
         return None
+
+
+def _inductor_kernel_called(tree: ast.AST) -> bool:
+    """torch.compile's own launch (an Inductor seed): ``name = async_compile.cpp_pybinding(types,
+    source)`` builds the extern "C" function in ``source`` through torch's runtime and binds it to
+    ``name``, which the code then calls."""
+    built = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "cpp_pybinding"
+                and any(isinstance(a, ast.Constant) and isinstance(a.value, str) and _EXTERN_C.search(a.value)
+                        for a in node.value.args)):
+            built |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id in built for n in ast.walk(tree))
 
 
 def _imported_modules(tree: ast.AST) -> list[str]:

@@ -24,26 +24,21 @@ _PROGRAM = re.compile(r"@T\.prim_func|@tilelang\.jit")
 
 
 def build_all(source: str, target: str) -> None:
-    """Import ``source`` from a file (TileLang reads a program's source from its file) and compile
-    every group's program into tilelang's cache. Raises BuildError with the compiler's message."""
-    import importlib.util as util
+    """Compile every group's program of ``source`` into tilelang's disk cache, all at once in
+    threads (nvcc runs as subprocesses). Raises BuildError with the compiler's message."""
     import tempfile
+    import tilelang
 
     with tempfile.TemporaryDirectory(prefix="akg-tilelang-") as folder:
-        path = Path(folder) / "candidate.py"
-        path.write_text(source)
-        spec = util.spec_from_file_location("akg_tilelang_prebuild", path)
-        module = util.module_from_spec(spec)
         try:
-            spec.loader.exec_module(module)
+            programs = load_programs(source, Path(folder))
         except Exception as error:   # a program that does not even define is the candidate's fault
             raise BuildError(f"{type(error).__name__}: {str(error).strip()[-2000:]}") from None
-        for name in sorted(n for n in vars(module) if n.startswith("_akg_tl") and n.endswith("_program")):
-            try:
-                getattr(module, "tilelang").compile(getattr(module, name)(), target=target)
-            except Exception as error:
-                message = str(error).strip().splitlines()
-                raise BuildError(f"{name}: {message[-1][:2000] if message else type(error).__name__}") from None
+        try:
+            tilelang.par_compile([build() for build in programs.values()], target=target)
+        except Exception as error:
+            message = str(error).strip().splitlines()
+            raise BuildError(message[-1][:2000] if message else type(error).__name__) from None
 
 
 def load_programs(source: str, folder: Path) -> dict:

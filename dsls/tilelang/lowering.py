@@ -12,11 +12,12 @@ import math
 from dataclasses import dataclass
 
 from akg.dsls.cpp.geometry import Geometry, collapse
-from akg.ir import Acc, Expr, Load, MatmulKernel, Operand, Output, PointwiseKernel, ReductionKernel, RIndex, StageRef
+from akg.ir import (Acc, Expr, Load, MatmulKernel, Operand, Output, PointwiseKernel, ReductionKernel, RIndex, StageRef,
+                    walk)
 from akg.targets import RenderError
 
 from .exprs import ExprRenderer, literal, tl_dtype
-from .schedules import MatmulSchedule, PointwiseSchedule, ReductionSchedule
+from .schedules import MatmulSchedule, PointwiseSchedule, ReductionSchedule, next_pow2, split_obstacle
 
 INT32_MAX = 2**31 - 1
 
@@ -147,6 +148,20 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
         return linear(terms + ([("r", g.strides[t][g.keep])] if along else []))
 
     acc = [accumulator_dtype(st.op, st.expr.dtype) for st in kernel.stages]
+    chunks = math.ceil(size / s.rblock)
+    split, span_len = 1, size
+    if s.split > 1:
+        problem = split_obstacle(kernel)
+        if problem:
+            raise RenderError(f"split variant: {problem}")
+        # Each of the row's programs covers span_len elements (whole tiles); none is left empty.
+        span_len = math.ceil(math.ceil(size / s.split) / s.rblock) * s.rblock
+        split, chunks = math.ceil(size / span_len), span_len // s.rblock
+    # A row that fits one tile is read from memory once: every stage and output then reads the
+    # operand's tile (v<i>) instead of memory again.
+    along_exprs = [st.expr for st in kernel.stages] + [o.expr for o in kernel.outputs if not o.reduced]
+    used = sorted({e.operand for x in along_exprs for e in walk(x) if isinstance(e, Load)})
+    preload = [i for i in used if i < n_ops] if chunks == 1 and split == 1 else []
 
     def leaf_for(along: bool):
         def leaf(e: Expr) -> str:
@@ -155,6 +170,8 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
                     raise RenderError("a reduction reading its own output")
                 if not along and g.strides[e.operand][g.keep] != 0:
                     raise RenderError(f"a reduced output reads operand {e.operand} along the reduced dim")
+                if along and e.operand in preload:
+                    return f"v{e.operand}[i, j]"
                 return f"x{e.operand}[{offset(e.operand, along)}]"
             if isinstance(e, StageRef):
                 if e.part != "value":
@@ -173,8 +190,16 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
                for j, o in enumerate(kernel.outputs) if o.reduced]
     full = [f"y{j}[{offset(n_ops + j, True)}] = {store_value(along, o)}"
             for j, o in enumerate(kernel.outputs) if not o.reduced]
-    return dict(name=name, sp=sp, params=buffer_params(kernel, io_names(kernel)), rows=rows, size=size,
-                rows_per=s.rows, rblock=s.rblock, chunks=math.ceil(size / s.rblock), threads=s.threads,
+    tiles = [dict(name=f"v{i}", dtype=tl_dtype(kernel.operands[i].type.dtype),
+                  load=f"x{i}[{offset(i, True)}]", zero=literal(0, kernel.operands[i].type.dtype)) for i in preload]
+    workspaces = [dict(name=f"w{k}", dtype=acc[k], size=rows * split) for k in range(len(kernel.stages))] if split > 1 else []
+    params = buffer_params(kernel, io_names(kernel)) + [f"{w['name']}: T.Tensor(({w['size']},), {tl_dtype(w['dtype'])})"
+                                                         for w in workspaces]
+    combine_width = max(next_pow2(split), 32)
+    return dict(name=name, sp=sp, params=params, rows=rows, size=size, split=split, workspaces=workspaces,
+                r_base=f"sp * {span_len} + " if split > 1 else "", combine_width=combine_width,
+                combine_threads=min(128, s.rows * combine_width),
+                rows_per=s.rows, rblock=s.rblock, chunks=chunks, threads=s.threads, tiles=tiles,
                 wide=wide(kernel), coords=decompose("row", tuple(g.sizes[d] for d in row_dims), coords),
                 stages=stages, reduced=reduced, full=full)
 

@@ -77,9 +77,11 @@ def _launcher_context(index: int, group: FusedGroup, device: str, context: dict)
     work = math.prod(kernel.domain) * (kernel.k if isinstance(kernel, MatmulKernel) else 1)
     if isinstance(kernel, ReductionKernel):
         work = math.prod(kernel.domain) or math.prod(d for i, d in enumerate(kernel.domain) if i != kernel.reduce_dim)
+    workspaces = context.get("workspaces", [])
+    programs = [f"{context['name']}_program"] + ([f"{context['name']}_combine_program"] if workspaces else [])
     return {"index": index, "args": [e["arg"] for e in inputs], "inputs": inputs, "outputs": outputs,
-            "pointers": pointers, "device": device, "target": context["sp"].target,
-            "key": f"g{index}", "program": f"{context['name']}_program", "work": work}
+            "pointers": pointers + [w["name"] for w in workspaces], "device": device, "target": context["sp"].target,
+            "key": f"g{index}", "programs": programs, "workspaces": workspaces, "work": work}
 
 
 def render_groups(groups: list[tuple[int, FusedGroup]], device: str) -> str:

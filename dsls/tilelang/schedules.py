@@ -17,6 +17,12 @@ MAX_SCHEDULES = 8
 _THREADS = (32, 64, 128, 256, 512, 1024)
 REDUCE_OPS = ("sum", "max", "min")          # the stages T.reduce_* computes
 FALLBACK_SMEM = 99 * 1024                   # a block's shared memory where a descriptor lacks it
+PERSISTENT = 16384                          # tile elements a program keeps in registers
+MAX_SPLIT = 1024                            # programs per row of a split reduction
+# Rows per SM below which one program per row leaves SMs idle, and the row length from which
+# splitting a row over programs pays for the second (combine) program.
+SPLIT_BELOW_ROWS_PER_SM = 2
+SPLIT_MIN_SIZE = 8192
 
 
 def next_pow2(n: int) -> int:
@@ -57,9 +63,12 @@ class ReductionSchedule(_Knobs):
     rows: int = 1            # rows per program
     rblock: int = 1024       # elements of a row per step (the reduced tile's width)
     threads: int = 128
+    split: int = 1           # programs per row (partials folded by a second program)
 
     def __post_init__(self) -> None:
         _pow2("rows", self.rows, 1, 256)
+        if not 1 <= self.split <= MAX_SPLIT:
+            raise ValueError(f"split must be 1 to {MAX_SPLIT}, not {self.split}")
         _pow2("rblock", self.rblock, 32)
         if self.threads not in _THREADS or self.rows * self.rblock < self.threads:
             raise ValueError(f"threads must be one of {_THREADS} and at most rows * rblock, not {self.threads}")
@@ -124,17 +133,46 @@ def pointwise(kernel: PointwiseKernel, hw: HardwareSpec) -> list[PointwiseSchedu
 
 def reduction(kernel: ReductionKernel, hw: HardwareSpec) -> list[ReductionSchedule]:
     size, rows = kernel.reduce_size, kernel.rows
-    width = min(max(next_pow2(size), 32), 4096)
+    # A row up to PERSISTENT elements is one tile (read once); longer rows loop over tiles.
+    width = max(next_pow2(size), 32)
     sms = hw.compute_units or 132
     out = []
-    for rblock in dict.fromkeys((width, min(width, 1024), min(width, 2048), min(width, 512))):
+    widths = (width,) if width <= PERSISTENT else ()
+    for rblock in dict.fromkeys(widths + (min(width, 4096), min(width, 2048), min(width, 1024))):
         for per in (1, 2, 4, 8):
-            if per * rblock > 8192 or (per > 1 and math.ceil(rows / per) < sms):
+            if per * rblock > PERSISTENT or (per > 1 and math.ceil(rows / per) < sms):
                 continue
-            threads = min(max(per * rblock // 8, 32), 512)
+            threads = min(max(per * rblock // 16, 32), 1024)   # about 16 elements a thread
             threads = 1 << (threads.bit_length() - 1)
             out.append(ReductionSchedule(per, rblock, threads))
-    return out or [ReductionSchedule(1, width, min(128, width))]
+    return list(dict.fromkeys(split_reduction(kernel, hw) + (out or [ReductionSchedule(1, width, min(128, width))])))
+
+
+def split_obstacle(kernel: ReductionKernel) -> str | None:
+    """Why a row cannot be split over programs (None when it can): every stage must combine from
+    independent partials and every output must need only the finished row results."""
+    from akg.ir import StageRef, walk
+    if any(not o.reduced for o in kernel.outputs):
+        return "an output over the full row needs each finished row, not partials"
+    for i, st in enumerate(kernel.stages):
+        if any(isinstance(e, StageRef) for e in walk(st.expr)):
+            return f"stage {i} ({st.op}) depends on an earlier stage's row result"
+    return None
+
+
+def split_reduction(kernel: ReductionKernel, hw: HardwareSpec) -> list[ReductionSchedule]:
+    """Few long rows (a loss over every element, a global sum): enough (row, slice) programs to
+    fill every SM a few times over."""
+    size, rows = kernel.reduce_size, kernel.rows
+    sms = hw.compute_units or 132
+    if rows >= SPLIT_BELOW_ROWS_PER_SM * sms or size < SPLIT_MIN_SIZE or split_obstacle(kernel):
+        return []
+    out = []
+    for waves, rblock, threads in ((8, 4096, 256), (16, 2048, 128), (4, 4096, 512), (16, 4096, 256)):
+        split = min(math.ceil(waves * sms / rows), math.ceil(size / rblock), MAX_SPLIT)
+        if split >= 2:
+            out.append(ReductionSchedule(1, rblock, threads, split))
+    return out
 
 
 def matmul(kernel: MatmulKernel, hw: HardwareSpec) -> list[MatmulSchedule]:

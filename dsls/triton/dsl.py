@@ -49,6 +49,30 @@ def warm_up(source: str) -> None:
             JITFunction.run = launch
 
 
+def _inductor_kernel_launched(tree: ast.AST) -> bool:
+    """torch.compile's own launch (an Inductor seed): ``name = async_compile.triton("name", source)``
+    compiles the @triton.jit function in ``source`` through torch's runtime and binds its launcher
+    to ``name``, which the code launches with ``name.run(...)``."""
+    built = set()
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Assign) and isinstance(node.value, ast.Call)
+                and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == "triton"
+                and any(isinstance(a, ast.Constant) and isinstance(a.value, str) and _jit_function(a.value)
+                        for a in node.value.args)):
+            built |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "run"
+               and isinstance(n.func.value, ast.Name) and n.func.value.id in built for n in ast.walk(tree))
+
+
+def _jit_function(text: str) -> bool:
+    try:
+        inner = ast.parse(text)
+    except SyntaxError:
+        return False
+    return any(isinstance(n, ast.FunctionDef) and any("jit" in ast.unparse(d) for d in n.decorator_list)
+               for n in ast.walk(inner))
+
+
 class TritonDSL:
     name = "triton"
     devices = ("cuda", "cpu")
@@ -56,6 +80,8 @@ class TritonDSL:
     timing_meaningful_on = ("cuda",)
     # Set by candidates rendered for the CPU: their kernels run in Triton's interpreter.
     interpreter_flags = ("TRITON_INTERPRET",)
+    # torch.compile's Inductor writes Triton kernels on NVIDIA GPUs: its code can seed a search (akg.seeds).
+    inductor_devices = ("cuda",)
 
     def __init__(self, allow_tf32: bool | None = None):
         self.allow_tf32 = os.environ.get(TF32_ENV) == "1" if allow_tf32 is None else allow_tf32
@@ -85,7 +111,9 @@ class TritonDSL:
             compile(source, "<candidate>", "exec")
         except SyntaxError as err:
             raise BuildError(f"line {err.lineno}: {err.msg}") from None
-        if device == "cuda":
+        if device == "cuda" and not _inductor_kernel_launched(ast.parse(source)):
+            # (torch.compile's code builds its kernels through Inductor's cache when it loads,
+            # and its launchers are not Triton's JITFunction: nothing to warm up on meta tensors.)
             warm_up(source)
 
     def lint(self, source: str) -> list[str]:
@@ -123,6 +151,8 @@ class TritonDSL:
             return []
         jitted = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)
                   and any("jit" in ast.unparse(d) or "autotune" in ast.unparse(d) for d in n.decorator_list)}
+        if _inductor_kernel_launched(tree):
+            return []
         if not jitted:
             return ["no @triton.jit kernel: the work would not run in Triton"]
         # A launch is kernel[grid](...): a call of a subscripted jitted function.
