@@ -34,6 +34,7 @@ def test_relu_then_clamp_and_clamp_of_clamp_merge(tmp_path):
     planeval_matches(problem, after)
 
 
+@pytest.mark.slow   # a harness run: ~20 s on 2 cores
 def test_merged_program_passes_the_harness(tmp_path):
     problem = write_problem(tmp_path, CHAINS)
     _, after = graphs(problem, "merge-clamps")
