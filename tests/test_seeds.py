@@ -185,7 +185,8 @@ def test_the_seed_flag_reaches_the_search_options():
 
 
 def test_an_unknown_seed_kind_is_refused():
-    with pytest.raises(ValueError, match="unknown seed"):
+    from akg.errors import AkgError
+    with pytest.raises(AkgError, match="unknown seed"):
         seeds.Seeder(("eager",), None, plugins.get_dsl("cpp"), "cpu")
 
 
