@@ -210,9 +210,12 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
     params = buffer_params(kernel, io_names(kernel)) + [f"{w['name']}: T.Tensor(({w['size']},), {tl_dtype(w['dtype'])})"
                                                          for w in workspaces]
     combine_width = max(next_pow2(split), 32)
+    # Bounds checks only where tiles overhang: unmasked tiles load in vectors on the GPU.
+    mask = " and ".join(([f"row < {rows}"] if rows % s.rows else []) +
+                        ([f"r < {size}"] if split * chunks * s.rblock != size else []))
     return dict(name=name, sp=sp, params=params, rows=rows, size=size, split=split, workspaces=workspaces,
                 r_base=f"sp * {span_len} + " if split > 1 else "", combine_width=combine_width,
-                combine_threads=min(128, s.rows * combine_width),
+                combine_threads=min(128, s.rows * combine_width), mask=mask,
                 rows_per=s.rows, rblock=s.rblock, chunks=chunks, threads=s.threads, tiles=tiles,
                 wide=wide(kernel), coords=decompose("row", tuple(g.sizes[d] for d in row_dims), coords),
                 stages=stages, reduced=reduced, full=full)
