@@ -96,5 +96,8 @@ def test_work_beside_the_measurements_as_on_an_accelerator(tmp_path, monkeypatch
     assert any(m.startswith("measuring the eager baseline; torch.compile's compiles beside") for m in events), events
     judged = [c for c in report["candidates"] if c["origin"] != "reference"]
     assert judged and report["best"]["correct"]
+    # a screen runs one correctness case, a full verification every one; the result is fully verified
+    assert {c["cases_run"] for c in judged} <= {None, 1, len(config.cases())}, judged
+    assert report["best"]["origin"] == "reference" or report["best"]["cases_run"] == len(config.cases())
     # the second run measures no baseline: both come from the store
     assert again["baselines"] == {**report["baselines"]} and "eager_baseline" not in again["phases"]
