@@ -135,12 +135,12 @@ def test_bfloat16_is_refused_on_the_cpu_and_rendered_for_cuda():
 
 def test_what_has_no_template_is_refused_with_its_reason():
     x = torch.randn(4, 8)
-    kernel = ReductionKernel((4, 8), 1, (dense("x", x),), (Stage("argmax", Load(0, "float32")),),
-                             (out("i", StageRef(0, "int64", "index"), (4,), "int64", reduced_strides((4, 8), 1), True),))
+    kernel = ReductionKernel((4, 8), 1, (dense("x", x),), (Stage("prod", Load(0, "float32")),),
+                             (out("p", StageRef(0, "float32"), (4,), "float32", reduced_strides((4, 8), 1), True),))
     group = FusedGroup(("n0",), "reduction", kernel)
     dsl = TileLangDSL()
     assert dsl.schedules(group, H200) == []
-    with pytest.raises(RenderError, match="group 0 .*argmax has no T.reduce_"):
+    with pytest.raises(RenderError, match="group 0 .*prod has no T.reduce_"):
         dsl.render([(0, group)], "cpu")
     with pytest.raises(RenderError, match="runs on cuda or cpu"):
         dsl.render([(0, group)], "mps")

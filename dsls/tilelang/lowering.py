@@ -188,8 +188,8 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
                     return element(f"v{e.operand}[i, j]", dtype)
                 return element(f"x{e.operand}[{offset(e.operand, along)}]", dtype)
             if isinstance(e, StageRef):
-                if e.part != "value":
-                    raise RenderError("argmax/argmin indices have no TileLang template")
+                if e.part != "value":   # argmax/argmin: the first index of the extreme
+                    return f"T.cast(s{e.stage}_i[i], {tl_dtype(e.dtype)})"
                 text = f"s{e.stage}[i]"
                 return text if acc[e.stage] == e.dtype else f"T.cast({text}, {tl_dtype(e.dtype)})"
             if isinstance(e, RIndex):
@@ -198,8 +198,11 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
         return leaf
 
     along, at_row = ExprRenderer(leaf_for(True), sp.portable), ExprRenderer(leaf_for(False), sp.portable)
-    stages = [dict(index=k, op=st.op, acc=tl_dtype(acc[k]), identity=identity(st.op, acc[k]),
-                   value=along.as_dtype(st.expr, acc[k])) for k, st in enumerate(kernel.stages)]
+    # argmax/argmin run as two passes: the extreme (max/min), then the first index holding it.
+    reduce_op = {"argmax": "max", "argmin": "min"}
+    stages = [dict(index=k, op=reduce_op.get(st.op, st.op), acc=tl_dtype(acc[k]),
+                   identity=identity(reduce_op.get(st.op, st.op), acc[k]), value=along.as_dtype(st.expr, acc[k]),
+                   argument=st.op in reduce_op) for k, st in enumerate(kernel.stages)]
     reduced = [f"y{j}[{offset(n_ops + j, False)}] = {store_value(at_row, o)}"
                for j, o in enumerate(kernel.outputs) if o.reduced]
     full = [f"y{j}[{offset(n_ops + j, True)}] = {store_value(along, o)}"
