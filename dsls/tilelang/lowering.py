@@ -188,8 +188,8 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
                     return element(f"v{e.operand}[i, j]", dtype)
                 return element(f"x{e.operand}[{offset(e.operand, along)}]", dtype)
             if isinstance(e, StageRef):
-                if e.part != "value":
-                    raise RenderError("argmax/argmin indices have no TileLang template")
+                if e.part != "value":   # argmax/argmin: the first index of the extreme
+                    return f"T.cast(s{e.stage}_i[i], {tl_dtype(e.dtype)})"
                 text = f"s{e.stage}[i]"
                 return text if acc[e.stage] == e.dtype else f"T.cast({text}, {tl_dtype(e.dtype)})"
             if isinstance(e, RIndex):
@@ -198,8 +198,11 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
         return leaf
 
     along, at_row = ExprRenderer(leaf_for(True), sp.portable), ExprRenderer(leaf_for(False), sp.portable)
-    stages = [dict(index=k, op=st.op, acc=tl_dtype(acc[k]), identity=identity(st.op, acc[k]),
-                   value=along.as_dtype(st.expr, acc[k])) for k, st in enumerate(kernel.stages)]
+    # argmax/argmin run as two passes: the extreme (max/min), then the first index holding it.
+    reduce_op = {"argmax": "max", "argmin": "min"}
+    stages = [dict(index=k, op=reduce_op.get(st.op, st.op), acc=tl_dtype(acc[k]),
+                   identity=identity(reduce_op.get(st.op, st.op), acc[k]), value=along.as_dtype(st.expr, acc[k]),
+                   argument=st.op in reduce_op) for k, st in enumerate(kernel.stages)]
     reduced = [f"y{j}[{offset(n_ops + j, False)}] = {store_value(at_row, o)}"
                for j, o in enumerate(kernel.outputs) if o.reduced]
     full = [f"y{j}[{offset(n_ops + j, True)}] = {store_value(along, o)}"
@@ -210,9 +213,12 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
     params = buffer_params(kernel, io_names(kernel)) + [f"{w['name']}: T.Tensor(({w['size']},), {tl_dtype(w['dtype'])})"
                                                          for w in workspaces]
     combine_width = max(next_pow2(split), 32)
+    # Bounds checks only where tiles overhang: unmasked tiles load in vectors on the GPU.
+    mask = " and ".join(([f"row < {rows}"] if rows % s.rows else []) +
+                        ([f"r < {size}"] if split * chunks * s.rblock != size else []))
     return dict(name=name, sp=sp, params=params, rows=rows, size=size, split=split, workspaces=workspaces,
                 r_base=f"sp * {span_len} + " if split > 1 else "", combine_width=combine_width,
-                combine_threads=min(128, s.rows * combine_width),
+                combine_threads=min(128, s.rows * combine_width), mask=mask,
                 rows_per=s.rows, rblock=s.rblock, chunks=chunks, threads=s.threads, tiles=tiles,
                 wide=wide(kernel), coords=decompose("row", tuple(g.sizes[d] for d in row_dims), coords),
                 stages=stages, reduced=reduced, full=full)
