@@ -135,12 +135,12 @@ def test_bfloat16_is_refused_on_the_cpu_and_rendered_for_cuda():
 
 def test_what_has_no_template_is_refused_with_its_reason():
     x = torch.randn(4, 8)
-    kernel = ReductionKernel((4, 8), 1, (dense("x", x),), (Stage("argmax", Load(0, "float32")),),
-                             (out("i", StageRef(0, "int64", "index"), (4,), "int64", reduced_strides((4, 8), 1), True),))
+    kernel = ReductionKernel((4, 8), 1, (dense("x", x),), (Stage("prod", Load(0, "float32")),),
+                             (out("p", StageRef(0, "float32"), (4,), "float32", reduced_strides((4, 8), 1), True),))
     group = FusedGroup(("n0",), "reduction", kernel)
     dsl = TileLangDSL()
     assert dsl.schedules(group, H200) == []
-    with pytest.raises(RenderError, match="group 0 .*argmax has no T.reduce_"):
+    with pytest.raises(RenderError, match="group 0 .*prod has no T.reduce_"):
         dsl.render([(0, group)], "cpu")
     with pytest.raises(RenderError, match="runs on cuda or cpu"):
         dsl.render([(0, group)], "mps")
@@ -191,3 +191,15 @@ def test_split_is_offered_for_few_long_rows_and_refused_where_rows_depend_on_sta
     assert all(dict(s.knobs)["split"] == 1 for s in dsl.schedules(softmax.group(kernel), H200))
     with pytest.raises(RenderError, match="split variant: an output over the full row"):
         dsl.render([(0, softmax.group(kernel, Schedule((("rblock", 64), ("rows", 1), ("split", 4), ("threads", 32)))))], "cpu")
+
+
+@pytest.mark.parametrize("name, sizes", [("bias_gelu", (1 << 16, 1 << 16)), ("mse_all", (1 << 32,)),
+                                         ("linear_bias_gelu_fp16", (1 << 17, 1 << 15, 64))])
+def test_indices_past_int32_are_64_bit_in_the_cuda(name, sizes):
+    """Tensors of more than 2**31 elements (meta tensors: nothing is allocated) index in int64."""
+    case = next(c for c in CASES if c.name == name)
+    kernel = case.make(sizes, "meta")[0]
+    dsl = TileLangDSL()
+    source = dsl.render([(0, case.group(kernel, dsl.schedules(case.group(kernel), H200)[0]))], "cuda")
+    assert "'int64')" in source
+    assert any("int64_t" in text for text in cuda_sources(source).values())
