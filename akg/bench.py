@@ -149,7 +149,9 @@ def _row(report: dict) -> dict:
             # torch.compile's own code judged as a candidate (--seed inductor): its time, when it passed
             "inductor_seed_ms": next((c["time_ms"] for c in report["candidates"]
                                       if c["origin"] == "inductor" and c["correct"]), None),
-            "notes": report["notes"]}
+            "notes": report["notes"],
+            # seconds per phase of the run (start-up, tracing, baselines, builds, judging): where the limit went
+            "phases": report.get("phases")}
 
 
 def geomean(values: list[float]) -> float | None:

@@ -289,7 +289,7 @@ def _print_summary(report: dict, out: Path) -> None:
     comp = report["baselines"]["compile_ms"]
     fmt = lambda v, unit="": "n/a" if v is None else f"{v:.4g}{unit}"
     c.print(f"[bold]{report['problem']}[/bold] · {report['dsl']} on {report['device']} ({report['hardware']})")
-    c.print(f"  baselines, measured before the search: eager {fmt(eager, ' ms')} · torch.compile {fmt(comp, ' ms')}")
+    c.print(f"  baselines, measured apart from the candidates: eager {fmt(eager, ' ms')} · torch.compile {fmt(comp, ' ms')}")
     verified = "[green]verified[/green]" if best["correct"] else "[red]unverified[/red]"
     # One line, one measurement: the speedups are the printed times divided by each other.
     c.print(f"  best: {best['origin']} {best['candidate_id']} {verified} {fmt(best['time_ms'], ' ms')} · "

@@ -16,6 +16,7 @@ from akg import plugins
 from akg.deadline import Deadline, Watchdog
 from akg.errors import AkgError, DeviceUnavailable
 from akg.ir import Verdict
+from akg.phases import Phases
 from akg.problem import Problem, validate
 from akg.search import Scored, Search, SearchOptions, SearchResult
 from akg.store import Store
@@ -108,23 +109,33 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
     from akg.harness import WorkerPool
     from akg.harness.memory import check_fits
 
-    check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
-    validate(problem, target.device)
+    phases = Phases(options.started)
+    phases.since_start("startup")   # imports, loading the problem, opening the store, the device
+    with phases.span("footprint"):
+        check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
+    with phases.span("validate"):
+        validate(problem, target.device)
     if llm is not None:
         llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
     harness_config = target.harness_settings(harness_config)
-    graph, plans, notes = plan_problem(problem)
-    running.notes = notes
-    floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
-    running.analysis = analysis
-    if options.ray_address:
-        from akg.distributed import RayPool
-        pool_context = RayPool(options.ray_address, target.device, harness_config)
-    else:
-        pool_context = WorkerPool(device=target.device, workers=1, config=harness_config)
+    # Workers start first: they import and set up the device while this process traces.
+    with phases.span("workers"):
+        if options.ray_address:
+            from akg.distributed import RayPool
+            pool_context = RayPool(options.ray_address, target.device, harness_config)
+        else:
+            pool_context = WorkerPool(device=target.device, workers=1, config=harness_config)
     with pool_context as pool:
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
+        search.phases = phases
         running.pool, running.search = pool, search
+        search.begin()   # the baselines start beside the tracing where the device allows it
+        with phases.span("trace"):
+            graph, plans, notes = plan_problem(problem)
+        running.notes = notes
+        with phases.span("floor"):
+            floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
+        running.analysis = analysis
         search.evolver = _evolver(llm, problem, target, graph, floor_ms)
         if options.seeds:
             from akg.seeds import Seeder
@@ -133,6 +144,7 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
     result.notes[:0] = notes
     report = build_report(problem, target, result, analysis, store)
     report["best"]["lineage"] = store.lineage(result.best.candidate.id)
+    report["phases"] = phases.as_dict()
     if search.evolver is not None:
         report["llm"] = search.evolver.report()
     if out_dir is not None:
@@ -185,6 +197,8 @@ class Running:
             if self.problem is not None and self.out_dir is not None:
                 result = self._snapshot(list(self.notes) + [note])
                 report = build_report(self.problem, self._target(), result, self.analysis, self.store)
+                if self.search is not None:
+                    report["phases"] = self.search.phases.as_dict()
                 write_results(Path(self.out_dir), result.best.candidate.source, report)
                 note += f"; wrote {Path(self.out_dir) / 'best.py'} and {Path(self.out_dir) / 'report.json'}"
             print(f"akg: {note}", file=sys.stderr, flush=True)
@@ -235,7 +249,9 @@ def _candidate_entry(s: Scored, baselines: dict) -> dict:
             "speedup_vs_eager": eager, "speedup_vs_compile": vs_compile,
             # the eager time measured beside this candidate: speedup_vs_eager = eager_ms / time_ms
             "eager_ms": dict(v.baselines).get("eager_ms") if v.accepted else None,
-            "roofline_fraction": v.roofline_fraction, "suspect": v.suspect, "reason": v.reason, "reused": s.reused}
+            "roofline_fraction": v.roofline_fraction, "suspect": v.suspect, "reason": v.reason, "reused": s.reused,
+            # correctness cases this verdict ran: one for a screened candidate, all for a fully verified one
+            "cases_run": dict(v.profile).get("cases_run")}
 
 
 def build_report(problem: Problem, target: Target, result: SearchResult, analysis: dict, store: Store) -> dict:
@@ -249,7 +265,7 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
     # labelled so. "baselines" are the separate measurement taken before the search.
     beside = dict(best.verdict.baselines)
     best_eager_ms = beside.get("eager_ms", best_time if best.candidate.origin == "reference" else None)
-    best_compile_ms = beside.get("compile_ms", result.baselines.get("compile_ms"))
+    best_compile_ms = beside.get("compile_ms") or result.baselines.get("compile_ms")
     if best_eager_ms and best_time:
         eager = best_eager_ms / best_time
     if best_compile_ms and best_time:
@@ -266,10 +282,12 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
                  "measurement": ("eager baseline" if best.candidate.origin == "reference"
                                  else "interleaved with eager; torch.compile timed apart"),
                  "spread": best.verdict.spread, "suspect": _suspect(best.verdict, result.floor_ms),
+                 "cases_run": dict(best.verdict.profile).get("cases_run"),
                  "roofline_fraction": (result.floor_ms / best_time) if result.floor_ms and best_time else None,
                  "timing_meaningful": result.timing_meaningful},
         "baselines": {"eager_ms": result.baselines.get("eager_ms"), "compile_ms": result.baselines.get("compile_ms"),
-                      "measurement": "before the search, apart from the candidates"},
+                      "measurement": "eager before the search, apart from the candidates; torch.compile compiled "
+                                     "beside the search and timed after it"},
         "stopped": result.stop_reason,
         "analysis": analysis,
         # the problem's footprint and the peak device memory of the harness's processes (bytes)

@@ -15,12 +15,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Callable
 
-from akg import fingerprint, reuse, versions
+from akg import fingerprint, plugins, reuse, versions
 from akg.agents import coder, designer
 from akg.build import Builders
 from akg.deadline import KILL_BEFORE_S, Deadline
 from akg.harness.errors import HarnessError
 from akg.ir import Candidate, KernelPlan, Verdict
+from akg.phases import Phases
 from akg.problem import Problem
 from akg.store import Store
 from akg.targets import DSL, HardwareSpec, RenderError
@@ -100,6 +101,7 @@ class Search:
         self._width = max(1, int(getattr(pool, "parallelism", 1)))   # candidates judged at once
         self._judges = ThreadPoolExecutor(max_workers=self._width, thread_name_prefix="akg-judge")
         self._judged_s: list[float] = []      # how long each screened judgement took
+        self._case_s: list[float] = []        # of which its correctness cases (the part that scales with them)
         self.baselines: dict | None = None
         self.reference: Scored | None = None
         self.verified: list[Scored] = []      # fully verified, accepted generated candidates
@@ -107,6 +109,12 @@ class Search:
         self.run_id = None
         self.notes: list[str] = []
         self.evolver = None   # LLM mode's loop (akg.evolve.Evolver), run after the templates
+        self.phases = Phases(options.started)   # where the time goes (report.json "phases")
+        self._prebuilt: dict[str, Future] = {}  # builds started before the baselines
+        self._compile = None                     # torch.compile's baseline job, when measured apart
+        self._compile_wanted = False
+        self._full: dict[str, Scored] = {}       # fully verified this run, by candidate id
+        self._baselines_job: Future | None = None   # the baselines, started by ``begin``
         self.seeder = None    # akg.seeds.Seeder: candidates judged first, e.g. torch.compile's own code
 
     def kill(self) -> None:
@@ -122,7 +130,8 @@ class Search:
             self.stop_reason = self.stop_reason or f"the budget of {self.options.budget} candidates was measured"
             return True
         # Another candidate only if there is time left to judge it and then fully verify the best.
-        if self.deadline is not None and self.deadline.remaining() < self._judge_estimate_s() + self._full_estimate_s():
+        if self.deadline is not None and self.deadline.remaining() < (self._judge_estimate_s() + self._full_estimate_s()
+                                                                       + self._compile_timing_estimate_s()):
             self.stop_reason = self.stop_reason or (f"the time limit of {self.deadline.limit_s:g} s leaves no time "
                                                     "for another candidate")
             return True
@@ -132,9 +141,19 @@ class Search:
         return statistics.median(self._judged_s) if self._judged_s else 0.0
 
     def _full_estimate_s(self) -> float:
-        """Time for one full verification, scaled from the screened ones by their case counts."""
+        """Time for one full verification: a screened judgement with its correctness cases scaled
+        by the case counts (loading and timing do not grow with them)."""
         screen, full = len(self._screen_config().cases()), len(self.pool.config.cases())
-        return self._judge_estimate_s() * full / max(1, screen) + KILL_BEFORE_S
+        judge = self._judge_estimate_s()
+        cases = min(judge, statistics.median(self._case_s)) if self._case_s else judge
+        return judge + cases * (full / max(1, screen) - 1) + KILL_BEFORE_S
+
+    def _compile_timing_estimate_s(self) -> float:
+        """Time to keep for timing torch.compile's baseline at the end (its compile runs beside)."""
+        if self._compile is None or not self.eager_ms:
+            return 0.0
+        runs = self.pool.config.warmup + self.pool.config.trials
+        return 2 * runs * self.eager_ms / 1000 + 0.5
 
     def _time_left_for_full(self) -> bool:
         return self.deadline is None or self.deadline.remaining() >= self._full_estimate_s()
@@ -148,7 +167,10 @@ class Search:
         full = self.pool.config
         if not self.options.screen:
             return full
-        return full.replace(seeds=full.seeds[:1], distributions=("problem", "uniform"))
+        # One case, the pool's first seed with the problem's own values: the case the reference
+        # keeps cached (inputs already on the device). The full cases run only for a candidate
+        # that would become the new best, and always for the result (``_verify_fully``).
+        return full.replace(seeds=full.seeds[:1], distributions=("problem",))
 
     def _accepted_generated(self) -> list[Scored]:
         """Accepted generated candidates, fastest first."""
@@ -184,7 +206,8 @@ class Search:
             compile(candidate.source, f"<candidate {candidate.id}>", "exec")
         except SyntaxError as e:
             return f"build: Python syntax error at line {e.lineno}: {e.msg}"
-        error = self._builders.build(candidate.source)
+        with self.phases.span("builds"):
+            error = self._builders.build(candidate.source)
         return f"build: {error}" if error else None
 
     def evaluate_plans(self, plans: list[KernelPlan], parent: str | None = None) -> list[Scored]:
@@ -194,7 +217,7 @@ class Search:
         builds: dict[str, Future] = {}
         for c in made:
             if isinstance(c, Candidate) and self._stored(c.id) is None:
-                builds[c.id] = self._builds.submit(self._prebuild, c)
+                builds[c.id] = self._prebuilt.pop(c.id, None) or self._builds.submit(self._prebuild, c)
         results: list[Scored] = []
         pending: deque[tuple[Candidate | Scored, Future | Verdict | None]] = deque()
         queued = iter(made)
@@ -209,8 +232,9 @@ class Search:
             c, job = pending.popleft()
             scored = c if isinstance(c, Scored) else self._finish(c, job)
             self.scored.append(scored)
-            results.append(scored)
             self.progress("candidate", scored)
+            scored = self._promote(scored)
+            results.append(scored)
         for f in builds.values():
             f.cancel()
         return results
@@ -231,6 +255,7 @@ class Search:
         began = time.monotonic()
         verdict = self._judge(candidate, self._screen_config())
         self._judged_s.append(time.monotonic() - began)
+        self._case_s.append(float(dict(verdict.profile).get("correctness_s") or 0.0))
         return verdict
 
     def _finish(self, candidate: Candidate, job: Future | Verdict) -> Scored:
@@ -247,7 +272,7 @@ class Search:
         scored = self._measure(candidate, build, findings)
         self.scored.append(scored)
         self.progress("candidate", scored)
-        return scored
+        return self._promote(scored)
 
     def _measure(self, candidate: Candidate, build: Future | None, findings: tuple = ()) -> Scored:
         job = self._start(candidate, build)
@@ -274,14 +299,20 @@ class Search:
     def _judge_once(self, candidate: Candidate, config) -> Verdict:
         # The torch.compile baseline comes from self.baselines (measured once, kept in the store);
         # measure_compile here would have the pool time it again.
-        verdict = self.pool.evaluate(self.problem, candidate.source, candidate.id, policy=self.options.policy,
-                                     floor_ms=self.floor_ms, config=config.replace(measure_compile=False))
+        with self.phases.span("judging"):
+            verdict = self.pool.evaluate(self.problem, candidate.source, candidate.id, policy=self.options.policy,
+                                         floor_ms=self.floor_ms, config=config.replace(measure_compile=False))
+        for key, value in verdict.profile:
+            if key in ("load_s", "correctness_s", "timing_s") and isinstance(value, (int, float)):
+                self.phases.add("judging_" + key.removesuffix("_s"), value)
         return verdict if self.timing_meaningful else replace(verdict, timing_meaningful=False)
 
     def _verify_fully(self, scored: Scored) -> Scored:
         """The full harness (every seed and distribution, fresh timing) on a screened candidate."""
         if not self.options.screen:
             return scored
+        if scored.candidate.id in self._full:
+            return self._full[scored.candidate.id]
         known = self._stored(scored.candidate.id, full=True)
         if known is not None:
             final = Scored(scored.candidate, known, reused=True)
@@ -289,21 +320,64 @@ class Search:
                 self.verified.append(final)
             return final
         self.progress(f"full verification of {scored.candidate.id}", None)
+        began = time.monotonic()
         verdict = self._judge(scored.candidate, self.pool.config)
+        self.phases.add("full_verification", time.monotonic() - began)
         self._keep(verdict, full=True)
         final = Scored(scored.candidate, verdict)
         if verdict.accepted:
             self.verified.append(final)
+        if reuse.environmental(verdict) is None:
+            self._full[scored.candidate.id] = final
         self.progress("verified", final)   # not one of the budget's candidates
+        return final
+
+    def _promote(self, scored: Scored) -> Scored:
+        """A screened candidate that would become the new best is fully verified now (not only
+        at the end), so a verified result exists as early as possible; it replaces its screened
+        entry. Others stay screened: the full cases are not spent on a candidate that cannot win."""
+        if not self.options.screen or scored.reused or not scored.verdict.accepted or scored.candidate.origin == "reference":
+            return scored
+        best = min(self.verified, key=lambda s: s.time_ms, default=None)
+        if self.timing_meaningful:
+            speedup = dict(scored.verdict.speedups).get("vs_eager") or 0.0
+            if speedup <= MIN_SPEEDUP or (best is not None and scored.time_ms >= best.time_ms):
+                return scored
+        elif best is not None:
+            return scored   # timings mean nothing here: the first verified one is as good as any
+        if not self._time_left_for_full():
+            return scored   # the end-of-search choice says so if it stays the fastest
+        final = self._verify_fully(scored)
+        self.scored[self.scored.index(scored)] = final
+        if not final.verdict.accepted:
+            self.notes.append(f"{scored.candidate.id} passed screening but failed full verification: "
+                              f"{final.verdict.reason[:200]}")
         return final
 
     # -- the search ----------------------------------------------------------------------------
 
+    def begin(self) -> None:
+        """Open the run and, where other work may go on beside a measurement, start the baselines
+        now: the eager one is timed in a worker while this process traces the problem."""
+        if self.run_id is None:
+            self.run_id = self._open_run()
+        if not self._beside_timing() or self._baselines_job is not None:
+            return
+        known = self.store.baselines(*self._baselines_key())   # the store is this thread's
+        if self._compile_beside() and (known is None or known["compile_ms"] is None):
+            self._compile = self.pool.compile_baseline(self.problem)
+        if known is None:
+            self._baselines_job = self._judges.submit(self._measure_eager, self._compile_apart())
+
     def run(self, plans: list[KernelPlan], floor_ms: float | None) -> SearchResult:
         self.floor_ms = floor_ms
-        self.run_id = self._open_run()
+        if self.run_id is None:
+            self.run_id = self._open_run()
         notes = self.notes
         try:
+            options = designer.renderable_plans(plans, self.dsl, self.hardware)
+            if self.options.mode != "llm" and self._beside_timing():
+                self._build_early([po.plan for po in options])   # compilers start while the baselines run
             baselines = self.baselines = self._baselines(notes)
             self.eager_ms = baselines.get("eager_ms")
             reference = self.reference = self._reference(baselines)
@@ -311,7 +385,6 @@ class Search:
                 for candidate, findings in self.seeder(self):
                     if not self._out_of_budget():
                         self.measure(candidate, findings)
-            options = designer.renderable_plans(plans, self.dsl, self.hardware)
             if not options:
                 notes.append(f"no plan is renderable in {self.dsl.name}; the reference is the result")
             if self.options.mode != "llm":
@@ -322,6 +395,7 @@ class Search:
             self.stop_reason = self.stop_reason or "every plan and schedule worth trying was measured"
             self.progress(f"search stopped: {self.stop_reason}", None)
             best = self._choose(reference, notes)
+            self._finish_compile(baselines, notes)
         finally:
             self._builders.close()
             self._builds.shutdown(wait=False, cancel_futures=True)
@@ -345,24 +419,100 @@ class Search:
                 "mode": self.options.mode}
         return self.store.start_run(*target, opts)
 
+    def _beside_timing(self) -> bool:
+        """Whether other processes may work (compile, build) while something is timed: on an
+        accelerator yes; on a CPU they would take the cores being timed."""
+        try:
+            return bool(plugins.backend_for(self.device).standby_during_timing)
+        except Exception:  # an unknown backend: the cautious answer
+            return False
+
+    def _build_early(self, plans: list[KernelPlan]) -> None:
+        """Start building the seeded candidates now, beside the reference and the baselines."""
+        for plan in plans:
+            c = self._candidate(plan, None)
+            if isinstance(c, Candidate) and self.store.verdict(c.id, *self._key(), versions=self.versions_key) is None:
+                self._prebuilt.setdefault(c.id, self._builds.submit(self._prebuild, c))
+
+    def _baselines_key(self) -> tuple:
+        return (self.problem.digest, self.device, self.hardware.name, versions.stack_key())
+
     def _baselines(self, notes: list[str]) -> dict:
         # Measured once per problem, device and software stack; every later run reuses them.
-        key = (self.problem.digest, self.device, self.hardware.name, versions.stack_key())
+        key = self._baselines_key()
         known = self.store.baselines(*key)
-        if known is not None and (known["compile_ms"] is not None or not self.pool.config.measure_compile):
+        want_compile = self.pool.config.measure_compile
+        if known is not None and (known["compile_ms"] is not None or not want_compile):
             self.progress("eager and torch.compile baselines from the store", None)
             return known
-        self.progress("measuring eager and torch.compile baselines", None)
+        apart = self._compile_apart()
+        self._compile_wanted = apart
+        if self._compile_beside() and self._compile is None:
+            self._compile = self.pool.compile_baseline(self.problem)
+        if known is not None and apart:
+            self.progress("eager baseline from the store; torch.compile's is measured beside the search", None)
+            return dict(known)
+        self.progress("measuring the eager baseline" + (
+            " and torch.compile's" if not apart else "; torch.compile's compiles beside the search"
+            if self._compile is not None else "; torch.compile's after the search"), None)
+        job, self._baselines_job = self._baselines_job, None   # started by ``begin``, beside the tracing
         try:
-            measured = self.pool.baselines(self.problem)
+            measured = dict(job.result() if job is not None else self._measure_eager(apart))
         except HarnessError:
             if self.deadline is None or not self.deadline.expired():
                 raise
             notes.append(f"eager and torch.compile baselines not measured: the time limit "
                          f"({self.deadline.limit_s:g} s) was reached while measuring them")
+            self._compile_wanted = False
             return {"eager_ms": None, "compile_ms": None}
         self.store.add_baselines(key[0], key[1], key[2], measured["eager_ms"], measured.get("compile_ms"), key[3])
         return measured
+
+    def _compile_apart(self) -> bool:
+        # torch.compile's cold compile is long CPU work: a pool that can, compiles it in a process
+        # of its own beside the search and times it at the end (``_finish_compile``).
+        return self.pool.config.measure_compile and hasattr(self.pool, "compile_baseline")
+
+    def _compile_beside(self) -> bool:
+        """Whether torch.compile's baseline compiles beside the search: where other work may go on
+        beside a measurement and one more process holding the problem fits on the device; else
+        it compiles after the search."""
+        fits = getattr(self.pool, "fits_beside", lambda problem: True)
+        return self._compile_apart() and self._beside_timing() and fits(self.problem)
+
+    def _measure_eager(self, apart: bool) -> dict:
+        """The eager baseline (and torch.compile's, where it is not measured apart); no store
+        access, so that it may run in another thread."""
+        with self.phases.span("eager_baseline"):
+            return self.pool.baselines(self.problem, compile=False) if apart else self.pool.baselines(self.problem)
+
+    def _finish_compile(self, baselines: dict, notes: list[str]) -> None:
+        """Time torch.compile's baseline now that the search is over (the device is quiet); its
+        compile ran beside the search, or (on a CPU) runs now if the time limit leaves room."""
+        if not self._compile_wanted or baselines.get("eager_ms") is None:
+            return
+        limit = f"the time limit ({self.deadline.limit_s:g} s)" if self.deadline is not None else ""
+        if self._compile is None:
+            if self.deadline is not None and self.deadline.expired():
+                notes.append(f"torch.compile baseline not measured: {limit} was reached before it could start")
+                return
+            self._compile = self.pool.compile_baseline(self.problem)
+        self.progress("timing torch.compile's baseline", None)
+        wait_s = None if self.deadline is None else max(0.0, self.deadline.remaining() - KILL_BEFORE_S
+                                                        - self._compile_timing_estimate_s())
+        began = time.monotonic()
+        compile_ms = self._compile.time(wait_s)
+        if self._compile.compile_s is not None:
+            self.phases.add("compile_baseline_compile", self._compile.compile_s)
+        self.phases.add("compile_baseline_timing", time.monotonic() - began)
+        if compile_ms is None:
+            why = (f"{limit} was reached first ({self._compile.error})" if self.deadline is not None and
+                   (self.deadline.expired() or not self._compile.done()) else self._compile.error)
+            notes.append(f"torch.compile baseline not measured: {why}")
+            return
+        baselines["compile_ms"] = compile_ms
+        key = self._baselines_key()
+        self.store.add_baselines(key[0], key[1], key[2], baselines["eager_ms"], compile_ms, key[3])
 
     def _reference(self, baselines: dict) -> Scored:
         ref = coder.reference_candidate(self.problem.source, self.dsl.name)

@@ -86,11 +86,15 @@ def capture(problem, device: str) -> Captured:
         graphs.append((gm, list(example_inputs)))
         return compile_fx(gm, example_inputs)
 
+    # Caches off: a cache hit would skip writing the module. Python wrapper, not C++ (cpp_wrapper).
     patches = {"fx_graph_cache": False, "freezing": False, "cpp_wrapper": False}
     dynamo_patches = {k: v for k, v in {"specialize_float": True}.items() if hasattr(torch._dynamo.config, k)}
+    functorch_config = torch._functorch.config
+    aot_patches = {k: False for k in ("enable_autograd_cache",) if hasattr(functorch_config, k)}
     compiled = torch.compile(model, backend=backend, dynamic=False, fullgraph=True)
     try:
-        with torch.no_grad(), inductor_config.patch(patches), torch._dynamo.config.patch(dynamo_patches):
+        with torch.no_grad(), inductor_config.patch(patches), torch._dynamo.config.patch(dynamo_patches), \
+                functorch_config.patch(aot_patches):
             out, codes = run_and_get_code(compiled, *inputs)
     except Exception as e:  # a graph break (fullgraph) or a compile failure of Inductor's own
         raise CaptureError(f"torch.compile could not compile the model as one graph: {_line(e)}") from None
@@ -443,7 +447,8 @@ class Seeder:
     def __init__(self, kinds: tuple[str, ...], problem, dsl, device: str, pool=None) -> None:
         unknown = [k for k in kinds if k not in KNOWN]
         if unknown:
-            raise ValueError(f"unknown seed {unknown[0]!r}; known: {', '.join(KNOWN)}")
+            from akg.errors import AkgError
+            raise AkgError(f"unknown seed {unknown[0]!r}; known: {', '.join(KNOWN)}")
         self.kinds, self.problem, self.dsl, self.device = kinds, problem, dsl, device
         # The capture compiles into the workers' Inductor cache, so they load its kernels built.
         self.env = pool.cache_dirs() if hasattr(pool, "cache_dirs") else {}

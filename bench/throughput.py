@@ -87,10 +87,10 @@ def measure(path: str, problem_id: str, dsl: str, device: str, store_path: str, 
             "candidates_per_minute": round(len(judged) / wall * 60, 2) if wall else None,
             "first_verified_s": None if first_ok is None else round(first_ok, 2),
             "first_fully_verified_s": None if first_full is None else round(first_full, 2),
-            "baselines_started_s": phase("baselines"),
+            "baselines_started_s": phase("baseline"),
             "first_candidate_s": next((round(t, 2) for t, s in judged), None),
             "fully_verified": len(full), "best": report["best"], "baselines": report["baselines"],
-            "notes": report["notes"]}
+            "phases": report.get("phases"), "notes": report["notes"]}
 
 
 def _is_full_verification(events, scored) -> bool:
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(json.dumps({k: row.get(k) for k in ("problem", "run", "wall_s", "candidates_judged",
                                                           "candidates_per_minute", "first_verified_s",
                                                           "first_fully_verified_s", "baselines_started_s",
-                                                          "first_candidate_s", "error")}),
+                                                          "first_candidate_s", "phases", "error")}),
                       file=sys.stderr, flush=True)
                 args.out.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(args.out, json.dumps(results, indent=2, default=str) + "\n")
@@ -156,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     total_wall = sum(r["wall_s"] for r in ok)
     results["summary"] = {
         "candidates_per_minute": round(sum(r["candidates_judged"] for r in ok) / total_wall * 60, 2) if total_wall else None,
-        "first_verified_s_max": max((r["first_verified_s"] for r in ok if r["first_verified_s"] is not None), default=None)}
+        "first_verified_s_max": max((r["first_verified_s"] for r in ok if r["first_verified_s"] is not None), default=None),
+        "first_fully_verified_s_max": max((r["first_fully_verified_s"] for r in ok
+                                           if r["first_fully_verified_s"] is not None), default=None)}
     atomic_write(args.out, json.dumps(results, indent=2, default=str) + "\n")
     print(json.dumps(results["summary"], indent=2))
     return 0

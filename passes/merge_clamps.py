@@ -1,11 +1,14 @@
-"""merge-clamps (stage "graph"): a chain of max/min against constants becomes one clamp.
+"""merge-clamps (stage "graph"): a chain of max/min against constants and positive scales
+becomes one scale and one clamp.
 
 relu is max(x, 0) and clamp(x, a, b) is min(max(x, a), b) once traced, so relu then clamp, or a
-clamp of a clamp, are chains of max/min nodes. Any such chain is a monotone function
-min(max(x, L), H) with L <= H: max(., c) takes (L, H) to (max(L, c), H), or to (c, c) when
-c >= H (everything is c); min(., c) takes it to (L, min(H, c)), or (c, c) when c <= L. NaN passes
-through max and min alike, so the merged pair keeps NaN where the chain did. The chain is
-replaced by at most two nodes (fewer ops per element in whatever kernel the chain lands in).
+clamp of a clamp, are chains of max/min nodes. Any such chain, with multiplications and divisions
+by positive constants in between, is a monotone function min(max(x * S, L), H) with L <= H:
+max(., c) takes (L, H) to (max(L, c), H), or to (c, c) when c >= H (everything is c); min(., c)
+takes it to (L, min(H, c)), or (c, c) when c <= L; a positive factor s scales S, L and H alike.
+NaN passes through max and min alike, so the merged form keeps NaN where the chain did. The
+chain becomes at most three nodes, the scale first: right after a GEMM or a convolution
+(relu then divide) fold-affine then moves it into the weights.
 """
 from __future__ import annotations
 
@@ -18,34 +21,40 @@ _SCALAR = (int, float)
 
 
 def _bound(node: ir.Node) -> tuple[str, float] | None:
-    """(value, c) when ``node`` is max/min of one tensor and a finite-or-infinite scalar (not NaN)."""
-    if node.kind != "pointwise" or node.op not in ("max", "min"):
+    """(value, c) when ``node`` is max/min of one tensor and a scalar (not NaN), or a
+    multiplication or division by a positive finite scalar."""
+    if node.kind != "pointwise" or node.op not in ("max", "min", "mul", "div"):
         return None
     args = node.attr("args", ())
-    if len(args) != 2:
+    if len(args) != 2 or (node.op == "div" and not isinstance(args[0], ir.ValueRef)):
         return None
     refs = [a for a in args if isinstance(a, ir.ValueRef)]
     consts = [a for a in args if isinstance(a, _SCALAR) and not isinstance(a, bool)]
     if len(refs) != 1 or len(consts) != 1 or math.isnan(consts[0]):
         return None
+    if node.op in ("mul", "div") and not (0 < consts[0] < math.inf):
+        return None
     return refs[0].name, consts[0]
 
 
-def compose(ops: list[tuple[str, float]]) -> tuple[float, float]:
-    """(L, H) with chain(x) == min(max(x, L), H) for every non-NaN x."""
-    lo, hi = -math.inf, math.inf
+def compose(ops: list[tuple[str, float]]) -> tuple[float, float, float]:
+    """(S, L, H) with chain(x) == min(max(x * S, L), H) for every non-NaN x."""
+    scale, lo, hi = 1.0, -math.inf, math.inf
     for op, c in ops:
-        if op == "max":
+        if op in ("mul", "div"):
+            f = c if op == "mul" else 1.0 / c
+            scale, lo, hi = scale * f, lo * f, hi * f
+        elif op == "max":
             lo, hi = (c, c) if c >= hi else (max(lo, c), hi)
         else:
             lo, hi = (c, c) if c <= lo else (lo, min(hi, c))
-    return lo, hi
+    return scale, lo, hi
 
 
 class MergeClampsPass(RewritePass):
     name = "merge-clamps"
     stage = "graph"
-    order = 25
+    order = 18   # before fold-affine, which folds the leading scale into a GEMM or convolution
 
     def find(self, graph: ir.Graph):
         types = graph.type_map()
@@ -71,11 +80,15 @@ class MergeClampsPass(RewritePass):
                 chain.append(nxt)
             if types[chain[0].outputs[0]].dtype != dtype:
                 continue
-            lo, hi = compose([(n.op, _bound(n)[1]) for n in chain])
-            steps = [("max", lo)] if lo > -math.inf else []
+            current = [(n.op, _bound(n)[1]) for n in chain]
+            if not any(op in ("max", "min") for op, _ in current):
+                continue   # scales alone: nothing to merge
+            scale, lo, hi = compose(current)
+            steps = [("mul", scale)] if scale != 1.0 else []
+            steps += [("max", lo)] if lo > -math.inf else []
             steps += [("min", hi)] if hi < math.inf else []
-            if not steps or len(steps) >= len(chain):
-                continue
+            if not steps or len(steps) > len(chain) or steps == current:
+                continue   # already in the merged form (this also ends the pass's rounds)
             out = chain[-1].outputs[0]
             b = Builder(self.name, node.id)
             value = x

@@ -13,7 +13,7 @@ The candidate built from the rewritten graph still goes through the full harness
 """
 from __future__ import annotations
 
-import math
+from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
@@ -320,8 +320,8 @@ def prove(graph: ir.Graph, rw: Rewrite, seed: int = 0) -> Proof:
 
 Finder = Callable[[ir.Graph], Iterable[Rewrite]]
 
-# What each rewrite pass did to the last graph it saw, for tests and reports: (rule, detail).
-LOG: list[tuple[str, str]] = []
+# What the rewrite passes did lately, (rule, detail), newest last: for tests and debugging.
+LOG: deque[tuple[str, str]] = deque(maxlen=256)
 
 
 def rewrite_graph(graph: ir.Graph, find: Finder, max_rounds: int = 256) -> ir.Graph:
@@ -355,10 +355,3 @@ class RewritePass:
     def run(self, graph: ir.Graph, context) -> ir.Graph:
         return rewrite_graph(graph, self.find)
 
-
-def is_param_like(graph: ir.Graph, value: str, once: frozenset[str]) -> bool:
-    return value in graph.params or value in once
-
-
-def numel(shape: tuple[int, ...]) -> int:
-    return math.prod(shape)

@@ -1,6 +1,8 @@
 """dead-code: nodes whose results reach no output are removed; random draws stay."""
 from __future__ import annotations
 
+import pytest
+
 from akg import ir
 from akg.hoist import is_random
 from akg.passes.dead_code import DeadCodePass, eliminate_dead_nodes
@@ -33,6 +35,7 @@ def test_a_random_draw_stays_even_when_unread():
     assert [n.id for n in eliminate_dead_nodes(g).nodes] == ["n0", "n1"]
 
 
+@pytest.mark.slow   # a harness run: ~20 s on 2 cores
 def test_a_program_with_unread_work_passes_the_harness(tmp_path):
     problem = write_problem(tmp_path, '''
 class Model(nn.Module):

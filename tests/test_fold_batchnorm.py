@@ -2,6 +2,8 @@
 fold-affine then moves into the preceding convolution or linear."""
 from __future__ import annotations
 
+import pytest
+
 import dataclasses
 
 from akg import ir
@@ -56,6 +58,7 @@ def _batch_norms(graph):
     return [n for n in graph.nodes if "batch_norm" in n.op]
 
 
+@pytest.mark.slow   # a harness run: ~20 s on 2 cores
 def test_conv_then_batch_norm_is_one_convolution(tmp_path):
     problem = write_problem(tmp_path, CONV_BN)
     before, after = graphs(problem, "fold-batchnorm")

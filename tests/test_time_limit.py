@@ -68,6 +68,9 @@ def test_baselines_longer_than_the_limit_are_reported_not_measured(tmp_path):
     assert report["best"]["origin"] == "reference"
     assert report["baselines"]["eager_ms"] is None
     assert any("baselines not measured" in n and "time limit" in n for n in report["notes"]), report["notes"]
+    # where the limit went: start-up and tracing before, the eager baseline until the limit
+    phases = report["phases"]
+    assert phases["startup"] > 0 and "trace" in phases and phases["wall"] <= limit + SLACK_S
 
 
 @pytest.mark.slow

@@ -109,6 +109,18 @@ def _int_floor_mod(s, device):
     return kernel, [a, b], [torch.floor_divide(a, b), torch.remainder(a, b)]
 
 
+def _abs_mask(s, device):
+    """|x|, x > 0.5 as a bool tensor, and a where() reading a bool operand; inf kept."""
+    x, keep = torch.randn(*s, device=device), torch.rand(*s, device=device) > 0.3
+    x[0, 0] = float("inf")
+    X = Load(0, "float32")
+    kernel = PointwiseKernel(s, (dense("x", x), dense("keep", keep)), (
+        out("a", call("abs", X), s),
+        out("m", call("gt", X, c32(0.5), dtype="bool"), s, "bool"),
+        out("w", call("where", Load(1, "bool"), call("where", call("isinf", X, dtype="bool"), c32(0.0), X), c32(-1.0)), s)))
+    return kernel, [x, keep], [x.abs(), x > 0.5, torch.where(keep, torch.where(x.isinf(), 0.0, x), -1.0)]
+
+
 def _scalar_div(s, device):
     x = torch.randn((), device=device)
     kernel = PointwiseKernel((), (dense("x", x),), (out("y", call("div", Load(0, "float32"), c32(4.0)), ()),))
@@ -168,6 +180,21 @@ def _row_max_min(s, device):
     return kernel, [x], [x.amax(1), x.amax(1) - x.amin(1)]
 
 
+def _argmax_last(s, device):
+    """argmax along the last dim, with ties: the first index of the maximum, as torch."""
+    x = torch.randint(0, 5, s, device=device).float()
+    kernel = ReductionKernel(s, 1, (dense("x", x),), (Stage("argmax", Load(0, "float32")),),
+                             (out("i", StageRef(0, "int64", "index"), (s[0],), "int64", reduced_strides(s, 1), True),))
+    return kernel, [x], [x.argmax(1)]
+
+
+def _argmin_middle(s, device):
+    x = torch.randn(*s, device=device).to(torch.float16)
+    kernel = ReductionKernel(s, 1, (dense("x", x),), (Stage("argmin", Load(0, "float16")),),
+                             (out("i", StageRef(0, "int64", "index"), (s[0], s[2]), "int64", reduced_strides(s, 1), True),))
+    return kernel, [x], [x.argmin(1)]
+
+
 def _mse_all(s, device):
     (n,) = s
     a, b = torch.randn(n, device=device), torch.randn(n, device=device)
@@ -214,6 +241,7 @@ CASES = [
     Case("nhwc_bias_relu", "pointwise", _nhwc_bias_relu, (2, 5, 3, 7), (32, 128, 128, 128)),
     Case("int_floor_mod", "pointwise", _int_floor_mod, (1000,), (1 << 24,)),
     Case("scalar_div", "pointwise", _scalar_div, (), ()),
+    Case("abs_mask", "pointwise", _abs_mask, (7, 33), (8192, 8192)),
     Case("softmax", "reduction", _softmax("float32"), (6, 300), (4096, 16384)),
     Case("softmax_bf16", "reduction", _softmax("bfloat16"), (5, 2100), (4096, 16384), "bfloat16"),
     Case("layer_norm", "reduction", _layer_norm("float32"), (5, 200), (8192, 8192)),
@@ -221,6 +249,8 @@ CASES = [
     Case("mean_middle", "reduction", _mean_middle, (3, 17, 10), (64, 4096, 256)),
     Case("row_max_min", "reduction", _row_max_min, (9, 40), (8192, 8192)),
     Case("mse_all", "reduction", _mse_all, (3000,), (1 << 26,)),
+    Case("argmax_ties", "reduction", _argmax_last, (7, 300), (8192, 8192)),
+    Case("argmin_middle_fp16", "reduction", _argmin_middle, (3, 50, 9), (64, 4096, 256), "float16"),
     Case("linear_bias_gelu", "matmul_epilogue", _linear_bias_gelu("float32"), (33, 40, 48), (4096, 4096, 4096)),
     Case("linear_bias_gelu_fp16", "matmul_epilogue", _linear_bias_gelu("float16"), (33, 40, 48), (4096, 4096, 4096), "float16"),
     Case("bmm_residual_bf16", "matmul_epilogue", _bmm_residual("bfloat16"), (3, 20, 24, 40), (16, 1024, 1024, 1024), "bfloat16"),
@@ -248,5 +278,11 @@ def max_error(got, want) -> float:
         if not w.is_floating_point():
             worst = max(worst, float((g != w).sum()))
             continue
-        worst = max(worst, float((g.float() - w.float()).abs().max() / (w.float().abs().max() + 1e-6)))
+        g, w = g.float(), w.float()
+        finite = torch.isfinite(w)
+        # inf and nan must sit where the reference has them (else the error is inf).
+        if not torch.equal(finite, torch.isfinite(g)) or not torch.equal(g[~finite].nan_to_num(), w[~finite].nan_to_num()):
+            return float("inf")
+        if finite.any():
+            worst = max(worst, float((g[finite] - w[finite]).abs().max() / (w[finite].abs().max() + 1e-6)))
     return worst

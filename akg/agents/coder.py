@@ -112,7 +112,7 @@ def _once_block(plan: KernelPlan, once: set[int]) -> list[str]:
              "if _akg_key is None or _akg_held is None or _akg_held[0] != _akg_key:"]
     lines += ["    " + _group_line(i, plan.groups[i]) for i in sorted(once)]
     lines += [f"    self.__dict__['_akg_once'] = (_akg_key, ({names},))",
-              f"else:",
+              "else:",
               f"    ({names},) = _akg_held[1]"]
     return lines
 

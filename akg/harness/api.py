@@ -22,7 +22,7 @@ from akg.harness import memory, messages as m
 from akg.harness.config import HarnessConfig
 from akg.harness.errors import CandidateError, ConfigError, HarnessError
 from akg.harness.evaluation import POLICIES, judge
-from akg.harness.pool import WorkerFault, Workers
+from akg.harness.pool import Worker, WorkerFault, Workers
 from akg.harness.reference import Reference
 from akg.ir import Candidate, Verdict
 from akg.problem import Problem, load_problem
@@ -82,6 +82,7 @@ class WorkerPool:
         self._references: dict[str, Reference] = {}
         self._footprints: dict[str, memory.Footprint] = {}
         self._baselines: dict[str, dict] = {}
+        self._compiles: list[CompileBaseline] = []
         self._lock = threading.Lock()
 
     def __enter__(self) -> "WorkerPool":
@@ -91,6 +92,8 @@ class WorkerPool:
         self.close()
 
     def close(self) -> None:
+        for job in self._compiles:
+            job.close()
         self._workers.close()
         for reference in self._references.values():
             reference.close()
@@ -103,6 +106,8 @@ class WorkerPool:
     def cancel(self) -> None:
         """Kill every worker process now (a time limit ran out): evaluations in flight end as
         worker faults at once. The pool stays usable; ``close`` still cleans up."""
+        for job in list(self._compiles):
+            job.kill()
         for pid in self._workers.pids():
             try:
                 os.killpg(pid, signal.SIGKILL)  # each worker leads its own process group
@@ -150,19 +155,21 @@ class WorkerPool:
             # next. The standby started at acquire() makes the replacement cheap.
             self._workers.release(worker, replace=True)
 
-    def baselines(self, problem) -> dict:
+    def baselines(self, problem, compile: bool | None = None) -> dict:
         """The reference's own times, measured in a worker with no candidate loaded:
-        {"eager_ms": float, "compile_ms": float | None}."""
+        {"eager_ms": float, "compile_ms": float | None}. ``compile``: whether to time torch.compile
+        too (default: the config's ``measure_compile``); ``compile_baseline`` does it apart."""
         problem = _as_problem(problem)
         self.footprint(problem)
-        key = f"{problem.path}:{problem.digest}"
+        compile = self.config.measure_compile if compile is None else compile
+        key = f"{problem.path}:{problem.digest}:{compile}"
         if key in self._baselines:
             return self._baselines[key]
         worker = self._workers.acquire()
         try:
             worker.settle_standby()
             reply = worker.request(m.Baselines(str(Path(problem.path).resolve()), self.config.seeds[0], BASELINE_SEED,
-                                               self.config.warmup, self.config.trials, self.config.measure_compile),
+                                               self.config.warmup, self.config.trials, compile),
                                    m.Measured, self.config.timeout_s * 3, "measuring baselines")
         except WorkerFault as fault:
             raise HarnessError(f"problem {problem.name}: the reference failed in a worker ({fault}); check that it runs on {self.device}") from None
@@ -173,6 +180,95 @@ class WorkerPool:
         result = {"eager_ms": reply.eager_ms, "compile_ms": reply.compile_ms}
         self._baselines[key] = result
         return result
+
+    def fits_beside(self, problem) -> bool:
+        """Whether one more process holding the problem (torch.compile's baseline) fits on the
+        device beside the conductor and the workers, by the same multiple ``footprint`` checks."""
+        problem = _as_problem(problem)
+        try:
+            memory.refuse_if_too_big(problem, self.device, self.footprint(problem),
+                                     memory.free_bytes(self.device), self._workers.count + 1)
+        except memory.ProblemTooLarge:
+            return False
+        return True
+
+    def compile_baseline(self, problem) -> "CompileBaseline":
+        """Start torch.compile's cold compile of the reference now, in a process of its own (it
+        is CPU work that need not wait for the device); time it later with ``CompileBaseline.time``."""
+        problem = _as_problem(problem)
+        self.footprint(problem)
+        job = CompileBaseline(problem, self.device, self.config, self._workers.root)
+        with self._lock:
+            self._compiles.append(job)
+        return job
+
+
+class CompileBaseline:
+    """torch.compile's baseline in a worker of its own: ``start`` compiles (the cold codegen) while
+    the search goes on; ``time`` measures the compiled model once the device is quiet. Neither
+    raises: a failure or a kill leaves ``error`` set and the time None."""
+
+    def __init__(self, problem: Problem, device: str, config: HarnessConfig, root: Path) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+        self.problem, self.config = problem, config
+        self.error: str | None = None
+        self.compile_s: float | None = None
+        self._worker = Worker(device, config, root, f"compile-{id(self):x}")
+        self._worker.start_device()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="akg-compile")
+        self._compiled = self._thread.submit(self._compile)
+
+    def _compile(self) -> bool:
+        message = m.CompileBaseline(str(Path(self.problem.path).resolve()), self.config.seeds[0], BASELINE_SEED)
+        try:
+            reply = self._worker.request(message, m.Compiled, self.config.timeout_s * 3, "compiling torch.compile's baseline")
+        except WorkerFault as fault:
+            self.error = str(fault)
+            return False
+        if isinstance(reply, m.Failure):
+            self.error = reply.error or "torch.compile failed"
+            return False
+        self.compile_s = reply.compile_s
+        return True
+
+    def done(self) -> bool:
+        return self._compiled.done()
+
+    def time(self, wait_s: float | None = None) -> float | None:
+        """The compiled model's median time (ms); waits at most ``wait_s`` for the compile, and
+        None (``error`` says why) when it has not finished by then or failed."""
+        from concurrent.futures import TimeoutError as FutureTimeout
+        try:
+            compiled = self._compiled.result(timeout=wait_s)
+        except FutureTimeout:
+            self.error = "its compile had not finished"
+            return None
+        if not compiled:
+            return None
+        try:
+            reply = self._worker.request(m.TimeCompiled(self.config.warmup, self.config.trials), m.Compiled,
+                                         self.config.timeout_s, "timing torch.compile's baseline")
+        except WorkerFault as fault:
+            self.error = str(fault)
+            return None
+        if isinstance(reply, m.Failure) or reply.compile_ms is None:
+            self.error = getattr(reply, "error", None) or "the compiled model returned no time"
+            return None
+        return reply.compile_ms
+
+    def kill(self) -> None:
+        """Stop the process now (a time limit): a request in flight ends as a worker fault. The
+        pipes stay open for the thread reading them; ``close`` cleans up."""
+        if self._worker.process is not None:
+            try:
+                os.killpg(self._worker.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def close(self) -> None:
+        self.kill()
+        self._thread.shutdown(wait=True)   # the reading thread ends with the process
+        self._worker.discard()
 
 
 def evaluate(problem: Problem | str | Path, candidate: Candidate | str, target: Any = "cpu", policy: str = "strict",

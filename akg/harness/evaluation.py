@@ -9,6 +9,7 @@ an elementwise mask, with every check that does not compare values unchanged."""
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -72,6 +73,7 @@ class Run:
     timing_meaningful: bool = True
     fault: bool = False
     random_mode: str | None = None      # "seeded" | "statistical" for a reference that draws
+    cases_run: int = 0                  # correctness cases the candidate ran (a screen runs one)
     peak_worker_bytes: int = 0
     suspect: str | None = None
 
@@ -101,19 +103,38 @@ def judge(worker: Worker, reference: Reference, source: str, candidate_id: str, 
           footprint_bytes: int | None = None) -> Verdict:
     """The verdict on one candidate in ``worker`` (which is replaced afterwards, whatever it says)."""
     run = Run(candidate_id)
+    clock = _StageClock()
     try:
-        if _load(worker, reference, source, candidate_id, policy, config, run):
+        if clock.timed("load_s", _load, worker, reference, source, candidate_id, policy, config, run):
             run.stage = "correctness"
-            if _correctness(worker, reference, policy, config, run) and config.time:
+            if clock.timed("correctness_s", _correctness, worker, reference, policy, config, run) and config.time:
                 run.stage = "timing"
-                _timing(worker, reference, config, floor_ms, compile_ms, run)
+                clock.timed("timing_s", _timing, worker, reference, config, floor_ms, compile_ms, run)
                 if run.book.ok:
                     run.stage = "done"
     except WorkerFault as fault:
         run.fault = True
         run.fail("time_limit" if fault.kind == "timeout" else "worker_alive", str(fault))
     correct = run.compiled and run.book.ok
-    return run.verdict(correct, run.memory_profile(reference, footprint_bytes))
+    return run.verdict(correct, run.memory_profile(reference, footprint_bytes) + clock.profile()
+                       + (("cases_run", run.cases_run),))
+
+
+class _StageClock:
+    """Seconds each stage of a judgement took (the verdict's profile: where judging time goes)."""
+
+    def __init__(self) -> None:
+        self._seconds: list[tuple[str, float]] = []
+
+    def timed(self, name: str, stage, *args):
+        began = time.monotonic()
+        try:
+            return stage(*args)
+        finally:
+            self._seconds.append((name, round(time.monotonic() - began, 4)))
+
+    def profile(self) -> tuple:
+        return tuple(self._seconds)
 
 
 def _load(worker, reference, source, candidate_id, policy, config, run: Run) -> bool:
@@ -140,6 +161,7 @@ def _correctness(worker, reference: Reference, policy: str, config: HarnessConfi
     previous: tuple[ExpectedCase, list] | None = None
     for seed, distribution in config.cases():
         case_name = f"seed {seed} {distribution}"
+        run.cases_run += 1
         expected = reference.case(seed, distribution)
         buffers = _output_buffers(reference, expected, passes=2)
         reply = worker.request(m.RunCase(seed, distribution, reference.shared_inputs(seed, distribution),

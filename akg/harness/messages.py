@@ -196,7 +196,26 @@ class Baselines(Message):
     compile: bool = _wire(_bool)
 
 
-REQUESTS = {m.OP: m for m in (Start, Exit, Share, Load, RunCase, Sample, Time, Baselines)}
+@dataclass(frozen=True)
+class CompileBaseline(Message):
+    """Compile the reference with torch.compile and run it once (the cold codegen, CPU work); the
+    worker keeps the compiled model and its inputs for ``TimeCompiled``."""
+    OP: ClassVar[str] = "compile_baseline"
+    problem_path: str = _wire(_str)
+    param_seed: int = _wire(_int)
+    seed: int = _wire(_int)
+
+
+@dataclass(frozen=True)
+class TimeCompiled(Message):
+    """Time the model ``CompileBaseline`` compiled (sent when the device is otherwise quiet)."""
+    OP: ClassVar[str] = "time_compiled"
+    warmup: int = _wire(_int)
+    trials: int = _wire(_int)
+
+
+REQUESTS = {m.OP: m for m in (Start, Exit, Share, Load, RunCase, Sample, Time, Baselines, CompileBaseline,
+                              TimeCompiled)}
 
 
 def request_from_wire(d: dict) -> Message:
@@ -307,6 +326,15 @@ class Measured(Message):
     """The reference's own times (baselines)."""
     OP: ClassVar[str] = "measured"
     eager_ms: float = _wire(_float)
+    compile_ms: float | None = _wire(_optional(_float), None)
+
+
+@dataclass(frozen=True)
+class Compiled(Message):
+    """The torch.compile baseline: ``compile_s`` the first call took (codegen included), or
+    ``compile_ms`` the compiled model's median time once timed."""
+    OP: ClassVar[str] = "compiled"
+    compile_s: float = _wire(_float)
     compile_ms: float | None = _wire(_optional(_float), None)
 
 

@@ -56,6 +56,7 @@ class WorkerState:
         self.backend = plugins.get_backend(device.split(":")[0])
         self.problems: dict[str, Problem] = {}
         self.loaded: LoadedCandidate | None = None
+        self.compiled_baseline: tuple | None = None    # (compiled model, inputs) for time_compiled
         self._warm_thread_pool()
 
     def _warm_thread_pool(self) -> None:
@@ -76,6 +77,10 @@ class WorkerState:
                 return self._require_loaded().time(message)
             if isinstance(message, m.Baselines):
                 return self.baselines(message)
+            if isinstance(message, m.CompileBaseline):
+                return self.compile_baseline(message)
+            if isinstance(message, m.TimeCompiled):
+                return self.time_compiled(message)
             return m.Failure(f"unknown request {message.OP!r}")
         except BaseException as e:  # the candidate may raise anything, SystemExit included
             return m.Failure(one_line(e), traceback.format_exc()[-2000:])
@@ -130,6 +135,25 @@ class WorkerState:
             compiled = torch.compile(model)
             compiled_ms = _median_time(self.backend, compiled, inputs, message.warmup, message.trials)
         return m.Measured(eager, compiled_ms)
+
+    def compile_baseline(self, message: m.CompileBaseline) -> m.Compiled:
+        """The cold torch.compile (codegen, mostly CPU work) and one call, kept for ``time_compiled``."""
+        problem = self.problem(message.problem_path)
+        model = problem.build_model(message.param_seed).to(self.device)
+        inputs = make_inputs(problem, message.seed, "problem", self.device)
+        compiled = torch.compile(model)
+        began = _perf_counter()
+        with torch.no_grad():
+            compiled(*clone_args(inputs))
+        _synchronize_all()
+        self.compiled_baseline = (compiled, inputs)
+        return m.Compiled(_perf_counter() - began)
+
+    def time_compiled(self, message: m.TimeCompiled) -> m.Compiled:
+        if self.compiled_baseline is None:
+            raise RuntimeError("no compiled baseline: send compile_baseline first")
+        compiled, inputs = self.compiled_baseline
+        return m.Compiled(0.0, _median_time(self.backend, compiled, inputs, message.warmup, message.trials))
 
 
 def _build_candidate(module, problem: Problem, seed: int, reference: torch.nn.Module, device: str):

@@ -54,8 +54,9 @@ class ExprRenderer:
     """Turns one expression tree into TileLang source text; ``leaf`` names Load/StageRef/RIndex/Acc
     (already in the leaf's own dtype)."""
 
-    def __init__(self, leaf: LeafNamer):
+    def __init__(self, leaf: LeafNamer, portable: bool = False):
         self.leaf = leaf
+        self.portable = portable   # spell only what TileLang's C target lowers (the CPU)
 
     def render(self, e: Expr) -> str:
         if isinstance(e, (Load, StageRef, RIndex, Acc)):
@@ -128,7 +129,9 @@ class ExprRenderer:
         if op == "neg":
             return f"(-{a})"
         if op == "abs":
-            return f"T.abs({a})"
+            # T.abs of a float lowers to fabs, which TileLang's C target leaves unresolved.
+            zero = literal(0, d)
+            return f"T.if_then_else({a} < {zero}, -{a}, {a})" if self.portable else f"T.abs({a})"
         if op == "reciprocal":
             return f"({literal(1, d)} / {a})"
         if op == "expm1":
@@ -138,6 +141,9 @@ class ExprRenderer:
         if op == "isnan":
             return f"T.isnan({a})"
         if op == "isinf":
+            if self.portable:   # T.isinf lowers through fabs too
+                inf = f"T.infinity({tl_dtype(args[0].dtype)})"
+                return f"(({a} == {inf}) or ({a} == -{inf}))"
             return f"T.isinf({a})"
         if op == "not":
             return f"({self.as_dtype(args[0], 'bool')} == False)"

@@ -29,10 +29,11 @@ class Spelling:
     fragment: str        # a tile shared by the program's threads
     shared: str          # a staging tile for T.copy / T.gemm
     loop: str            # the parallel loop over a tile
+    portable: bool       # expressions only in intrinsics TileLang's C target lowers
 
 
-GPU = Spelling("cuda", "T.alloc_fragment", "T.alloc_shared", "T.Parallel")
-CPU = Spelling("c", "T.alloc_local", "T.alloc_local", "T.grid")
+GPU = Spelling("cuda", "T.alloc_fragment", "T.alloc_shared", "T.Parallel", False)
+CPU = Spelling("c", "T.alloc_local", "T.alloc_local", "T.grid", True)
 
 
 def spelling(device: str) -> Spelling:
@@ -70,9 +71,20 @@ def decompose(index: str, sizes: tuple[int, ...], names: list[str]) -> list[str]
     return list(reversed(lines))
 
 
+def storage(dtype: str) -> str:
+    """The buffer dtype of a tensor: bool tensors travel as uint8 (TileLang's C target declares
+    bool buffers as int8_t in kernels and bool in their wrappers, which does not build)."""
+    return "uint8" if dtype == "bool" else dtype
+
+
+def element(text: str, dtype: str) -> str:
+    """A buffer element read as the tensor's dtype."""
+    return f"({text} != T.cast(0, 'uint8'))" if dtype == "bool" else text
+
+
 def buffer_params(kernel, names: list[str]) -> list[str]:
     tensors = [op.type for op in kernel.operands] + [o.type for o in kernel.outputs]
-    return [f"{name}: T.Tensor(({span(t)},), {tl_dtype(t.dtype)})" for name, t in zip(names, tensors)]
+    return [f"{name}: T.Tensor(({span(t)},), {tl_dtype(storage(t.dtype))})" for name, t in zip(names, tensors)]
 
 
 def io_names(kernel) -> list[str]:
@@ -86,7 +98,8 @@ def wide(kernel) -> bool:
 
 
 def store_value(render: ExprRenderer, out: Output) -> str:
-    return render.as_dtype(out.expr, out.type.dtype)
+    value = render.as_dtype(out.expr, out.type.dtype)
+    return f"T.cast({value}, 'uint8')" if out.type.dtype == "bool" else value
 
 
 # -- pointwise ----------------------------------------------------------------------------------
@@ -101,10 +114,10 @@ def pointwise_context(name: str, kernel: PointwiseKernel, s: PointwiseSchedule, 
 
     def leaf(e: Expr) -> str:
         if isinstance(e, Load):
-            return f"x{e.operand}[{offset[e.operand]}]"
+            return element(f"x{e.operand}[{offset[e.operand]}]", kernel.operands[e.operand].type.dtype)
         raise RenderError(f"{type(e).__name__} cannot appear in a pointwise kernel")
 
-    render = ExprRenderer(leaf)
+    render = ExprRenderer(leaf, sp.portable)
     stores = [f"y{j}[{offset[n_ops + j]}] = {store_value(render, o)}" for j, o in enumerate(kernel.outputs)]
     numel = math.prod(kernel.domain)
     return dict(name=name, sp=sp, params=buffer_params(kernel, io_names(kernel)), numel=numel,
@@ -170,12 +183,13 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
                     raise RenderError("a reduction reading its own output")
                 if not along and g.strides[e.operand][g.keep] != 0:
                     raise RenderError(f"a reduced output reads operand {e.operand} along the reduced dim")
+                dtype = kernel.operands[e.operand].type.dtype
                 if along and e.operand in preload:
-                    return f"v{e.operand}[i, j]"
-                return f"x{e.operand}[{offset(e.operand, along)}]"
+                    return element(f"v{e.operand}[i, j]", dtype)
+                return element(f"x{e.operand}[{offset(e.operand, along)}]", dtype)
             if isinstance(e, StageRef):
-                if e.part != "value":
-                    raise RenderError("argmax/argmin indices have no TileLang template")
+                if e.part != "value":   # argmax/argmin: the first index of the extreme
+                    return f"T.cast(s{e.stage}_i[i], {tl_dtype(e.dtype)})"
                 text = f"s{e.stage}[i]"
                 return text if acc[e.stage] == e.dtype else f"T.cast({text}, {tl_dtype(e.dtype)})"
             if isinstance(e, RIndex):
@@ -183,25 +197,38 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
             raise RenderError(f"{type(e).__name__} cannot appear in a reduction kernel")
         return leaf
 
-    along, at_row = ExprRenderer(leaf_for(True)), ExprRenderer(leaf_for(False))
-    stages = [dict(index=k, op=st.op, acc=tl_dtype(acc[k]), identity=identity(st.op, acc[k]),
-                   value=along.as_dtype(st.expr, acc[k])) for k, st in enumerate(kernel.stages)]
+    along, at_row = ExprRenderer(leaf_for(True), sp.portable), ExprRenderer(leaf_for(False), sp.portable)
+    # argmax/argmin run as two passes: the extreme (max/min), then the first index holding it.
+    reduce_op = {"argmax": "max", "argmin": "min"}
+    stages = [dict(index=k, op=reduce_op.get(st.op, st.op), acc=tl_dtype(acc[k]),
+                   identity=identity(reduce_op.get(st.op, st.op), acc[k]), value=along.as_dtype(st.expr, acc[k]),
+                   argument=st.op in reduce_op) for k, st in enumerate(kernel.stages)]
     reduced = [f"y{j}[{offset(n_ops + j, False)}] = {store_value(at_row, o)}"
                for j, o in enumerate(kernel.outputs) if o.reduced]
     full = [f"y{j}[{offset(n_ops + j, True)}] = {store_value(along, o)}"
             for j, o in enumerate(kernel.outputs) if not o.reduced]
-    tiles = [dict(name=f"v{i}", dtype=tl_dtype(kernel.operands[i].type.dtype),
-                  load=f"x{i}[{offset(i, True)}]", zero=literal(0, kernel.operands[i].type.dtype)) for i in preload]
+    tiles = [dict(name=f"v{i}", dtype=tl_dtype(storage(kernel.operands[i].type.dtype)),
+                  load=f"x{i}[{offset(i, True)}]", zero=literal(0, storage(kernel.operands[i].type.dtype))) for i in preload]
     workspaces = [dict(name=f"w{k}", dtype=acc[k], size=rows * split) for k in range(len(kernel.stages))] if split > 1 else []
     params = buffer_params(kernel, io_names(kernel)) + [f"{w['name']}: T.Tensor(({w['size']},), {tl_dtype(w['dtype'])})"
                                                          for w in workspaces]
     combine_width = max(next_pow2(split), 32)
+    # Bounds checks only where tiles overhang: unmasked tiles load in vectors on the GPU.
+    mask = " and ".join(([f"row < {rows}"] if rows % s.rows else []) +
+                        ([f"r < {size}"] if split * chunks * s.rblock != size else []))
     return dict(name=name, sp=sp, params=params, rows=rows, size=size, split=split, workspaces=workspaces,
-                r_base=f"sp * {span_len} + " if split > 1 else "", combine_width=combine_width,
-                combine_threads=min(128, s.rows * combine_width),
+                r_step=_r_step(split, span_len, s.rblock, wide(kernel)), combine_width=combine_width,
+                combine_threads=min(128, s.rows * combine_width), mask=mask,
                 rows_per=s.rows, rblock=s.rblock, chunks=chunks, threads=s.threads, tiles=tiles,
                 wide=wide(kernel), coords=decompose("row", tuple(g.sizes[d] for d in row_dims), coords),
                 stages=stages, reduced=reduced, full=full)
+
+
+def _r_step(split: int, span_len: int, rblock: int, wide_index: bool) -> str:
+    """Where lane j of step ch sits along the row (in int64 where the row passes int32)."""
+    cast = (lambda v: f"T.cast({v}, 'int64')") if wide_index else (lambda v: v)
+    base = f"{cast('sp')} * {span_len} + " if split > 1 else ""
+    return f"{base}{cast('ch')} * {rblock} + j"
 
 
 # -- matmul with a fused epilogue ---------------------------------------------------------------
@@ -239,10 +266,10 @@ def matmul_context(name: str, kernel: MatmulKernel, s: MatmulSchedule, device: s
         if isinstance(e, Acc):
             return "acc[i, j]" if e.dtype == "float32" else f"T.cast(acc[i, j], {tl_dtype(e.dtype)})"
         if isinstance(e, Load):
-            return f"x{e.operand}[{offset[e.operand]}]"
+            return element(f"x{e.operand}[{offset[e.operand]}]", kernel.operands[e.operand].type.dtype)
         raise RenderError(f"{type(e).__name__} cannot appear in a matmul epilogue")
 
-    render = ExprRenderer(leaf)
+    render = ExprRenderer(leaf, sp.portable)
     stores = [f"y{j}[{offset[n_ops + j]}] = {store_value(render, o)}" for j, o in enumerate(kernel.outputs)]
 
     def tile(inp: MatmulInput, tensor: str, row0: str, col0: str) -> str:
@@ -253,8 +280,8 @@ def matmul_context(name: str, kernel: MatmulKernel, s: MatmulSchedule, device: s
         return (cols, rows) if inp.transposed else (rows, cols)
 
     dtype = tl_dtype(kernel.a.type.dtype)
-    epilogue_params = [f"x{i}: T.Tensor(({span(op.type)},), {tl_dtype(op.type.dtype)})" for i, op in enumerate(kernel.operands)]
-    output_params = [f"y{j}: T.Tensor(({span(o.type)},), {tl_dtype(o.type.dtype)})" for j, o in enumerate(kernel.outputs)]
+    epilogue_params = [f"x{i}: T.Tensor(({span(op.type)},), {tl_dtype(storage(op.type.dtype))})" for i, op in enumerate(kernel.operands)]
+    output_params = [f"y{j}: T.Tensor(({span(o.type)},), {tl_dtype(storage(o.type.dtype))})" for j, o in enumerate(kernel.outputs)]
     return dict(
         name=name, sp=sp, M=kernel.m, N=kernel.n, K=kernel.k, batch=kernel.batch,
         params=[f"a: T.Tensor({a.shape}, {dtype})", f"b: T.Tensor({b.shape}, {dtype})"] + epilogue_params + output_params,
@@ -262,4 +289,5 @@ def matmul_context(name: str, kernel: MatmulKernel, s: MatmulSchedule, device: s
         a_smem=smem(a, s.bm, s.bk), b_smem=smem(b, s.bk, s.bn), trans_a=a.transposed, trans_b=b.transposed,
         dtype=dtype, BM=s.bm, BN=s.bn, BK=s.bk, threads=s.threads, stages=s.stages,
         ragged=kernel.m % s.bm != 0 or kernel.n % s.bn != 0, stores=stores, a_view=a, b_view=b,
+        by="T.cast(by, 'int64')" if wide(kernel) else "by", bx="T.cast(bx, 'int64')" if wide(kernel) else "bx",
     )

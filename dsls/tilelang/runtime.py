@@ -38,8 +38,9 @@ def akg_conform(t, strides):
 
 
 def akg_flat(t, strides, span):
-    """The flat buffer a program indexes: ``span`` elements from ``t``'s first one."""
-    return akg_conform(t, strides).as_strided((span,), (1,))
+    """The flat buffer a program indexes: ``span`` elements from ``t``'s first one (bool as uint8)."""
+    t = akg_conform(t, strides)
+    return (t.view(torch.uint8) if t.dtype == torch.bool else t).as_strided((span,), (1,))
 
 
 def akg_tile(t, shape, strides):
