@@ -361,8 +361,13 @@ class Search:
         now: the eager one is timed in a worker while this process traces the problem."""
         if self.run_id is None:
             self.run_id = self._open_run()
-        if self._beside_timing() and self._baselines_job is None:
-            self._baselines_job = self._judges.submit(self._baselines, self.notes)
+        if not self._beside_timing() or self._baselines_job is not None:
+            return
+        known = self.store.baselines(*self._baselines_key())   # the store is this thread's
+        if self._compile_apart() and (known is None or known["compile_ms"] is None):
+            self._compile = self.pool.compile_baseline(self.problem)
+        if known is None:
+            self._baselines_job = self._judges.submit(self._measure_eager, self._compile_apart())
 
     def run(self, plans: list[KernelPlan], floor_ms: float | None) -> SearchResult:
         self.floor_ms = floor_ms
@@ -373,8 +378,7 @@ class Search:
             options = designer.renderable_plans(plans, self.dsl, self.hardware)
             if self.options.mode != "llm" and self._beside_timing():
                 self._build_early([po.plan for po in options])   # compilers start while the baselines run
-            job, self._baselines_job = self._baselines_job, None
-            baselines = self.baselines = job.result() if job is not None else self._baselines(notes)
+            baselines = self.baselines = self._baselines(notes)
             self.eager_ms = baselines.get("eager_ms")
             reference = self.reference = self._reference(baselines)
             if self.seeder is not None:   # they join the population the templates and the LLM build on
@@ -441,11 +445,9 @@ class Search:
         if known is not None and (known["compile_ms"] is not None or not want_compile):
             self.progress("eager and torch.compile baselines from the store", None)
             return known
-        # torch.compile's cold compile is long CPU work: a pool that can, compiles it in a process
-        # of its own beside the search and times it at the end (``_finish_compile``).
-        apart = want_compile and hasattr(self.pool, "compile_baseline")
+        apart = self._compile_apart()
         self._compile_wanted = apart
-        if apart and self._beside_timing():
+        if apart and self._beside_timing() and self._compile is None:
             self._compile = self.pool.compile_baseline(self.problem)
         if known is not None and apart:
             self.progress("eager baseline from the store; torch.compile's is measured beside the search", None)
@@ -453,10 +455,9 @@ class Search:
         self.progress("measuring the eager baseline" + (
             " and torch.compile's" if not apart else "; torch.compile's compiles beside the search"
             if self._compile is not None else "; torch.compile's after the search"), None)
+        job, self._baselines_job = self._baselines_job, None   # started by ``begin``, beside the tracing
         try:
-            with self.phases.span("eager_baseline"):
-                measured = dict(self.pool.baselines(self.problem, compile=False) if apart
-                                else self.pool.baselines(self.problem))
+            measured = dict(job.result() if job is not None else self._measure_eager(apart))
         except HarnessError:
             if self.deadline is None or not self.deadline.expired():
                 raise
@@ -466,6 +467,17 @@ class Search:
             return {"eager_ms": None, "compile_ms": None}
         self.store.add_baselines(key[0], key[1], key[2], measured["eager_ms"], measured.get("compile_ms"), key[3])
         return measured
+
+    def _compile_apart(self) -> bool:
+        # torch.compile's cold compile is long CPU work: a pool that can, compiles it in a process
+        # of its own beside the search and times it at the end (``_finish_compile``).
+        return self.pool.config.measure_compile and hasattr(self.pool, "compile_baseline")
+
+    def _measure_eager(self, apart: bool) -> dict:
+        """The eager baseline (and torch.compile's, where it is not measured apart); no store
+        access, so that it may run in another thread."""
+        with self.phases.span("eager_baseline"):
+            return self.pool.baselines(self.problem, compile=False) if apart else self.pool.baselines(self.problem)
 
     def _finish_compile(self, baselines: dict, notes: list[str]) -> None:
         """Time torch.compile's baseline now that the search is over (the device is quiet); its

@@ -345,3 +345,15 @@ def test_llm_mode_starts_from_the_seed(built, tmp_path, capsys, monkeypatch):
     assert len(seeded) == 1 and seeded[0]["correct"]
     assert len(server.requests) == 1
     assert f"{seeded[0]['id']} (inductor: torch.compile's own code" in server.prompt(0)
+
+
+def test_a_bench_row_carries_the_seed_time_when_it_passed():
+    from akg.bench import _row
+    best = {"correct": True, "origin": "inductor", "description": "", "time_ms": 2.0, "speedup_vs_eager": 1.5,
+            "speedup_vs_compile": 1.0, "roofline_fraction": None, "eager_ms": 3.0, "compile_ms": 2.0}
+    report = {"problem": "p", "best": best, "baselines": {"eager_ms": 3.0, "compile_ms": 2.0}, "analysis": {},
+              "notes": [], "candidates": [{"origin": "reference", "correct": True, "time_ms": 3.0},
+                                          {"origin": "inductor", "correct": True, "time_ms": 2.0}]}
+    assert _row(report)["inductor_seed_ms"] == 2.0 and _row(report)["origin"] == "inductor"
+    report["candidates"][1]["correct"] = False
+    assert _row(report)["inductor_seed_ms"] is None

@@ -55,3 +55,31 @@ def test_a_killed_compile_baseline_reports_why_and_no_time():
         assert job.time(wait_s=0) is None and "had not finished" in job.error
         pool.cancel()   # the time limit: the compile's process goes too
         assert job.time(wait_s=60) is None and job.error
+
+
+@pytest.mark.slow
+def test_work_beside_the_measurements_as_on_an_accelerator(tmp_path, monkeypatch):
+    """The accelerator's order of work, run on the CPU: the eager baseline in another thread while
+    the problem is traced, torch.compile compiled beside the search, candidates built early; the
+    report has every baseline, its phases, and a fully verified result."""
+    from akg.harness import HarnessConfig
+    from akg.pipeline import optimize_problem, resolve_target
+    from akg.search import Search, SearchOptions
+    from akg.store import Store
+    monkeypatch.setattr(Search, "_beside_timing", lambda self: True)
+    events = []
+    target = resolve_target("cpp", "cpu")
+    config = HarnessConfig(warmup=1, trials=5, timeout_s=300.0)
+    with Store(tmp_path / "s.db") as store:
+        report = optimize_problem(load_problem(SCALE_ADD), target, tmp_path / "out", store,
+                                  SearchOptions(budget=2), config, lambda message, scored: events.append(message))
+        again = optimize_problem(load_problem(SCALE_ADD), target, None, store, SearchOptions(budget=1), config)
+    assert report["baselines"]["eager_ms"] > 0 and report["baselines"]["compile_ms"] > 0, report["notes"]
+    phases = report["phases"]
+    for name in ("startup", "trace", "eager_baseline", "compile_baseline_compile", "compile_baseline_timing", "judging"):
+        assert name in phases, phases
+    assert any(m.startswith("measuring the eager baseline; torch.compile's compiles beside") for m in events), events
+    judged = [c for c in report["candidates"] if c["origin"] != "reference"]
+    assert judged and report["best"]["correct"]
+    # the second run measures no baseline: both come from the store
+    assert again["baselines"] == {**report["baselines"]} and "eager_baseline" not in again["phases"]

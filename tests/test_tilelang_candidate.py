@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # matmuls with epilogues and a batched matmul feeding a softmax.
 SLOW = pytest.mark.slow
 EXAMPLES = [pytest.param("05_activation_chain", marks=SLOW), pytest.param("09_rms_norm", marks=SLOW), "16_logsumexp",
-            "20_cross_entropy", pytest.param("21_smooth_l1_loss", marks=SLOW), "25_linear_bias_gelu", "30_bmm_softmax"]
+            "20_cross_entropy", pytest.param("21_smooth_l1_loss", marks=SLOW), "25_linear_bias_gelu", "30_bmm_softmax",
+            pytest.param("14_argmax_last_dim", marks=SLOW), pytest.param("15_argmin_middle_dim", marks=SLOW)]
 
 
 def _first_plan(name: str, hardware):

@@ -180,6 +180,21 @@ def _row_max_min(s, device):
     return kernel, [x], [x.amax(1), x.amax(1) - x.amin(1)]
 
 
+def _argmax_last(s, device):
+    """argmax along the last dim, with ties: the first index of the maximum, as torch."""
+    x = torch.randint(0, 5, s, device=device).float()
+    kernel = ReductionKernel(s, 1, (dense("x", x),), (Stage("argmax", Load(0, "float32")),),
+                             (out("i", StageRef(0, "int64", "index"), (s[0],), "int64", reduced_strides(s, 1), True),))
+    return kernel, [x], [x.argmax(1)]
+
+
+def _argmin_middle(s, device):
+    x = torch.randn(*s, device=device).to(torch.float16)
+    kernel = ReductionKernel(s, 1, (dense("x", x),), (Stage("argmin", Load(0, "float16")),),
+                             (out("i", StageRef(0, "int64", "index"), (s[0], s[2]), "int64", reduced_strides(s, 1), True),))
+    return kernel, [x], [x.argmin(1)]
+
+
 def _mse_all(s, device):
     (n,) = s
     a, b = torch.randn(n, device=device), torch.randn(n, device=device)
@@ -234,6 +249,8 @@ CASES = [
     Case("mean_middle", "reduction", _mean_middle, (3, 17, 10), (64, 4096, 256)),
     Case("row_max_min", "reduction", _row_max_min, (9, 40), (8192, 8192)),
     Case("mse_all", "reduction", _mse_all, (3000,), (1 << 26,)),
+    Case("argmax_ties", "reduction", _argmax_last, (7, 300), (8192, 8192)),
+    Case("argmin_middle_fp16", "reduction", _argmin_middle, (3, 50, 9), (64, 4096, 256), "float16"),
     Case("linear_bias_gelu", "matmul_epilogue", _linear_bias_gelu("float32"), (33, 40, 48), (4096, 4096, 4096)),
     Case("linear_bias_gelu_fp16", "matmul_epilogue", _linear_bias_gelu("float16"), (33, 40, 48), (4096, 4096, 4096), "float16"),
     Case("bmm_residual_bf16", "matmul_epilogue", _bmm_residual("bfloat16"), (3, 20, 24, 40), (16, 1024, 1024, 1024), "bfloat16"),

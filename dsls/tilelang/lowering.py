@@ -188,8 +188,8 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
                     return element(f"v{e.operand}[i, j]", dtype)
                 return element(f"x{e.operand}[{offset(e.operand, along)}]", dtype)
             if isinstance(e, StageRef):
-                if e.part != "value":
-                    raise RenderError("argmax/argmin indices have no TileLang template")
+                if e.part != "value":   # argmax/argmin: the first index of the extreme
+                    return f"T.cast(s{e.stage}_i[i], {tl_dtype(e.dtype)})"
                 text = f"s{e.stage}[i]"
                 return text if acc[e.stage] == e.dtype else f"T.cast({text}, {tl_dtype(e.dtype)})"
             if isinstance(e, RIndex):
@@ -198,8 +198,11 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
         return leaf
 
     along, at_row = ExprRenderer(leaf_for(True), sp.portable), ExprRenderer(leaf_for(False), sp.portable)
-    stages = [dict(index=k, op=st.op, acc=tl_dtype(acc[k]), identity=identity(st.op, acc[k]),
-                   value=along.as_dtype(st.expr, acc[k])) for k, st in enumerate(kernel.stages)]
+    # argmax/argmin run as two passes: the extreme (max/min), then the first index holding it.
+    reduce_op = {"argmax": "max", "argmin": "min"}
+    stages = [dict(index=k, op=reduce_op.get(st.op, st.op), acc=tl_dtype(acc[k]),
+                   identity=identity(reduce_op.get(st.op, st.op), acc[k]), value=along.as_dtype(st.expr, acc[k]),
+                   argument=st.op in reduce_op) for k, st in enumerate(kernel.stages)]
     reduced = [f"y{j}[{offset(n_ops + j, False)}] = {store_value(at_row, o)}"
                for j, o in enumerate(kernel.outputs) if o.reduced]
     full = [f"y{j}[{offset(n_ops + j, True)}] = {store_value(along, o)}"
@@ -210,12 +213,22 @@ def reduction_context(name: str, kernel: ReductionKernel, s: ReductionSchedule, 
     params = buffer_params(kernel, io_names(kernel)) + [f"{w['name']}: T.Tensor(({w['size']},), {tl_dtype(w['dtype'])})"
                                                          for w in workspaces]
     combine_width = max(next_pow2(split), 32)
+    # Bounds checks only where tiles overhang: unmasked tiles load in vectors on the GPU.
+    mask = " and ".join(([f"row < {rows}"] if rows % s.rows else []) +
+                        ([f"r < {size}"] if split * chunks * s.rblock != size else []))
     return dict(name=name, sp=sp, params=params, rows=rows, size=size, split=split, workspaces=workspaces,
-                r_base=f"sp * {span_len} + " if split > 1 else "", combine_width=combine_width,
-                combine_threads=min(128, s.rows * combine_width),
+                r_step=_r_step(split, span_len, s.rblock, wide(kernel)), combine_width=combine_width,
+                combine_threads=min(128, s.rows * combine_width), mask=mask,
                 rows_per=s.rows, rblock=s.rblock, chunks=chunks, threads=s.threads, tiles=tiles,
                 wide=wide(kernel), coords=decompose("row", tuple(g.sizes[d] for d in row_dims), coords),
                 stages=stages, reduced=reduced, full=full)
+
+
+def _r_step(split: int, span_len: int, rblock: int, wide_index: bool) -> str:
+    """Where lane j of step ch sits along the row (in int64 where the row passes int32)."""
+    cast = (lambda v: f"T.cast({v}, 'int64')") if wide_index else (lambda v: v)
+    base = f"{cast('sp')} * {span_len} + " if split > 1 else ""
+    return f"{base}{cast('ch')} * {rblock} + j"
 
 
 # -- matmul with a fused epilogue ---------------------------------------------------------------
@@ -276,4 +289,5 @@ def matmul_context(name: str, kernel: MatmulKernel, s: MatmulSchedule, device: s
         a_smem=smem(a, s.bm, s.bk), b_smem=smem(b, s.bk, s.bn), trans_a=a.transposed, trans_b=b.transposed,
         dtype=dtype, BM=s.bm, BN=s.bn, BK=s.bk, threads=s.threads, stages=s.stages,
         ragged=kernel.m % s.bm != 0 or kernel.n % s.bn != 0, stores=stores, a_view=a, b_view=b,
+        by="T.cast(by, 'int64')" if wide(kernel) else "by", bx="T.cast(bx, 'int64')" if wide(kernel) else "bx",
     )

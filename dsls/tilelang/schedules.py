@@ -15,7 +15,7 @@ from akg.targets import HardwareSpec
 
 MAX_SCHEDULES = 8
 _THREADS = (32, 64, 128, 256, 512, 1024)
-REDUCE_OPS = ("sum", "max", "min")          # the stages T.reduce_* computes
+REDUCE_OPS = ("sum", "max", "min", "argmax", "argmin")   # the stages the reduction template computes
 FALLBACK_SMEM = 99 * 1024                   # a block's shared memory where a descriptor lacks it
 PERSISTENT = 16384                          # tile elements a program keeps in registers
 MAX_SPLIT = 1024                            # programs per row of a split reduction
@@ -155,6 +155,8 @@ def split_obstacle(kernel: ReductionKernel) -> str | None:
     if any(not o.reduced for o in kernel.outputs):
         return "an output over the full row needs each finished row, not partials"
     for i, st in enumerate(kernel.stages):
+        if st.op in ("argmax", "argmin"):
+            return f"stage {i} ({st.op}) needs the row's extreme before its index"
         if any(isinstance(e, StageRef) for e in walk(st.expr)):
             return f"stage {i} ({st.op}) depends on an earlier stage's row result"
     return None

@@ -112,7 +112,7 @@ def test_optimize_with_the_inductor_seed_reports_its_origin(seeded, tmp_path):
     root, cache, problem, seed = seeded
     out = tmp_path / "out"
     done = subprocess.run([sys.executable, "-m", "akg.cli", "optimize", str(root / "gemm_gelu.py"), "--dsl", "triton",
-                           "--device", "cuda", "--budget", "4", "--seed", "inductor", "--out", str(out),
+                           "--device", "cuda", "--budget", "2", "--time-limit", "300", "--seed", "inductor", "--out", str(out),
                            "--store", str(tmp_path / "store.db")],
                           capture_output=True, text=True, timeout=900, env={**os.environ, **cache}, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
