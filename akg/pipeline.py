@@ -249,7 +249,9 @@ def _candidate_entry(s: Scored, baselines: dict) -> dict:
             "speedup_vs_eager": eager, "speedup_vs_compile": vs_compile,
             # the eager time measured beside this candidate: speedup_vs_eager = eager_ms / time_ms
             "eager_ms": dict(v.baselines).get("eager_ms") if v.accepted else None,
-            "roofline_fraction": v.roofline_fraction, "suspect": v.suspect, "reason": v.reason, "reused": s.reused}
+            "roofline_fraction": v.roofline_fraction, "suspect": v.suspect, "reason": v.reason, "reused": s.reused,
+            # correctness cases this verdict ran: one for a screened candidate, all for a fully verified one
+            "cases_run": dict(v.profile).get("cases_run")}
 
 
 def build_report(problem: Problem, target: Target, result: SearchResult, analysis: dict, store: Store) -> dict:
@@ -280,6 +282,7 @@ def build_report(problem: Problem, target: Target, result: SearchResult, analysi
                  "measurement": ("eager baseline" if best.candidate.origin == "reference"
                                  else "interleaved with eager; torch.compile timed apart"),
                  "spread": best.verdict.spread, "suspect": _suspect(best.verdict, result.floor_ms),
+                 "cases_run": dict(best.verdict.profile).get("cases_run"),
                  "roofline_fraction": (result.floor_ms / best_time) if result.floor_ms and best_time else None,
                  "timing_meaningful": result.timing_meaningful},
         "baselines": {"eager_ms": result.baselines.get("eager_ms"), "compile_ms": result.baselines.get("compile_ms"),

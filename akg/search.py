@@ -364,7 +364,7 @@ class Search:
         if not self._beside_timing() or self._baselines_job is not None:
             return
         known = self.store.baselines(*self._baselines_key())   # the store is this thread's
-        if self._compile_apart() and (known is None or known["compile_ms"] is None):
+        if self._compile_beside() and (known is None or known["compile_ms"] is None):
             self._compile = self.pool.compile_baseline(self.problem)
         if known is None:
             self._baselines_job = self._judges.submit(self._measure_eager, self._compile_apart())
@@ -447,7 +447,7 @@ class Search:
             return known
         apart = self._compile_apart()
         self._compile_wanted = apart
-        if apart and self._beside_timing() and self._compile is None:
+        if self._compile_beside() and self._compile is None:
             self._compile = self.pool.compile_baseline(self.problem)
         if known is not None and apart:
             self.progress("eager baseline from the store; torch.compile's is measured beside the search", None)
@@ -472,6 +472,13 @@ class Search:
         # torch.compile's cold compile is long CPU work: a pool that can, compiles it in a process
         # of its own beside the search and times it at the end (``_finish_compile``).
         return self.pool.config.measure_compile and hasattr(self.pool, "compile_baseline")
+
+    def _compile_beside(self) -> bool:
+        """Whether torch.compile's baseline compiles beside the search: where other work may go on
+        beside a measurement and one more process holding the problem fits on the device; else
+        it compiles after the search."""
+        fits = getattr(self.pool, "fits_beside", lambda problem: True)
+        return self._compile_apart() and self._beside_timing() and fits(self.problem)
 
     def _measure_eager(self, apart: bool) -> dict:
         """The eager baseline (and torch.compile's, where it is not measured apart); no store

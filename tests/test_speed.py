@@ -36,6 +36,21 @@ def test_compile_baseline_messages_round_trip():
     assert m.reply_from_wire(reply.to_wire(), m.Compiled) == reply
 
 
+def test_compile_beside_the_search_only_where_one_more_process_fits(monkeypatch):
+    from akg.harness import memory
+    config = HarnessConfig(seeds=(0,), distributions=("problem",), time=False, measure_compile=False)
+    footprint = 3 * 4096 * 4   # two inputs and one output
+    with WorkerPool("cpu", 1, config, standby=False) as pool:
+        assert pool.fits_beside(SCALE_ADD)   # no device limit on the CPU
+        # room for the conductor and one worker (7 x), not for one more process (10 x)
+        scratch = getattr(memory, "COMPARE_SCRATCH_BYTES", 0)   # the comparisons' own room
+        monkeypatch.setattr(memory, "free_bytes", lambda device: 8 * footprint + scratch)
+        assert pool.footprint(SCALE_ADD).total_bytes == footprint
+        assert not pool.fits_beside(SCALE_ADD)
+        monkeypatch.setattr(memory, "free_bytes", lambda device: 11 * footprint + scratch)
+        assert pool.fits_beside(SCALE_ADD)
+
+
 @pytest.mark.slow
 def test_compile_baseline_compiles_apart_and_is_timed_later():
     config = HarnessConfig(seeds=(0,), distributions=("problem",), warmup=1, trials=3, timeout_s=300.0)
@@ -81,5 +96,8 @@ def test_work_beside_the_measurements_as_on_an_accelerator(tmp_path, monkeypatch
     assert any(m.startswith("measuring the eager baseline; torch.compile's compiles beside") for m in events), events
     judged = [c for c in report["candidates"] if c["origin"] != "reference"]
     assert judged and report["best"]["correct"]
+    # a screen runs one correctness case, a full verification every one; the result is fully verified
+    assert {c["cases_run"] for c in judged} <= {None, 1, len(config.cases())}, judged
+    assert report["best"]["origin"] == "reference" or report["best"]["cases_run"] == len(config.cases())
     # the second run measures no baseline: both come from the store
     assert again["baselines"] == {**report["baselines"]} and "eager_baseline" not in again["phases"]

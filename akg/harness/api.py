@@ -181,6 +181,17 @@ class WorkerPool:
         self._baselines[key] = result
         return result
 
+    def fits_beside(self, problem) -> bool:
+        """Whether one more process holding the problem (torch.compile's baseline) fits on the
+        device beside the conductor and the workers, by the same multiple ``footprint`` checks."""
+        problem = _as_problem(problem)
+        try:
+            memory.refuse_if_too_big(problem, self.device, self.footprint(problem),
+                                     memory.free_bytes(self.device), self._workers.count + 1)
+        except memory.ProblemTooLarge:
+            return False
+        return True
+
     def compile_baseline(self, problem) -> "CompileBaseline":
         """Start torch.compile's cold compile of the reference now, in a process of its own (it
         is CPU work that need not wait for the device); time it later with ``CompileBaseline.time``."""

@@ -73,6 +73,7 @@ class Run:
     timing_meaningful: bool = True
     fault: bool = False
     random_mode: str | None = None      # "seeded" | "statistical" for a reference that draws
+    cases_run: int = 0                  # correctness cases the candidate ran (a screen runs one)
     peak_worker_bytes: int = 0
     suspect: str | None = None
 
@@ -115,7 +116,8 @@ def judge(worker: Worker, reference: Reference, source: str, candidate_id: str, 
         run.fault = True
         run.fail("time_limit" if fault.kind == "timeout" else "worker_alive", str(fault))
     correct = run.compiled and run.book.ok
-    return run.verdict(correct, run.memory_profile(reference, footprint_bytes) + clock.profile())
+    return run.verdict(correct, run.memory_profile(reference, footprint_bytes) + clock.profile()
+                       + (("cases_run", run.cases_run),))
 
 
 class _StageClock:
@@ -159,6 +161,7 @@ def _correctness(worker, reference: Reference, policy: str, config: HarnessConfi
     previous: tuple[ExpectedCase, list] | None = None
     for seed, distribution in config.cases():
         case_name = f"seed {seed} {distribution}"
+        run.cases_run += 1
         expected = reference.case(seed, distribution)
         buffers = _output_buffers(reference, expected, passes=2)
         reply = worker.request(m.RunCase(seed, distribution, reference.shared_inputs(seed, distribution),
