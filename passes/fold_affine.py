@@ -13,6 +13,7 @@ result (inf/NaN may then land elsewhere); a Python divisor of zero is not folded
 from __future__ import annotations
 
 import math
+import operator
 
 from akg import ir
 from akg.hoist import once_values
@@ -82,6 +83,9 @@ def _step(graph: ir.Graph, node: ir.Node, v: str, y: ir.TensorType, channel: int
     return node.op, other, first
 
 
+_PY_OPS = {"mul": operator.mul, "div": operator.truediv, "add": operator.add, "sub": operator.sub}
+
+
 class _Terms:
     """Per-channel A and B of ``y * A + B``: Python numbers or values of shape (C,) or (1,)."""
 
@@ -103,7 +107,7 @@ class _Terms:
     def op(self, op: str, p, q):
         refs = [x for x in (p, q) if isinstance(x, ir.ValueRef)]
         if not refs:
-            return {"mul": p * q, "div": p / q, "add": p + q, "sub": p - q}[op]
+            return _PY_OPS[op](p, q)
         if op in ("mul", "div") and not isinstance(p, ir.ValueRef) and p == 0.0:
             return 0.0   # the shift B starts at exactly 0; scaling it keeps it 0
         if op == "mul" and 1.0 in [x for x in (p, q) if not isinstance(x, ir.ValueRef)]:
@@ -133,6 +137,12 @@ class FoldAffinePass(RewritePass):
             if y.dtype not in ir.FLOAT_DTYPES:
                 continue
             c = graph.type_of(weight).shape[0]
+            region = self._region(graph, node, y, channel, c, stored, consumers)
+            if region is not None:
+                rw = self._fold_region(graph, node, region, weight, bias, c, y.dtype)
+                if rw is not None:
+                    yield rw
+                    continue
             chain, steps, v = [], [], node.outputs[0]
             while True:
                 nxt = single_use(graph, v, consumers)
@@ -162,7 +172,11 @@ class FoldAffinePass(RewritePass):
                 terms.a, terms.s = terms.op("mul", terms.a, -1.0), terms.op("sub", other, terms.s)
             else:
                 terms.s = terms.op("sub", terms.s, other)
-        a, s = terms.a, terms.s
+        return self._finish(graph, head, b, terms, terms.a, terms.s, chain[-1].outputs[0],
+                            [head.id] + [n.id for n in chain], weight, bias, c, dtype)
+
+    def _finish(self, graph, head, b, terms, a, s, out, removed, weight, bias, c, dtype):
+        """The rewrite: scaled weight and bias, and the head writing ``out`` in place of ``removed``."""
         w_type = graph.type_of(weight)
         if isinstance(a, ir.ValueRef):
             a_view = b.view(a.name, (math.prod(terms.shape(a.name)),) + (1,) * (len(w_type.shape) - 1), dtype)
@@ -183,7 +197,99 @@ class FoldAffinePass(RewritePass):
             return None   # e.g. a shift from a one-element parameter and no bias
         if new_b is not None and not isinstance(new_b, ir.ValueRef):
             return None
-        out = chain[-1].outputs[0]
         changes = {1: ir.ValueRef(new_w), 2: new_b}
         b.node(replace_args(head, changes, (out,), f"{self.name}:{head.id}:head"))
-        return b.rewrite([head.id] + [n.id for n in chain])
+        return b.rewrite(removed)
+
+    # -- regions: affine in y along several paths (y * s + y, a residual of a copy of y) --------
+    @staticmethod
+    def _region(graph, head, y, channel, c, stored, consumers):
+        """(nodes, exit) when the nodes after ``head`` that are affine in its output form a region
+        with one value read outside it, and that region is more than a single chain; else None."""
+        inside = {head.outputs[0]}
+        nodes = []
+        start = next(i for i, n in enumerate(graph.nodes) if n is head)
+        for n in graph.nodes[start + 1:]:
+            reads = [i for i in n.inputs if i in inside]
+            if not reads or _region_step(graph, n, inside, y, channel, c, stored) is None:
+                continue
+            nodes.append(n)
+            inside.add(n.outputs[0])
+        made = [n.outputs[0] for n in nodes]
+        ids = {n.id for n in nodes} | {head.id}
+        exits = [v for v in [head.outputs[0]] + made
+                 if v in graph.outputs or any(u.id not in ids for u in consumers.get(v, []))]
+        if len(exits) != 1 or exits[0] == head.outputs[0]:
+            return None
+        if all(len(consumers.get(v, [])) <= 1 for v in [head.outputs[0]] + made) and \
+                not any(_region_step(graph, n, inside, y, channel, c, stored) == "both" for n in nodes):
+            return None   # a plain chain: the chain rule handles it (and shorter prefixes)
+        used = _reaching(nodes, exits[0])
+        return [n for n in nodes if n.outputs[0] in used], exits[0]
+
+    def _fold_region(self, graph, head, region, weight, bias, c, dtype):
+        nodes, out = region
+        b = Builder(self.name, head.id)
+        terms = _Terms(graph, b, c, dtype)
+        forms = {head.outputs[0]: (1.0, 0.0)}
+        for n in nodes:
+            forms[n.outputs[0]] = _region_form(graph, n, forms, terms)
+        a, s = forms[out]
+        return self._finish(graph, head, b, terms, a, s, out, [head.id] + [n.id for n in nodes], weight, bias, c, dtype)
+
+
+def _reaching(nodes, out: str) -> set[str]:
+    """Values of ``nodes`` that ``out`` depends on (itself included)."""
+    need, by_out = {out}, {n.outputs[0]: n for n in nodes}
+    for n in reversed(nodes):
+        if n.outputs[0] in need:
+            need.update(n.inputs)
+    return {v for v in need if v in by_out}
+
+
+_COPIES = ("aten.detach.default", "aten.alias.default")
+
+
+def _region_step(graph, node, inside, y, channel, c, stored):
+    """What ``node`` does to region values, or None when it is not affine in them."""
+    out = graph.type_of(node.outputs[0])
+    if (out.shape, out.dtype) != (y.shape, y.dtype):
+        return None
+    args = node.attr("args", ())
+    if node.kind == "view" and node.op in _COPIES and len(node.inputs) == 1:
+        return "copy"
+    if node.kind != "pointwise":
+        return None
+    if node.op == "cast" and len(node.inputs) == 1 and node.attr("dtype") in (None, y.dtype):
+        return "copy"
+    if node.op not in _STEPS or len(args) != 2:
+        return None
+    ins = [isinstance(a, ir.ValueRef) and a.name in inside for a in args]
+    if all(ins):
+        return "both" if node.op in ("add", "sub") else None
+    v = args[0].name if ins[0] else args[1].name
+    return "step" if _step(graph, node, v, y, channel, c, stored) is not None else None
+
+
+def _region_form(graph, node, forms, terms):
+    """(A, B) of ``node``'s output from its inputs' forms."""
+    args = node.attr("args", ())
+    if node.kind == "view" or node.op == "cast":
+        return forms[node.inputs[0]]
+    inside = [isinstance(a, ir.ValueRef) and a.name in forms for a in args]
+    if all(inside):
+        (a1, s1), (a2, s2) = forms[args[0].name], forms[args[1].name]
+        return terms.op(node.op, a1, a2), terms.op(node.op, s1, s2)
+    first = not inside[0]
+    v = args[1].name if first else args[0].name
+    other = args[0] if first else args[1]
+    if isinstance(other, ir.ValueRef):
+        other = terms.as_vector(other.name)
+    a, s = forms[v]
+    if node.op in ("mul", "div"):
+        return terms.op(node.op, a, other), terms.op(node.op, s, other)
+    if node.op == "add":
+        return a, terms.op("add", s, other)
+    if first:   # other - y
+        return terms.op("mul", a, -1.0), terms.op("sub", other, s)
+    return a, terms.op("sub", s, other)

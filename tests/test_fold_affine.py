@@ -103,7 +103,7 @@ class Model(nn.Module):
 
     def forward(self, x, s):
         y = self.linear(x)
-        return y * 2.0 + y, self.linear(x) * self.full, self.linear(x) * s
+        return y * 2.0 + torch.sigmoid(y), self.linear(x) * self.full, self.linear(x) * s
 
 def get_inputs():
     return [torch.rand(4, 16), torch.rand(8)]
@@ -125,3 +125,53 @@ def test_candidate_source_keeps_only_what_calls_read(tmp_path):
     kept = [line for line in coder._once_block(plan, coder._once_groups(plan)) if "_akg_once'] = " in line]
     assert len(kept) == 1 and kept[0].count("v_fold_affine") == 2      # folded weight and bias only
     assert plugins.get_dsl("cpp")
+
+
+def test_a_residual_of_a_copy_and_a_doubling_fold_as_one_affine_region(tmp_path):
+    problem = write_problem(tmp_path, '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(32, 24)
+
+    def forward(self, x):
+        y = self.linear(x)
+        residual = y.clone().detach()
+        z = y * 0.5 + residual
+        return torch.sigmoid(z + z)
+
+def get_inputs():
+    return [torch.rand(16, 32)]
+
+def get_init_inputs():
+    return []
+''')
+    before, after = graphs(problem, "fold-affine")
+    assert ops(before)[:5] == ["aten.linear.default", "cast", "aten.detach.default", "mul", "add"]
+    linear = _head(after, "aten.linear.default")
+    assert [n.op for n in after.nodes if linear.outputs[0] in n.inputs] == ["sigmoid"]
+    scale = [n for n in after.nodes if n.inputs == ("p:linear.weight",)]
+    assert [n.attr("args")[1] for n in scale] == [3.0]                 # (0.5 + 1) * 2
+    planeval_matches(problem, after)
+
+
+def test_no_region_fold_when_an_inner_value_is_also_read_outside(tmp_path):
+    problem = write_problem(tmp_path, '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(32, 24)
+
+    def forward(self, x):
+        y = self.linear(x)
+        z = y * 2.0
+        return z + y, torch.sigmoid(z)
+
+def get_inputs():
+    return [torch.rand(16, 32)]
+
+def get_init_inputs():
+    return []
+''')
+    before, after = graphs(problem, "fold-affine")
+    assert ops(before) == ops(after)
