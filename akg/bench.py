@@ -151,7 +151,7 @@ def _row(report: dict) -> dict:
                                       if c["origin"] == "inductor" and c["correct"]), None),
             "notes": report["notes"],
             # seconds per phase of the run (start-up, tracing, baselines, builds, judging): where the limit went
-            "phases": report.get("phases")}
+            "phases": report.get("phases"), "milestones": report.get("milestones")}
 
 
 def geomean(values: list[float]) -> float | None:

@@ -22,6 +22,7 @@ class Phases:
     def __init__(self, started: float | None = None) -> None:
         self.started = time.monotonic() if started is None else started
         self._seconds: dict[str, float] = {}
+        self._marks: dict[str, float] = {}     # moments, seconds from the start: the first time each happened
         self._lock = threading.Lock()
 
     def add(self, name: str, seconds: float) -> None:
@@ -39,6 +40,15 @@ class Phases:
     def since_start(self, name: str) -> None:
         """Record ``name`` as everything from the start until now (start-up: imports, loading)."""
         self.add(name, time.monotonic() - self.started)
+
+    def mark(self, name: str) -> None:
+        """Note the first time ``name`` happened (e.g. the first fully verified candidate)."""
+        with self._lock:
+            self._marks.setdefault(name, time.monotonic() - self.started)
+
+    def milestones(self) -> dict:
+        with self._lock:
+            return {name: round(t, 3) for name, t in self._marks.items()}
 
     def as_dict(self) -> dict:
         with self._lock:

@@ -145,6 +145,8 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
     report = build_report(problem, target, result, analysis, store)
     report["best"]["lineage"] = store.lineage(result.best.candidate.id)
     report["phases"] = phases.as_dict()
+    # seconds from the start to the first judged, first screened and first fully verified candidate
+    report["milestones"] = phases.milestones()
     if search.evolver is not None:
         report["llm"] = search.evolver.report()
     if out_dir is not None:

@@ -231,6 +231,9 @@ class Search:
                 break
             c, job = pending.popleft()
             scored = c if isinstance(c, Scored) else self._finish(c, job)
+            self.phases.mark("first_judged_s")
+            if scored.verdict.accepted:
+                self.phases.mark("first_screened_s")
             self.scored.append(scored)
             self.progress("candidate", scored)
             scored = self._promote(scored)
@@ -270,6 +273,9 @@ class Search:
         (static checks) join the verdict's checks."""
         build = self._builds.submit(self._prebuild, candidate) if self._stored(candidate.id) is None else None
         scored = self._measure(candidate, build, findings)
+        self.phases.mark("first_judged_s")
+        if scored.verdict.accepted:
+            self.phases.mark("first_screened_s")
         self.scored.append(scored)
         self.progress("candidate", scored)
         return self._promote(scored)
@@ -323,6 +329,8 @@ class Search:
         began = time.monotonic()
         verdict = self._judge(scored.candidate, self.pool.config)
         self.phases.add("full_verification", time.monotonic() - began)
+        if verdict.accepted:
+            self.phases.mark("first_verified_s")
         self._keep(verdict, full=True)
         final = Scored(scored.candidate, verdict)
         if verdict.accepted:

@@ -4,7 +4,9 @@ For every problem file: build it at its declared sizes on fake tensors (shapes o
 trace it into akg's Graph, run the graph and plan passes, and for each installed DSL say whether
 at least one plan renders into a candidate file and whether one renders with a kernel akg
 generates (a plan of library calls only renders too, but generates nothing). The first failure is
-kept in one line. Nothing is compiled or run: this measures the frontend, not the kernels.
+kept in one line. Nothing is compiled: this measures the frontend, not the kernels. With
+``--verify-below MB`` the problems smaller than that also run every plan with the IR's reference
+semantics (akg.planeval) on real inputs against the model, which checks the trace's meaning.
 
     python bench/coverage.py /work/shared/kernelbench/level1 /work/shared/kernelbench/level2 \
         --json bench/results/kernelbench-coverage.json --markdown docs/coverage.md
@@ -86,7 +88,35 @@ def render_status(problem, plans, dsl, device, hardware) -> dict:
     return {"renders": renders, "generates": generates, "reason": "" if generates else reason}
 
 
-def check(path: Path, dsls: dict, timeout_s: int) -> dict:
+def plans_match(problem, plans, graph) -> dict:
+    """Every plan run with the IR's semantics (akg.planeval) against the model as built, on real
+    inputs at the declared size, the same torch seed before each (random ops draw alike)."""
+    import torch
+    from akg.hoist import is_random
+    from akg.planeval import model_state, run_plan
+    from akg.problem import flatten_outputs, seed_everything
+    if any(is_random(n) for n in graph.nodes):
+        return {"checked": 0, "matched": 0, "reason": "draws random numbers: left to the harness"}
+    model, inputs = problem.build_model(0), problem.example_inputs(0)
+    with torch.no_grad():
+        seed_everything(1)
+        expected = flatten_outputs(model(*[x.clone() if isinstance(x, torch.Tensor) else x for x in inputs]))
+    matched, failed = 0, []
+    for plan in plans:
+        try:
+            with torch.no_grad():
+                got = run_plan(plan, inputs, model_state(model))
+            assert len(got) == len(expected), f"{len(got)} outputs, expected {len(expected)}"
+            for g, e in zip(got, expected):
+                assert g.shape == e.shape and g.dtype == e.dtype, f"{tuple(g.shape)}/{g.dtype} vs {tuple(e.shape)}/{e.dtype}"
+                torch.testing.assert_close(g, e, atol=1e-3, rtol=1e-3)
+            matched += 1
+        except Exception as e:   # a mismatch or a plan planeval cannot run: a finding
+            failed.append(f"plan {plan.name}: {one_line(e)}")
+    return {"checked": len(plans), "matched": matched, "reason": "; ".join(failed)}
+
+
+def check(path: Path, dsls: dict, timeout_s: int, verify_below_mb: float = 0.0) -> dict:
     row = {"problem": f"{path.parent.name}/{path.stem}", "traced": False, "planned": False, "plans": 0,
            "reason": "", "dsls": {}}
     signal.signal(signal.SIGALRM, _alarm)
@@ -107,6 +137,11 @@ def check(path: Path, dsls: dict, timeout_s: int) -> dict:
         for name, dsl in dsls.items():
             device, hardware = hardware_for(dsl)
             row["dsls"][name] = render_status(problem, plans, dsl, device, hardware)
+        if verify_below_mb:
+            from akg.harness.memory import estimate_footprint
+            if estimate_footprint(problem).total_bytes < verify_below_mb * 2**20:
+                stage = "verify"
+                row["plans_match"] = plans_match(problem, plans, graph)
     except _Timeout:
         row["reason"] = f"{stage}: took over {timeout_s} s"
     except Exception as e:   # anything the frontend raises on a user program is a finding
@@ -124,6 +159,9 @@ def summarise(rows: list[dict], dsl_names: list[str]) -> dict:
     for name in dsl_names:
         summary["dsls"][name] = {"renders": sum(r["dsls"][name]["renders"] for r in rows),
                                  "generates": sum(r["dsls"][name]["generates"] for r in rows)}
+    checked = [r["plans_match"] for r in rows if r.get("plans_match", {}).get("checked")]
+    summary["plans_checked"] = {"problems": len(checked), "all_plans_match": sum(m["matched"] == m["checked"] for m in checked),
+                                "plans": sum(m["checked"] for m in checked), "plans_match": sum(m["matched"] for m in checked)}
     reasons = collections.Counter(reason_key(r["reason"]) for r in rows if r["reason"])
     summary["frontend_failures"] = reasons.most_common()
     for name in dsl_names:
@@ -140,8 +178,14 @@ def markdown(summary: dict, rows: list[dict], suites: list[str], command: str, b
              "no device, nothing compiled): a problem is *traced* when it becomes akg's Graph, *planned* "
              "when the passes give at least one plan, *renders* in a DSL when a plan becomes a candidate "
              "file, and *generates* when such a plan has at least one kernel akg writes (a plan of "
-             "framework calls only renders too).", "",
+             "framework calls only renders too). Problems that fail are returned as the reference by "
+             "`akg optimize`; the lists below say why.", "",
              f"Suites: {', '.join(suites)}. Command: `{command}`", ""]
+    checked = summary.get("plans_checked", {})
+    if checked.get("problems"):
+        lines += [f"Plans run against the model (IR semantics, real inputs, `--verify-below`): "
+                  f"{checked['plans_match']} of {checked['plans']} plans match, over {checked['problems']} problems "
+                  f"({checked['all_plans_match']} with every plan matching).", ""]
     header = ["", "problems", "traced", "planned"] + [f"{n} renders / generates" for n in names]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
 
@@ -183,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsl", action="append", help="DSLs to check (default: every installed one)")
     parser.add_argument("--timeout", type=int, default=120, help="seconds per problem")
     parser.add_argument("--only", help="a substring a problem's name must contain")
+    parser.add_argument("--verify-below", type=float, default=0.0, metavar="MB",
+                        help="also run every plan (IR semantics, real inputs) against the model for "
+                             "problems whose inputs, parameters and outputs are under MB megabytes")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
     dsls = {n: d for n, d in sorted(plugins.dsls().items()) if not args.dsl or n in args.dsl}
@@ -190,9 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     started = time.monotonic()
     for i, path in enumerate(paths):
-        row = check(path, dsls, args.timeout)
+        row = check(path, dsls, args.timeout, args.verify_below)
         rows.append(row)
         marks = " ".join(f"{n}:{'gen' if s['generates'] else 'lib' if s['renders'] else 'no'}" for n, s in row["dsls"].items())
+        match = row.get("plans_match")
+        marks += f" plans {match['matched']}/{match['checked']} match {match['reason']}" if match else ""
         print(f"[{i + 1}/{len(paths)}] {row['problem']}: {'traced' if row['traced'] else 'NOT traced'} {marks} "
               f"{row['reason']}", flush=True)
     summary = summarise(rows, list(dsls))

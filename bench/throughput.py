@@ -90,7 +90,7 @@ def measure(path: str, problem_id: str, dsl: str, device: str, store_path: str, 
             "baselines_started_s": phase("baseline"),
             "first_candidate_s": next((round(t, 2) for t, s in judged), None),
             "fully_verified": len(full), "best": report["best"], "baselines": report["baselines"],
-            "phases": report.get("phases"), "notes": report["notes"]}
+            "phases": report.get("phases"), "milestones": report.get("milestones"), "notes": report["notes"]}
 
 
 def _is_full_verification(events, scored) -> bool:

@@ -89,3 +89,21 @@ def test_schedules_are_typed_and_validated_in_every_dsl():
     s = TritonSchedule(variant="looped", ROWS=2, RBLOCK=512, num_warps=4)
     assert TritonSchedule.from_schedule(s.to_schedule()) == s
     assert dict(s.to_schedule().knobs) == {"variant": "looped", "ROWS": 2, "RBLOCK": 512, "num_warps": 4}
+
+
+def test_plugins_list_without_the_optional_dsl_packages():
+    # Every optional DSL package made unimportable: akg still loads its plugins and lists each
+    # DSL with the reason it is not available (a plugin that imports its package when it
+    # registers breaks akg for every user without that package).
+    import subprocess
+    import sys
+    code = ("import sys\n"
+            "for name in ('tilelang', 'tvm', 'tvm_ffi', 'triton'):\n"
+            "    sys.modules[name] = None\n"
+            "from akg.cli import main\n"
+            "sys.exit(main(['plugins']))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ")}
+    assert "not available" in lines["tilelang"] and "not available" in lines["triton"]
+    assert lines["cpp"].split()[1] == "available"

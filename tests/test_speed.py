@@ -26,6 +26,9 @@ def test_phases_add_up_and_keep_their_order():
     assert list(record) == ["startup", "trace", "builds", "custom", "wall"]
     assert record["startup"] >= 1.0 and record["trace"] >= 0.01 and record["builds"] == 0.75
     assert record["wall"] >= record["startup"] + record["trace"]
+    phases.mark("first_verified_s")
+    phases.mark("first_verified_s")   # the first time counts
+    assert phases.milestones()["first_verified_s"] <= phases.as_dict()["wall"]
 
 
 def test_compile_baseline_messages_round_trip():
@@ -94,6 +97,10 @@ def test_work_beside_the_measurements_as_on_an_accelerator(tmp_path, monkeypatch
     for name in ("startup", "trace", "eager_baseline", "compile_baseline_compile", "compile_baseline_timing", "judging"):
         assert name in phases, phases
     assert any(m.startswith("measuring the eager baseline; torch.compile's compiles beside") for m in events), events
+    milestones = report["milestones"]
+    assert 0 < milestones["first_judged_s"] <= phases["wall"]
+    if report["best"]["origin"] != "reference":
+        assert milestones["first_judged_s"] <= milestones["first_verified_s"] <= phases["wall"]
     judged = [c for c in report["candidates"] if c["origin"] != "reference"]
     assert judged and report["best"]["correct"]
     # a screen runs one correctness case, a full verification every one; the result is fully verified

@@ -233,3 +233,23 @@ class Model(nn.Module):
     assert not [n.op for n in graph.nodes if n.kind == "library"]
     _check_plans_match_model(problem, plans)
     _verified_cpp_candidate(problem, plans, no_library=("norm",))
+
+
+def test_fake_tensor_trace_of_a_constructor_that_reads_values_and_a_device_move(tmp_path):
+    problem = _problem(tmp_path, "reads_values", """
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        # values read while building: fake tensors have none, so the parameters are built for real
+        self.scales = [float(v.item()) for v in torch.linspace(0.5, 1.5, 3)]
+        self.linear = nn.Linear(8, 8)
+    def forward(self, x, h):
+        h = h.to(x.device)          # export records a metadata check here; it computes nothing
+        return torch.tanh(self.linear(x)) * self.scales[2] + h
+""", "[torch.randn(4, 8), torch.randn(4, 8)]")
+    from akg.agents.analyzer import trace_once
+    graph = trace_once(problem, fake=True)
+    assert not any("assert" in n.op for n in graph.nodes)
+    graph, plans = _plans(problem)
+    _check_plans_match_model(problem, plans)
+    _verified_cpp_candidate(problem, plans)

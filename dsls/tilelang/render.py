@@ -15,7 +15,11 @@ import jinja2
 from akg.ir import FusedGroup, MatmulKernel, PointwiseKernel, ReductionKernel
 from akg.targets import RenderError
 
-from . import lowering, runtime
+from . import lowering
+
+# Read as text, never imported here: importing it imports tilelang, and akg (its plugin list, the
+# other DSLs) must work where tilelang is not installed.
+RUNTIME_FILE = Path(__file__).with_name("runtime.py")
 from .schedules import for_group, obstacle
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -28,7 +32,7 @@ def template_environment() -> jinja2.Environment:
 
 def runtime_text() -> str:
     """The runtime module as embedded in candidates (its docstring is about akg, not the candidate)."""
-    text = Path(runtime.__file__).read_text()
+    text = RUNTIME_FILE.read_text()
     return text.split('"""', 2)[2].lstrip() if text.startswith('"""') else text
 
 
