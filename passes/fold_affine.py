@@ -1,10 +1,12 @@
 """fold-affine (stage "graph"): scales, divisions, shifts after a GEMM or a convolution move into
 its weights and bias.
 
-After ``y = linear(x, W, b)`` or ``y = conv(x, W, b)`` with W a parameter, a chain of
+After ``y = linear(x, W, b)`` or ``y = conv(x, W, b)`` with W a parameter, work made of
 ``y * c``, ``y / c``, ``y + c``, ``y - c``, ``c - y`` where every c is a Python number or a
 parameter-only value that varies at most along the output channel (a scale vector, a
-per-channel bias, batch norm's folded scale and shift) is ``y * A + B`` with per-channel A and B;
+per-channel bias, batch norm's folded scale and shift), sums and differences of such values
+(``y * s + y``, a residual add of a copy of y) and copies, ending in one value read elsewhere,
+is ``y * A + B`` with per-channel A and B;
 so it is ``x . (W * A) + (b * A + B)``: one GEMM or convolution with no epilogue for it. A and B,
 the scaled weight and bias are parameter-only nodes (``akg.hoist``): computed once per parameter
 version, not per call. Division by a value that may be zero divides the weights instead of the
