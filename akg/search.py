@@ -344,8 +344,13 @@ class Search:
         """A screened candidate that would become the new best is fully verified now (not only
         at the end), so a verified result exists as early as possible; it replaces its screened
         entry. Others stay screened: the full cases are not spent on a candidate that cannot win."""
-        if not self.options.screen or scored.reused or not scored.verdict.accepted or scored.candidate.origin == "reference":
+        if not self.options.screen or not scored.verdict.accepted or scored.candidate.origin == "reference":
             return scored
+        if scored.reused:
+            # A screen replayed from the store takes its stored full verdict where the run that
+            # judged it promoted it, so a repeated run sees what the first one saw.
+            known_full = self._stored(scored.candidate.id, full=True)
+            return self._verify_fully(scored) if known_full is not None else scored
         best = min(self.verified, key=lambda s: s.time_ms, default=None)
         if self.timing_meaningful:
             speedup = dict(scored.verdict.speedups).get("vs_eager") or 0.0

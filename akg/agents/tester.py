@@ -56,8 +56,17 @@ def feedback(verdict: Verdict) -> str:
     from akg.agents import prompts
     failed = [c for c in verdict.checks if not c.passed]
     errors = [_trim(e) for e in verdict.errors]
+    profile = dict(verdict.profile)
+    cases_run = profile.get("cases_run")
     return prompts.render("tester", v=verdict, failed=failed, errors=errors, speedups=dict(verdict.speedups),
-                          profile=list(verdict.profile)).strip()
+                          profile=_kernel_metrics(verdict.profile), cases_run=cases_run).strip()
+
+
+def _kernel_metrics(profile) -> list:
+    """The profile entries that describe the kernel, not the harness's own bookkeeping (seconds
+    per judging stage, cases run): those say nothing the coder can act on and differ from run to
+    run, which would also make a prompt differ between a run and its replay."""
+    return [(k, x) for k, x in profile if k != "cases_run" and not k.endswith("_s")]
 
 
 _TEMP_PATH = re.compile(r"(?:/[^\s:/'\"]+)+/([^\s:/'\"]+\.\w+)")
