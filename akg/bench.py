@@ -10,9 +10,7 @@ import datetime
 import functools
 import json
 import math
-import os
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +23,7 @@ import torch
 
 import akg
 from akg.errors import AkgError
+from akg.processes import kill_group
 from akg.pipeline import Target, atomic_write
 from akg.targets import median_device_ms
 
@@ -271,20 +270,12 @@ def _call(command: list[str], timeout_s: float | None) -> tuple[int | None, str,
     except subprocess.TimeoutExpired:
         code, timed_out = None, True
     except BaseException:  # Ctrl-C: take the problem's process group down with the bench
-        _kill_group(proc)
+        kill_group(proc)
         raise
     if timed_out:
-        _kill_group(proc)
+        kill_group(proc)
     reader.join(5)
     return code, last[0], timed_out
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 def _read_report(path: Path) -> dict | None:

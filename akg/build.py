@@ -13,13 +13,14 @@ from __future__ import annotations
 import json
 import os
 import queue
-import signal
 import subprocess
 import sys
 import shutil
 import tempfile
 import threading
 from pathlib import Path
+
+from akg.processes import kill_group
 
 KILLED = "the build process was stopped before it finished (time limit reached)"
 
@@ -111,14 +112,7 @@ class Builders:
 
 
 def _kill(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.wait(5)
-    except subprocess.TimeoutExpired:
-        pass
+    kill_group(proc, wait_s=5)
 
 
 def main() -> None:

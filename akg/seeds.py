@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from akg.processes import kill_group
+
 ORIGIN = "inductor"
 KNOWN = (ORIGIN,)
 CAPTURE_TIMEOUT_S = 900.0
@@ -422,22 +424,13 @@ def inductor_seed(problem, dsl, device: str, timeout_s: float = CAPTURE_TIMEOUT_
         try:
             stdout, stderr = proc.communicate(timeout=timeout_s)
         except subprocess.TimeoutExpired:
-            _kill_group(proc)   # before it is reaped: its id cannot name another group yet
+            kill_group(proc)   # before it is reaped: its id cannot name another group yet
             return Seed(None, f"capturing torch.compile's code took longer than {timeout_s:g} s")
         if not result.exists():
             tail = (stderr or stdout or "").strip().splitlines()
             return Seed(None, f"capturing torch.compile's code failed (exit {proc.returncode}): {tail[-1][:300] if tail else ''}")
         answer = json.loads(result.read_text())
     return Seed(answer.get("source"), answer.get("reason", ""))
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    import signal
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
 
 
 class Seeder:
