@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Union
 
 DTYPES = ("float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool")
@@ -429,6 +429,22 @@ class Schedule:
 
     def __str__(self) -> str:
         return ",".join(f"{k}={v}" for k, v in self.knobs) or "default"
+
+
+class ScheduleKnobs:
+    """Mixin for a DSL's typed schedule (a frozen dataclass whose fields are its knobs): to and
+    from the generic ``Schedule`` the search and the store carry. A knob the class does not have
+    is refused, so a stored schedule of another DSL or version never loads silently."""
+
+    def to_schedule(self) -> Schedule:
+        return Schedule(tuple(sorted((f.name, getattr(self, f.name)) for f in fields(self))))
+
+    @classmethod
+    def from_schedule(cls, schedule: Schedule):
+        unknown = sorted(set(dict(schedule.knobs)) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no knob {', '.join(unknown)}")
+        return cls(**dict(schedule.knobs))
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ them back typed (``for_group``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 
-from akg.ir import FusedGroup, PointwiseKernel, ReductionKernel, ScanKernel, Schedule
+from akg.ir import FusedGroup, PointwiseKernel, ReductionKernel, ScanKernel, Schedule, ScheduleKnobs
 from akg.targets import HardwareSpec
 
 MAX_SCHEDULES = 8
@@ -21,22 +21,8 @@ def _check_threads(threads: int, warp: int = 32) -> None:
         raise ValueError(f"threads must be one of {_THREADS}, not {threads}")
 
 
-class _Knobs:
-    def to_schedule(self) -> Schedule:
-        return Schedule(tuple(sorted((f.name, getattr(self, f.name)) for f in fields(self))))
-
-    @classmethod
-    def from_schedule(cls, schedule: Schedule):
-        names = {f.name for f in fields(cls)}
-        knobs = {k: v for k, v in schedule.knobs if k in names}
-        unknown = sorted(set(dict(schedule.knobs)) - names)
-        if unknown:
-            raise ValueError(f"{cls.__name__} has no knob {', '.join(unknown)}")
-        return cls(**knobs)
-
-
 @dataclass(frozen=True)
-class PointwiseSchedule(_Knobs):
+class PointwiseSchedule(ScheduleKnobs):
     threads: int = 256       # threads per block
     vec: int = 4             # elements per thread per step, loaded as one aligned vector (1 = scalar)
 
@@ -50,7 +36,7 @@ class PointwiseSchedule(_Knobs):
 
 
 @dataclass(frozen=True)
-class ReductionSchedule(_Knobs):
+class ReductionSchedule(ScheduleKnobs):
     variant: str = "row"     # row: a block per row; column: a thread per output; split: blocks per row
     threads: int = 256
     split: int = 1           # split: blocks per row (partials folded by a second kernel)
@@ -64,7 +50,7 @@ class ReductionSchedule(_Knobs):
 
 
 @dataclass(frozen=True)
-class ScanSchedule(_Knobs):
+class ScanSchedule(ScheduleKnobs):
     variant: str = "row"     # row: a warp per row, chunks of a warp's width; column: a thread per line
     threads: int = 128
 

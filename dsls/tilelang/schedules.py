@@ -8,9 +8,9 @@ returned: timings there are not what the search optimises.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
-from akg.ir import FusedGroup, MatmulKernel, PointwiseKernel, ReductionKernel, Schedule
+from akg.ir import FusedGroup, MatmulKernel, PointwiseKernel, ReductionKernel, Schedule, ScheduleKnobs
 from akg.targets import HardwareSpec
 
 MAX_SCHEDULES = 8
@@ -34,21 +34,8 @@ def _pow2(name: str, value: int, low: int = 1, high: int = 1 << 16) -> None:
         raise ValueError(f"{name} must be a power of two in [{low}, {high}], not {value}")
 
 
-class _Knobs:
-    def to_schedule(self) -> Schedule:
-        return Schedule(tuple(sorted((f.name, getattr(self, f.name)) for f in fields(self))))
-
-    @classmethod
-    def from_schedule(cls, schedule: Schedule):
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(dict(schedule.knobs)) - names)
-        if unknown:
-            raise ValueError(f"{cls.__name__} has no knob {', '.join(unknown)}")
-        return cls(**dict(schedule.knobs))
-
-
 @dataclass(frozen=True)
-class PointwiseSchedule(_Knobs):
+class PointwiseSchedule(ScheduleKnobs):
     block: int = 1024        # elements per program (T.Parallel extent)
     threads: int = 256
 
@@ -59,7 +46,7 @@ class PointwiseSchedule(_Knobs):
 
 
 @dataclass(frozen=True)
-class ReductionSchedule(_Knobs):
+class ReductionSchedule(ScheduleKnobs):
     rows: int = 1            # rows per program
     rblock: int = 1024       # elements of a row per step (the reduced tile's width)
     threads: int = 128
@@ -75,7 +62,7 @@ class ReductionSchedule(_Knobs):
 
 
 @dataclass(frozen=True)
-class MatmulSchedule(_Knobs):
+class MatmulSchedule(ScheduleKnobs):
     bm: int = 128
     bn: int = 128
     bk: int = 32
