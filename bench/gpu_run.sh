@@ -8,7 +8,8 @@
 #        port (akg migrate of examples/migrate and akg port of examples/library, Triton sources, to
 #        each DSL in AKG_PORT_DSLS that is installed). Default: tests,kernels,suite.
 #        Also: throughput (bench/throughput.py on memory-bound problems with 1-8 GB inputs from
-#        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable: see below).
+#        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable: see below),
+#        profile (one optimize of AKG_PROFILE_PROBLEM twice, cold and warm store, under py-spy if installed).
 # kernelbench step: AKG_KB_DIR (default shared/kernelbench/level1), AKG_KB_PROBLEMS (--problems
 # selection, default all), AKG_TIME_LIMIT (seconds per problem, default 60), AKG_BUDGET, AKG_SEEDS
 # (inductor: judge torch.compile's own code first, --seed inductor). Its store
@@ -158,4 +159,26 @@ if [[ ",$STEPS," == *",reuse,"* ]]; then
 print('best', {k: r['best'][k] for k in ('time_ms', 'eager_ms', 'speedup_vs_eager', 'roofline_fraction', 'suspect')}); \
 print('stopped:', r['stopped'])" "$OUTDIR/reuse-second/report.json"
     rm -rf "$OUTDIR/reuse.db"* "$OUTDIR"/reuse-first "$OUTDIR"/reuse-remeasure
+fi
+
+if [[ ",$STEPS," == *",profile,"* ]]; then
+    # Where one optimize's wall time goes: the progress log with its clock, report.json's phases, and,
+    # where py-spy is installed (a wheel in .whl/), a sampled profile of every process of the run.
+    P=${AKG_PROFILE_PROBLEM:-$KB_DIR/20_LeakyReLU.py}
+    for RUN in cold warm; do
+        echo "== akg optimize $(basename "$P") ($RUN: ${AKG_TIME_LIMIT:-60} s, budget ${AKG_BUDGET:-16})"
+        CMD=(akg optimize "$P" --dsl "${AKG_DSL:-triton}" --device cuda --time-limit "${AKG_TIME_LIMIT:-60}"
+             --budget "${AKG_BUDGET:-16}" --store "$OUTDIR/profile.db" --out "$OUTDIR/profile-$RUN")
+        if command -v py-spy >/dev/null || [[ -x /tmp/site/bin/py-spy ]]; then
+            SPY=$(command -v py-spy || echo /tmp/site/bin/py-spy)
+            timeout 200 "$SPY" record --subprocesses --idle --rate 50 --format speedscope \
+                -o "$OUTDIR/profile-$RUN.speedscope.json" -- "${CMD[@]}" 2>"$OUTDIR/profile-$RUN.log" | tail -n 4
+        else
+            timeout 200 "${CMD[@]}" 2>"$OUTDIR/profile-$RUN.log" | tail -n 4
+        fi
+        grep -E "^ *[0-9.]+s" "$OUTDIR/profile-$RUN.log" | head -n 30
+        python3 -c "import json, sys; r = json.load(open(sys.argv[1])); print('phases', r.get('phases')); \
+print('milestones', r.get('milestones'))" "$OUTDIR/profile-$RUN/report.json" 2>/dev/null
+    done
+    rm -rf "$OUTDIR/profile.db"*
 fi
