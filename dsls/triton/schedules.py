@@ -261,7 +261,10 @@ def matmul_tiles(k: MatmulKernel, hw: HardwareSpec, precision: str | None) -> li
         bm, bn = min(bm, max(next_pow2(k.m), 16)), min(bn, max(next_pow2(k.n), 16))
         warps = min(warps, max(bm * bn // 512, 1))   # a tile cut down to a small matrix needs fewer warps
         per_stage = (bm * bk + bk * bn) * itemsize
-        stages = min(MAX_STAGES, smem // per_stage)
+        # tf32x3 splits each operand tile into high and low halves after it is loaded; the halves
+        # go back through shared memory for the tensor cores, beside the pipeline's buffers.
+        split = 2 * per_stage if precision == "tf32x3" else 0
+        stages = min(MAX_STAGES, (smem - split) // per_stage)
         if stages < 2:
             continue
         tiles = math.ceil(k.m / bm) * math.ceil(k.n / bn) * k.batch
