@@ -264,7 +264,7 @@ def matmul_tiles(k: MatmulKernel, hw: HardwareSpec, precision: str | None) -> li
         # tf32x3 splits each operand tile into high and low halves after it is loaded; the halves
         # go back through shared memory for the tensor cores, beside the pipeline's buffers.
         split = 2 * per_stage if precision == "tf32x3" else 0
-        stages = min(MAX_STAGES, (smem - split) // per_stage)
+        stages = min(MAX_STAGES - (1 if split else 0), (smem - split) // per_stage)
         if stages < 2:
             continue
         tiles = math.ceil(k.m / bm) * math.ceil(k.n / bn) * k.batch
