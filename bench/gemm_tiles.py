@@ -23,8 +23,9 @@ from akg.dsls.triton.dsl import TritonDSL  # noqa: E402
 from akg.harness.config import DEFAULT_TOLERANCES  # noqa: E402
 from akg.plugins import get_backend  # noqa: E402
 
-# (M, N, K): batches through square and wide linear layers, a short batch through a very wide one.
-SHAPES = "1024x8192x8192,128x32768x32768,16384x4096x4096,32768x4096x1024"
+# (M, N, K): batches through square and wide linear layers, a short batch through a very wide one,
+# and a long K over few output tiles (split-K).
+SHAPES = "1024x8192x8192,128x32768x32768,16384x4096x4096,32768x4096x1024,256x256x524288"
 CASE = next(c for c in CASES if c.name == "linear_bias_relu")
 
 

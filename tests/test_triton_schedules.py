@@ -176,3 +176,16 @@ def test_squares_are_products_not_libdevice_pow():
 def test_operands_read_transposed_get_tiled_schedules_first():
     assert _variants("nhwc_bias_relu", (32, 128, 128, 128))[0] == "tiled"
     assert "tiled" not in _variants("bias_gelu", (8192, 8192))
+
+
+def test_split_k_only_where_the_tiles_leave_sms_idle():
+    hw = find_hardware("h200")                     # 132 SMs
+    dsl = TritonDSL(allow_tf32=False)
+    # 256 x 256 with K = 512K: four 128x128 tiles; 64 slices of K give every SM a program.
+    long_k = dsl.schedules(_matmul_case().group((256, 256, 1 << 19)), hw)
+    assert long_k[0].get("SPLIT") == 64 and (long_k[0].get("BM"), long_k[0].get("BN")) == (128, 128)
+    text = dsl.render([(0, _matmul_case().group((256, 256, 1 << 19), long_k[0]))], "cuda")
+    assert "_akg_g0_epilogue[grid]" in text and "grid + (64,)" in text
+    # Enough tiles for the device, or too short a K to cut: no split.
+    assert all(s.get("SPLIT") is None for s in dsl.schedules(_matmul_case().group((1024, 8192, 8192)), hw))
+    assert all(s.get("SPLIT") is None for s in dsl.schedules(_matmul_case().group((256, 256, 256)), hw))

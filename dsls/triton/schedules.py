@@ -268,10 +268,30 @@ def matmul_tiles(k: MatmulKernel, hw: HardwareSpec, precision: str | None) -> li
         if stages < 2:
             continue
         tiles = math.ceil(k.m / bm) * math.ceil(k.n / bn) * k.batch
-        work = math.ceil(tiles / sms) * bm * bn / weight
-        ranked.append((work, rank, schedule(BM=bm, BN=bn, BK=bk, GROUP_M=8, num_warps=warps, num_stages=stages,
-                                            precision=precision)))
-    return [s for _, _, s in sorted(ranked, key=lambda t: (t[0], t[1]))]
+        for split in (1, split_k(tiles, k.k, bk, sms)):
+            # Per-SM work of one K slice; the workspace's extra write and read cost SPLIT_K_COST.
+            work = math.ceil(tiles * split / sms) * bm * bn / (split * weight) * (SPLIT_K_COST if split > 1 else 1.0)
+            knobs = dict(SPLIT=split) if split > 1 else {}
+            ranked.append((work, rank, split, schedule(BM=bm, BN=bn, BK=bk, GROUP_M=8, num_warps=warps,
+                                                       num_stages=stages, precision=precision, **knobs)))
+    return [s for *_, s in sorted(ranked, key=lambda t: t[:3])]
+
+
+SPLIT_K_MAX = 64
+# Each slice keeps at least this much of K: shorter slices gain less than the second kernel's
+# launch and the workspace's round trip cost.
+SPLIT_K_MIN_K = 1024
+SPLIT_K_COST = 1.15
+
+
+def split_k(tiles: int, k: int, bk: int, sms: int) -> int:
+    """Slices of K for a grid of ``tiles`` that leaves SMs idle: the fewest (a power of two) that
+    give every SM a program, as long as each slice keeps SPLIT_K_MIN_K of K; 1 when the tiles fill the
+    device or K is too short to cut."""
+    split = 1
+    while tiles * split < sms and split < SPLIT_K_MAX and k >= 2 * split * max(SPLIT_K_MIN_K, bk):
+        split *= 2
+    return split
 
 
 def matmul(k: MatmulKernel, hw: HardwareSpec, allow_tf32: bool = False) -> list[Schedule]:
