@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from akg.ir import (Call, Expr, FusedGroup, Load, Output, PointwiseKernel, RIndex, ReductionKernel,
-                    ScanKernel, StageRef)
+from akg.ir import (Acc, Call, Expr, FusedGroup, Load, Output, PointwiseKernel, PoolKernel, RIndex,
+                    ReductionKernel, ScanKernel, StageRef)
 from akg.targets import RenderError
 
 from .geometry import Geometry, collapse, decompose, linear
@@ -334,3 +334,59 @@ def scan_context(name: str, kernel: ScanKernel, variant: str, block: int) -> dic
     context["expr"] = spelling.expr(kernel.expr)
     context["outputs_body"] = spelling.stores(list(enumerate(kernel.outputs)))
     return context
+
+
+# ---- pool -------------------------------------------------------------------------------------
+
+# Each task keeps one output row of accumulators on its stack.
+MAX_POOL_ROW = 1 << 16
+
+
+@dataclass(frozen=True)
+class PoolSpelling(Spelling):
+    """Epilogue spelling of a pool kernel: ``Acc()`` is the pooled value of the column."""
+
+    def leaf(self, expr: Expr) -> str:
+        if isinstance(expr, Acc):
+            return "acc"
+        return super().leaf(expr)
+
+
+def interior_columns(size: int, out: int, kernel: int, stride: int, padding: int, dilation: int) -> tuple[int, int]:
+    """[lo, hi): the output columns whose whole window lies inside an input of ``size``."""
+    lo = min(out, -(-padding // stride))
+    hi = (size - 1 + padding - (kernel - 1) * dilation) // stride + 1
+    return lo, max(lo, min(out, hi))
+
+
+def pool_context(name: str, kernel: PoolKernel, block: int) -> dict:
+    n, c, oh, ow = kernel.out_shape
+    in_dtype = kernel.input.type.dtype
+    if len(kernel.input.type.shape) != 4 or len(kernel.input.strides) != 4:
+        raise RenderError("pool kernels read a 4-d NCHW input")
+    if not _is_float(in_dtype):
+        raise RenderError(f"the cpp pool kernel pools floating-point inputs, not {in_dtype}")
+    if ow > MAX_POOL_ROW:
+        raise RenderError(f"output rows of {ow} elements exceed the kernel's row buffer ({MAX_POOL_ROW})")
+    h, w = kernel.input.type.shape[2], kernel.input.type.shape[3]
+    sn, sc, sh, sw = kernel.input.strides
+    (kh, kw), (s_h, s_w), (ph, pw), (dh, dw) = kernel.kernel, kernel.stride, kernel.padding, kernel.dilation
+    acc_type = RENDERER.compute_type(in_dtype)
+    if kernel.op == "max":
+        init = _limits(in_dtype, lowest=True)
+        update = "buf[c3] = (v != v || v > buf[c3]) ? v : buf[c3];"
+    else:
+        init, update = "0", "buf[c3] += v;"
+    w_lo, w_hi = interior_columns(w, ow, kw, s_w, pw, dw)
+    geometry = Geometry(tuple(kernel.out_shape), tuple(_all_strides(kernel)), None)
+    spelling = PoolSpelling(geometry, len(kernel.operands), (("c3", 3),))
+    params = parameters(kernel)
+    return {
+        "name": name, "params": params, "in_type": RENDERER.storage_type(in_dtype), "acc_type": acc_type,
+        "N": n, "C": c, "OH": oh, "OW": ow, "H": h, "W": w, "sN": sn, "sC": sc, "sH": sh, "sW": sw,
+        "KH": kh, "KW": kw, "SH": s_h, "SW": s_w, "PH": ph, "PW": pw, "DH": dh, "DW": dw,
+        "w_lo": w_lo, "w_hi": w_hi, "block": max(1, min(block, oh)), "op": kernel.op, "init": init,
+        "update": update, "count_include_pad": kernel.count_include_pad, "divisor": kernel.divisor_override,
+        "offset_lines": base_offsets(geometry, len(kernel.operands), [0, 1, 2]),
+        "body": spelling.stores(list(enumerate(kernel.outputs))),
+    }
