@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from akg.ir import (Acc, Call, Expr, FusedGroup, Load, Output, PointwiseKernel, PoolKernel, RIndex,
-                    ReductionKernel, ScanKernel, StageRef)
+from akg.ir import (Acc, Call, Const, Expr, FusedGroup, Load, Output, PointwiseKernel, PoolKernel, RIndex,
+                    ReductionKernel, ScanKernel, StageRef, walk)
 from akg.targets import RenderError
 
 from .geometry import Geometry, collapse, decompose, linear
@@ -204,7 +204,31 @@ def _stage_context(k: int, op: str, value: Expr, spelling: Spelling) -> dict:
     return {"k": k, "acc_type": acc_type, "value_type": value_type, "var_type": value_type,
             "init": init, "step": update, "fold": fold, "chunk_fold": chunk_fold,
             "is_arg": is_arg, "expr": spelling.expr(value), "lane_type": lane_type or acc_type,
-            "blocked": lane_type is not None, "store": ""}
+            "blocked": lane_type is not None, "store": "", "pick": None}
+
+
+def _row_invariant(expr: Expr, geometry: Geometry, n_operands: int) -> bool:
+    """``expr`` has one value per row: no reduce index, and every load has stride 0 on the reduce dim."""
+    return not any(isinstance(e, RIndex) or (isinstance(e, Load) and geometry.strides[e.operand][geometry.keep] != 0)
+                   for e in walk(expr))
+
+
+def _pick_one(st: dict, stage, geometry: Geometry, spelling: Spelling) -> None:
+    """A sum of ``where(rr == i, v, 0)`` with ``i`` fixed per row (a gather written as a one-hot
+    sum: the target's logit in cross entropy) reads the one element at ``i`` instead of the whole
+    row. Every other term is an exact zero, so the sum is ``0 + v`` (or 0 when ``i`` is outside
+    the row), as the full loop would give."""
+    expr = stage.expr
+    if stage.op != "sum" or not (isinstance(expr, Call) and expr.op == "where" and len(expr.args) == 3):
+        return
+    cond, value, other = expr.args
+    if not (isinstance(other, Const) and other.value == 0 and isinstance(cond, Call) and cond.op == "eq"):
+        return
+    a, b = cond.args
+    index = b if isinstance(a, RIndex) else a if isinstance(b, RIndex) else None
+    if index is None or index.dtype not in ("int64", "int32") or not _row_invariant(index, geometry, spelling.n_operands):
+        return
+    st["pick"] = {"index": spelling.expr(index), "expr": spelling.expr(value)}
 
 
 def reduction_geometry(kernel: ReductionKernel) -> Geometry:
@@ -242,6 +266,8 @@ def reduction_context(name: str, kernel: ReductionKernel, variant: str, lanes: i
                        + base_offsets(geometry, n_ops, row_dims))
     context["stages"] = [_stage_context(k, st.op, st.expr, spelling) for k, st in enumerate(kernel.stages)]
     if variant != "column":
+        for st, stage in zip(context["stages"], kernel.stages):
+            _pick_one(st, stage, geometry, spelling)
         full = _reuse_stage_values(kernel, full, context["stages"], spelling)
     context["reduced_outputs_body"] = reduced_spelling.stores(reduced, prefix="r")
     context["full_outputs_body"] = spelling.stores(full, prefix="f")
@@ -270,6 +296,8 @@ def _reuse_stage_values(kernel: ReductionKernel, full: list[tuple[int, Output]],
     result = list(full)
     for k_stage in reversed(range(len(kernel.stages))):
         value = kernel.stages[k_stage].expr
+        if stages[k_stage]["pick"]:   # the stage reads one element of the row, not all of them
+            continue
         if not isinstance(value, Call) or not _is_float(value.dtype):
             continue
         for pos, (k, out) in enumerate(result):
