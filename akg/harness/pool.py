@@ -294,11 +294,12 @@ class Workers:
             successor.start_device()
         self._idle.put(successor)
 
-    def pids(self) -> set[int]:
-        """Processes of the pool's live workers and standbys (those forked so far)."""
+    def pids(self, wait: bool = False) -> set[int]:
+        """Processes of the pool's live workers and standbys: those forked so far, or with
+        ``wait`` all of them (waiting for the zygote to fork those asked for)."""
         with self._lock:
             live = [w for w in self._live if w.alive()]
-        pids = {getattr(w.process, "known_pid", lambda: w.process.pid)() for w in live}
+        pids = {w.process.pid if wait else getattr(w.process, "known_pid", lambda: w.process.pid)() for w in live}
         return {pid for pid in pids if pid is not None}
 
     def close(self) -> None:

@@ -66,6 +66,15 @@ class ForkedProcess:
             self._read(0.0, until_pid=True)
         return self._pid
 
+    def kill(self) -> None:
+        """SIGKILL the child (not its group), as ``Popen.kill`` does."""
+        pid = self.pid
+        if pid is not None and self.poll() is None:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def poll(self) -> int | None:
         self._read(0.0)
         return self.returncode
