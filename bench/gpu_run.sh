@@ -9,7 +9,8 @@
 #        each DSL in AKG_PORT_DSLS that is installed). Default: tests,kernels,suite.
 #        Also: throughput (bench/throughput.py on memory-bound problems with 1-8 GB inputs from
 #        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable: see below),
-#        profile (one optimize of AKG_PROFILE_PROBLEM twice, cold and warm store, under py-spy if installed).
+#        profile (one optimize of AKG_PROFILE_PROBLEM twice, cold and warm store, under py-spy if installed),
+#        gemm (bench/gemm_tiles.py: every matmul-epilogue schedule per GEMM shape vs cuBLAS + epilogue).
 # kernelbench step: AKG_KB_DIR (default shared/kernelbench/level1), AKG_KB_PROBLEMS (--problems
 # selection, default all), AKG_TIME_LIMIT (seconds per problem, default 60), AKG_BUDGET, AKG_SEEDS
 # (inductor: judge torch.compile's own code first, --seed inductor). Its store
@@ -67,6 +68,12 @@ if [[ ",$STEPS," == *",kernels,"* ]]; then
     echo "== bench/triton_kernels.py"
     timeout "${AKG_GPU_BENCH_TIMEOUT:-300}" python3 bench/triton_kernels.py --out "$OUTDIR/triton-kernels.json" 2>&1 \
         | tee "$OUTDIR/triton-kernels.log" | grep -v Warning | tail -n 20
+fi
+
+if [[ ",$STEPS," == *",gemm,"* ]]; then
+    echo "== bench/gemm_tiles.py"
+    timeout "${AKG_GPU_BENCH_TIMEOUT:-420}" python3 bench/gemm_tiles.py --out "$OUTDIR/gemm-tiles.json" \
+        ${AKG_GEMM_SHAPES:+--shapes "$AKG_GEMM_SHAPES"} 2>&1 | tee "$OUTDIR/gemm-tiles.log" | grep -v Warning | grep -v "^  " | tail -n 12
 fi
 
 if [[ ",$STEPS," == *",compile,"* ]]; then

@@ -12,5 +12,6 @@ def akg_passes():
     from akg.passes.fold_batchnorm import FoldBatchNormPass
     from akg.passes.fold_reduction import FoldReductionPass
     from akg.passes.merge_clamps import MergeClampsPass
-    return [DecomposePass(), FoldBatchNormPass(), FoldAffinePass(), MergeClampsPass(), FoldReductionPass(), DeadCodePass(),
+    from akg.passes.conv_bias import ConvBiasPass
+    return [DecomposePass(), FoldBatchNormPass(), FoldAffinePass(), MergeClampsPass(), FoldReductionPass(), ConvBiasPass(), DeadCodePass(),
             FusePass(), LowerPass()]
