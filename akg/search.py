@@ -408,6 +408,7 @@ class Search:
             self.stop_reason = self.stop_reason or "every plan and schedule worth trying was measured"
             self.progress(f"search stopped: {self.stop_reason}", None)
             best = self._choose(reference, notes)
+            self.progress("final", best)   # the end-of-search choice; full verifications said "verified"
             self._finish_compile(baselines, notes)
         finally:
             self._builders.close()

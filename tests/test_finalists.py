@@ -40,7 +40,8 @@ class FullPool:
 def make_search(tmp_path, full, **options):
     dsl = types.SimpleNamespace(name="fake", timing_meaningful_on=("cpu",), versions=lambda: {})
     store = Store(tmp_path / "s.db")
-    s = Search(types.SimpleNamespace(), dsl, "cpu", HardwareSpec(name="hw", backend="cpu"), FullPool(full), store,
+    problem = types.SimpleNamespace(digest="d" * 16, name="p", path=None, source="")
+    s = Search(problem, dsl, "cpu", HardwareSpec(name="hw", backend="cpu"), FullPool(full), store,
                SearchOptions(**options))
     s.eager_ms, s.floor_ms = EAGER, None
     s.said = []
@@ -121,4 +122,22 @@ def test_every_finalist_failing_leaves_the_reference(tmp_path):
     assert s._choose(s.reference, notes) is s.reference
     assert sum("failed full verification" in n for n in notes) == 2
     assert notes[-1] == "no generated candidate was verified; the reference is the result"
+    s.store.close()
+
+
+def test_progress_labels_mid_search_verification_apart_from_the_final_choice(tmp_path):
+    # The search says "verified" for each full verification (mid-search and in the end-of-search
+    # walk) and "final" once, for the choice, which Progress prints as [verify] and [final].
+    s = make_search(tmp_path, {"aaaa": None, "bbbb": 0.9, "cccc": 0.8})
+    b = screened("bbbb", 0.85)
+    s.scored.append(b)
+    s._promote(b)                                       # mid-search
+    s.scored.append(screened("aaaa", 0.5))
+    s.scored.append(screened("cccc", 0.95))
+    s.options.budget = 0
+    s._baselines = lambda notes: {"eager_ms": EAGER, "compile_ms": None}
+    s._reference = lambda baselines: s.reference
+    s.run([], None)
+    said = [(m, cid) for m, cid in s.said if cid is not None]
+    assert said == [("verified", "bbbb"), ("verified", "aaaa"), ("final", "bbbb")]
     s.store.close()

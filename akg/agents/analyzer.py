@@ -552,6 +552,9 @@ def analyze(problem: Problem, hardware: list[HardwareSpec], graph: ir.Graph | No
     notes = [f"node kinds: {', '.join(kinds)}", f"precision mode {mode}"]
     if flops_by_mode["tf32"]:
         notes.append(f"{', '.join(sorted(on_tf32))} FLOPs at the TF32 peak (torch allows TF32 for them)")
+    if flops_by_mode[SPLIT_TF32]:
+        notes.append("fp32 matmul FLOPs at the faster of the fp32 peak and a third of the TF32 peak "
+                     "(three TF32 products keep fp32 accuracy)")
     library = sorted({n.op for n in graph.nodes if n.kind == "library"})
     if library:
         notes.append(f"library ops (one flop per output element): {', '.join(library)}")

@@ -560,9 +560,16 @@ def matmul_context(name: str, group: FusedGroup, device: str) -> dict:
     bm, bn, bk = s.get("BM", 64), s.get("BN", 64), s.get("BK", 32)
     cast, precision = dot_inputs(k, s.get("precision", "ieee"))
     tensors = [k.a.strides, k.b.strides] + [op.strides for op in k.operands] + [o.strides for o in k.outputs]
+    split = s.get("SPLIT", 1)
+    epilogue_params = [f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))]
     return dict(
         name=name, reads=reads, writes=writes, args=reads + writes,
-        params=["pa", "pb"] + [f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))],
+        params=["pa", "pb"] + epilogue_params,
+        # split-K: the product kernel writes slices of K to the workspace pw, the epilogue kernel reads them
+        split=split, k_slice=math.ceil(math.ceil(k.k / split) / bk) * bk,
+        kernel_params=["pa", "pb", "pw"], kernel_args=reads[:2] + ["pw"],
+        epilogue_params=["pw"] + epilogue_params, epilogue_args=["pw"] + reads[2:] + writes,
+        wide_ws=split * k.batch * k.m * k.n >= 2**31,
         wide=needs_int64((k.batch, max(k.m, k.k), max(k.n, k.k)), tensors),
         M=k.m, N=k.n, K=k.k, batch=k.batch, a_strides=k.a.strides, b_strides=k.b.strides,
         even_k=k.k % bk == 0, cast=cast, precision=precision,

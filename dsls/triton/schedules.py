@@ -262,20 +262,49 @@ def matmul_tiles(k: MatmulKernel, hw: HardwareSpec, precision: str | None) -> li
         bm, bn = min(bm, max(next_pow2(k.m), 16)), min(bn, max(next_pow2(k.n), 16))
         warps = min(warps, max(bm * bn // 512, 1))   # a tile cut down to a small matrix needs fewer warps
         per_stage = (bm * bk + bk * bn) * itemsize
-        stages = min(MAX_STAGES, smem // per_stage)
+        # tf32x3 splits each operand tile into high and low halves after it is loaded; the halves
+        # go back through shared memory for the tensor cores, beside the pipeline's buffers.
+        split = 2 * per_stage if precision == "tf32x3" else 0
+        stages = min(MAX_STAGES - (1 if split else 0), (smem - split) // per_stage)
         if stages < 2:
             continue
         tiles = math.ceil(k.m / bm) * math.ceil(k.n / bn) * k.batch
-        work = math.ceil(tiles / sms) * bm * bn / weight
-        ranked.append((work, rank, schedule(BM=bm, BN=bn, BK=bk, GROUP_M=8, num_warps=warps, num_stages=stages,
-                                            precision=precision)))
-    return [s for _, _, s in sorted(ranked, key=lambda t: (t[0], t[1]))]
+        for split in sorted({1, split_k(tiles, k.k, bk, sms)}):
+            # Per-SM work of one K slice; the workspace's extra write and read cost SPLIT_K_COST.
+            work = math.ceil(tiles * split / sms) * bm * bn / (split * weight) * (SPLIT_K_COST if split > 1 else 1.0)
+            knobs = dict(SPLIT=split) if split > 1 else {}
+            ranked.append((work, rank, split, schedule(BM=bm, BN=bn, BK=bk, GROUP_M=8, num_warps=warps,
+                                                       num_stages=stages, precision=precision, **knobs)))
+    return [s for *_, s in sorted(ranked, key=lambda t: t[:3])]
+
+
+SPLIT_K_MAX = 64
+# Each slice keeps at least this much of K: shorter slices gain less than the second kernel's
+# launch and the workspace's round trip cost.
+SPLIT_K_MIN_K = 1024
+SPLIT_K_COST = 1.15
+
+
+def split_k(tiles: int, k: int, bk: int, sms: int) -> int:
+    """Slices of K for a grid of ``tiles`` that leaves SMs idle: the fewest (a power of two) that
+    give every SM a program, as long as each slice keeps SPLIT_K_MIN_K of K; 1 when the tiles fill the
+    device or K is too short to cut."""
+    split = 1
+    while tiles * split < sms and split < SPLIT_K_MAX and k >= 2 * split * max(SPLIT_K_MIN_K, bk):
+        split *= 2
+    return split
+
+
+SECOND_PRECISION_SCHEDULES = 2
 
 
 def matmul(k: MatmulKernel, hw: HardwareSpec, allow_tf32: bool = False) -> list[Schedule]:
-    """The best-ranked tiles of the first precision, then the best few of the second."""
+    """The best-ranked tiles of the first precision, then the best two of the second (the
+    search tunes a plan only from an accepted seed, so the second precision is a neighbour, and
+    on tensor cores the first is the faster one)."""
     precisions = matmul_precisions(k, hw, allow_tf32)
     first = matmul_tiles(k, hw, precisions[0])
     if len(precisions) == 1:
         return first
-    return first[:7] + matmul_tiles(k, hw, precisions[1])[:MAX_SCHEDULES - 7]
+    second = matmul_tiles(k, hw, precisions[1])[:SECOND_PRECISION_SCHEDULES]
+    return first[:MAX_SCHEDULES - len(second)] + second

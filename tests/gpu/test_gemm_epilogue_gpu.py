@@ -72,3 +72,21 @@ def test_plain_tf32_misses_the_fp32_tolerance(problem):
     inputs, want = problem
     rel, _ = _errors(_run(schedule, inputs), want)
     assert rel > FP32.rel_norm, f"TF32 at {rel:.2e}: the fp32 bound would not catch a TF32 kernel"
+
+
+def test_split_k_schedule_for_a_long_k_meets_the_fp32_tolerance():
+    """256 x 256 with K = 128K: four output tiles, so the seeded schedule splits K across
+    programs (a workspace of partial products, then the epilogue kernel)."""
+    size = (256, 256, 1 << 17)
+    hardware = get_backend("cuda").detect()
+    schedule = TritonDSL(allow_tf32=False).schedules(CASE.group(size), hardware)[0]
+    assert (schedule.get("SPLIT") or 1) > 1, schedule
+    torch.manual_seed(0)
+    inputs = CASE.inputs(size, "cuda")
+    x, w, b = (t.double() for t in inputs)
+    want = torch.relu(x @ w.T + b)
+    launcher = load_group(TritonDSL().render([(0, CASE.group(size, schedule))], "cuda"))
+    got = launcher(*inputs)[0]
+    torch.cuda.synchronize()
+    rel, elementwise = _errors(got, want)
+    assert rel <= FP32.rel_norm and elementwise, f"{schedule}: relative norm error {rel:.2e}"
