@@ -111,14 +111,9 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
 
     phases = Phases(options.started)
     phases.since_start("startup")   # imports, loading the problem, opening the store, the device
-    with phases.span("footprint"):
-        check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
-    with phases.span("validate"):
-        validate(problem, target.device)
-    if llm is not None:
-        llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
     harness_config = target.harness_settings(harness_config)
-    # Workers start first: they import and set up the device while this process traces.
+    # Workers start first: they import (in processes of their own) while this process checks the
+    # problem's size and traces it. Nothing is measured before the size check.
     with phases.span("workers"):
         if options.ray_address:
             from akg.distributed import RayPool
@@ -126,6 +121,12 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
         else:
             pool_context = WorkerPool(device=target.device, workers=1, config=harness_config)
     with pool_context as pool:
+        with phases.span("footprint"):
+            check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
+        with phases.span("validate"):
+            validate(problem, target.device)
+        if llm is not None:
+            llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
         search.phases = phases
         running.pool, running.search = pool, search

@@ -268,7 +268,7 @@ def matmul_tiles(k: MatmulKernel, hw: HardwareSpec, precision: str | None) -> li
         if stages < 2:
             continue
         tiles = math.ceil(k.m / bm) * math.ceil(k.n / bn) * k.batch
-        for split in (1, split_k(tiles, k.k, bk, sms)):
+        for split in sorted({1, split_k(tiles, k.k, bk, sms)}):
             # Per-SM work of one K slice; the workspace's extra write and read cost SPLIT_K_COST.
             work = math.ceil(tiles * split / sms) * bm * bn / (split * weight) * (SPLIT_K_COST if split > 1 else 1.0)
             knobs = dict(SPLIT=split) if split > 1 else {}
@@ -294,10 +294,16 @@ def split_k(tiles: int, k: int, bk: int, sms: int) -> int:
     return split
 
 
+SECOND_PRECISION_SCHEDULES = 2
+
+
 def matmul(k: MatmulKernel, hw: HardwareSpec, allow_tf32: bool = False) -> list[Schedule]:
-    """The best-ranked tiles of the first precision, then the best few of the second."""
+    """The best-ranked tiles of the first precision, then the best two of the second (the
+    search tunes a plan only from an accepted seed, so the second precision is a neighbour, and
+    on tensor cores the first is the faster one)."""
     precisions = matmul_precisions(k, hw, allow_tf32)
     first = matmul_tiles(k, hw, precisions[0])
     if len(precisions) == 1:
         return first
-    return first[:7] + matmul_tiles(k, hw, precisions[1])[:MAX_SCHEDULES - 7]
+    second = matmul_tiles(k, hw, precisions[1])[:SECOND_PRECISION_SCHEDULES]
+    return first[:MAX_SCHEDULES - len(second)] + second
