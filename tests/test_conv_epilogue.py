@@ -193,3 +193,29 @@ def test_triton_group_norm_kernel_passes_the_strict_harness(tmp_path):
     candidate = coder.make_candidate(po.plan, dsl, "cpu", problem.source, problem.name)
     verdict = evaluate(problem, candidate.source, candidate.id, device="cpu", policy="strict", config=CORRECTNESS_ONLY)
     assert verdict.accepted, verdict.reason
+
+
+CONV_BATCH_STATISTICS = '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.bn = nn.BatchNorm2d(8)   # training mode: statistics over (N, H, W)
+
+    def forward(self, x):
+        return self.bn(self.conv(x)) - 0.5
+
+def get_inputs():
+    return [torch.rand(2, 3, 10, 10)]
+
+def get_init_inputs():
+    return []
+'''
+
+
+def test_a_conv_whose_output_is_reduced_over_scattered_dims_keeps_its_bias(tmp_path):
+    # the add could not join a reduction over (N, H, W): it would be one more pass over the output
+    problem = write_problem(tmp_path, CONV_BATCH_STATISTICS)
+    _, after = graphs(problem, "conv-bias")
+    (conv,) = _convs(after)
+    assert isinstance(_bias(conv), ir.ValueRef)
