@@ -8,7 +8,8 @@
 #        port (akg migrate of examples/migrate and akg port of examples/library, Triton sources, to
 #        each DSL in AKG_PORT_DSLS that is installed). Default: tests,kernels,suite.
 #        Also: throughput (bench/throughput.py on memory-bound problems with 1-8 GB inputs from
-#        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable: see below),
+#        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable, and its table of every
+#        problem of the suite, kernelbench-LEVEL.md, by bench/kb_table.py: see below),
 #        profile (one optimize of AKG_PROFILE_PROBLEM twice, cold and warm store, under py-spy if installed),
 #        gemm (bench/gemm_tiles.py: every matmul-epilogue schedule per GEMM shape vs cuBLAS + epilogue).
 # kernelbench step: AKG_KB_DIR (default shared/kernelbench/level1), AKG_KB_PROBLEMS (--problems
@@ -132,6 +133,9 @@ if [[ ",$STEPS," == *",kernelbench,"* ]]; then
         ${AKG_SEEDS:+--seed "$AKG_SEEDS"} \
         --out "$OUTDIR/kernelbench-$TAG.json" 2>"$OUTDIR/kernelbench-$TAG.log" | tail -n 40
     tail -n 5 "$OUTDIR/kernelbench-$TAG.log"
+    # Every problem of the suite with its result, its first note, or "not run yet" (docs/kernelbench.md's format).
+    python3 bench/kb_table.py "$OUTDIR/kernelbench-$TAG.json" --suite "$KB_DIR" --out "$OUTDIR/kernelbench-$TAG.md" \
+        && grep -m1 '^\*\*' "$OUTDIR/kernelbench-$TAG.md"
     # Keep OUTDIR to a handful of files: the JSON, the log, and one archive with the store and best files.
     (cd "$OUTDIR" && tar -czf "kernelbench-$TAG.tar.gz" kb-best kb.db* 2>/dev/null && rm -rf kb-best kb.db*)
 fi
