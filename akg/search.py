@@ -369,6 +369,16 @@ class Search:
 
     # -- the search ----------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Start the build processes now, before the problem is checked and traced, where other
+        work may go on beside a measurement (on a CPU they would take the cores)."""
+        if self.options.mode != "llm" and self._beside_timing():
+            self._builders.start()
+
+    def close(self) -> None:
+        """End the build processes (``run`` does; this is for a search that never ran)."""
+        self._builders.close()
+
     def begin(self) -> None:
         """Open the run and, where other work may go on beside a measurement, start the baselines
         now: the eager one is timed in a worker while this process traces the problem."""

@@ -49,7 +49,12 @@ fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
   python3 -c "import tilelang, tilelang.env as e; print('tilelang', tilelang.__version__, 'CUDA_HOME', e.CUDA_HOME or 'not found')" 2>/dev/null \
-      || echo "tilelang not installed"; } >"$OUTDIR/env.txt" 2>&1
+      || echo "tilelang not installed"
+  # Import times (a host whose site-packages lack compiled bytecode pays them in every process).
+  TIMEFORMAT="import torch._dynamo, triton: %R s"
+  for i in 1 2; do time python3 -c "import torch._dynamo, triton"; done
+  python3 -c "import torch, pathlib; p = pathlib.Path(torch.__file__).parent; print('torch pyc files:', len(list(p.glob('**/__pycache__/*.pyc'))))"
+} >"$OUTDIR/env.txt" 2>&1
 cat "$OUTDIR/env.txt"
 
 if [[ ",$STEPS," == *",tests,"* ]]; then
@@ -98,7 +103,8 @@ if [[ ",$STEPS," == *",suite,"* ]]; then
         elif (( n >= FIRST && n <= LAST )); then cp "$f" "$SUITE/"; fi
     done
     AKG_SIZE=gpu timeout "${AKG_GPU_SUITE_TIMEOUT:-420}" akg bench "$SUITE" --dsl "$DSL" --device cuda \
-        --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/suite.db" --results-dir "$OUTDIR/best" \
+        --budget "${AKG_BUDGET:-8}" ${AKG_TIME_LIMIT:+--time-limit "$AKG_TIME_LIMIT"} \
+        --store "$OUTDIR/suite.db" --results-dir "$OUTDIR/best" \
         --out "$OUTDIR/suite-$TAG.json" 2>"$OUTDIR/suite-$TAG.log" | tail -n 40
     tail -n 5 "$OUTDIR/suite-$TAG.log"
     # Keep OUTDIR to a handful of files: pack each problem's best.py and report.json.

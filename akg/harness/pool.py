@@ -324,6 +324,6 @@ def start_zygote(device: str, config: HarnessConfig, root: Path) -> "zygote_modu
     env = sandbox.worker_environment(root, caches)
     env.update(plugins.worker_environment(device))
     try:
-        return zygote_module.Zygote(env, config.network, root, root / "zygote.log")
+        return zygote_module.Zygote(device, env, config.network, root, root / "zygote.log")
     except OSError:
         return None

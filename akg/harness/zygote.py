@@ -118,9 +118,9 @@ class Zygote:
     """The forking process of one worker pool, started at once; it imports while the conductor
     goes on, and answers requests from then on. ``spawn`` never waits for it."""
 
-    def __init__(self, env: dict[str, str], network: bool, cwd: Path, log: Path) -> None:
+    def __init__(self, device: str, env: dict[str, str], network: bool, cwd: Path, log: Path) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        settings = {"fd": theirs.fileno(), "network": network}
+        settings = {"fd": theirs.fileno(), "network": network, "device": device}
         with open(log, "wb") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "akg.harness.zygote", json.dumps(settings)], pass_fds=(theirs.fileno(),),
@@ -185,6 +185,8 @@ def main() -> None:
     network_isolated = False if settings["network"] else sandbox.leave_network()
     from akg.harness import worker
     worker.preload()
+    from akg import plugins
+    plugins.preload_worker(settings["device"])
     requests = socket.socket(fileno=settings["fd"])
     _serve(requests, network_isolated, worker)
 

@@ -163,6 +163,12 @@ class TritonDSL:
         home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         return {"TRITON_CACHE_DIR": os.environ.get("TRITON_CACHE_DIR", str(home_cache / "triton"))}
 
+    def worker_preload(self, device: str) -> None:
+        """Import Triton and compute its cache key (a hash of its own sources: about half a second
+        that every fresh worker would spend before its first kernel); touches no device."""
+        from triton.runtime.cache import triton_key
+        triton_key()
+
     def versions(self) -> dict[str, str]:
         try:
             import triton
