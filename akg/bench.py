@@ -149,6 +149,8 @@ def _row(report: dict) -> dict:
             "inductor_seed_ms": next((c["time_ms"] for c in report["candidates"]
                                       if c["origin"] == "inductor" and c["correct"]), None),
             "notes": report["notes"],
+            # the problem's footprint and the peak device memory of akg's processes (bytes)
+            "memory": report.get("memory"),
             # seconds per phase of the run (start-up, tracing, baselines, builds, judging): where the limit went
             "phases": report.get("phases"), "milestones": report.get("milestones")}
 

@@ -9,6 +9,9 @@ has explicit methods for commands that are not a search:
   the best so far and the time left
 * ``stopped(reason)``   why the search ended (budget, time limit, near the roofline floor, nothing left)
 
+A full verification's line is labelled ``[verify]`` (mid-search promotions and the end-of-search
+walk alike); ``[final]`` labels the one line with the end-of-search choice.
+
 Every figure on a candidate line comes from that candidate's own interleaved measurement, so its
 speedup is its eager time divided by its time. With ``quiet`` (``--json``) nothing is printed.
 On a terminal a status line (phase, k of budget, best, time left) stays below the log lines.
@@ -72,7 +75,10 @@ class Progress:
 
     def __call__(self, message: str, scored) -> None:
         if scored is not None:
-            self.candidate(scored, counted=message == "candidate")
+            # "verified": a full verification (mid-search or in the end-of-search walk);
+            # "final": the end-of-search choice, once
+            label = {"verified": "[verify]", "final": "[final]"}.get(message)
+            self.candidate(scored, counted=message == "candidate", label=label)
         elif message.startswith("search stopped: "):
             self.stopped(message.removeprefix("search stopped: "))
         else:
@@ -87,7 +93,7 @@ class Progress:
         self.phase_text = text
         self._print(f"{self._stamp()} {escape(text)}")
 
-    def candidate(self, scored, counted: bool = True) -> None:
+    def candidate(self, scored, counted: bool = True, label: str | None = None) -> None:
         v = scored.verdict
         if scored.reused:
             self.replayed += 1
@@ -102,8 +108,8 @@ class Progress:
                 status += " [yellow]suspect: below the roofline floor[/yellow]"
         else:
             status = f"[red]rejected[/red] {escape(v.reason[:160])}"
-        count = f"[{self.done}/{self.budget}]" if self.budget and counted and not scored.reused else \
-            ("[stored]" if scored.reused else "[final]")
+        count = label or (f"[{self.done}/{self.budget}]" if self.budget and counted and not scored.reused else
+                          "[stored]" if scored.reused else "[verify]")
         tail = [t for t in (self._best_text(), self._left_text()) if t]
         self._print(f"{self._stamp()} {escape(f'{count:>8}')} {scored.candidate.id} {escape(describe(scored))}  {status}"
                     + (f"  [dim]{escape(' · '.join(tail))}[/dim]" if tail else ""))

@@ -45,7 +45,7 @@ class SearchOptions:
     resume: bool = False
     near_floor: float = 1.15              # stop once a candidate is within this factor of the roofline floor
     screen: bool = True                   # judge search candidates on fewer cases; fully re-verify the winner
-    finalists: int = 3                    # how many of the fastest screened candidates may be fully verified
+    finalists: int | None = None          # most full verifications at the end (None: until one passes or the time limit)
     build_workers: int = max(1, min(8, os.cpu_count() or 1))
     ray_address: str | None = None        # judge candidates on a Ray cluster's actors (akg.distributed)
     remeasure: bool = False               # time every candidate again instead of replaying stored timings
@@ -369,6 +369,16 @@ class Search:
 
     # -- the search ----------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Start the build processes now, before the problem is checked and traced, where other
+        work may go on beside a measurement (on a CPU they would take the cores)."""
+        if self.options.mode != "llm" and self._beside_timing():
+            self._builders.start()
+
+    def close(self) -> None:
+        """End the build processes (``run`` does; this is for a search that never ran)."""
+        self._builders.close()
+
     def begin(self) -> None:
         """Open the run and, where other work may go on beside a measurement, start the baselines
         now: the eager one is timed in a worker while this process traces the problem."""
@@ -408,6 +418,7 @@ class Search:
             self.stop_reason = self.stop_reason or "every plan and schedule worth trying was measured"
             self.progress(f"search stopped: {self.stop_reason}", None)
             best = self._choose(reference, notes)
+            self.progress("final", best)   # the end-of-search choice; full verifications said "verified"
             self._finish_compile(baselines, notes)
         finally:
             self._builders.close()
@@ -563,17 +574,54 @@ class Search:
         return near
 
     def _finalist(self, notes: list[str]) -> Scored | None:
-        """The fastest screened candidate that also passes full verification."""
-        for screened in self._accepted_generated()[:self.options.finalists]:
-            if self.options.screen and not self._time_left_for_full() and self._stored(screened.candidate.id, True) is None:
-                notes.append(f"{screened.candidate.id} passed screening but the time limit left no time to fully verify it")
-                return None
+        """The fastest screened candidate that also passes full verification: the screened ones are
+        walked fastest first and fully verified until one passes, each failure noted. One that the
+        time limit leaves no time to verify is passed over, not the end of the walk: a slower one
+        may already be verified (mid-search or in the store) and costs nothing to take."""
+        fresh, skipped, why = 0, [], ""
+        for screened in self._accepted_generated():
+            if fresh and self._cannot_win(screened):
+                break   # neither can the slower ones: full cases are not spent on them
+            if self._needs_full(screened):
+                if not why and not self._time_left_for_full():
+                    why = "the time limit left no time to fully verify it"
+                if not why and self.options.finalists is not None and fresh >= self.options.finalists:
+                    why = f"the {self.options.finalists} full verifications allowed at the end were spent"
+                if why:   # from here on only candidates verified already can be taken
+                    skipped.append(screened.candidate.id)
+                    continue
+                fresh += 1
             final = self._verify_fully(screened)
             self.scored[self.scored.index(screened)] = final
             if final.verdict.accepted:
-                return final
+                self._note_unverified(skipped, why, notes)
+                return self._fastest_verified(final)
             notes.append(f"{screened.candidate.id} passed screening but failed full verification: {final.verdict.reason[:200]}")
+        self._note_unverified(skipped, why, notes)
         return None
+
+    def _cannot_win(self, scored: Scored) -> bool:
+        """Whether its own measurement says it is no faster than eager, so that ``_choose`` would
+        keep the reference even if it passed full verification."""
+        return self.timing_meaningful and (dict(scored.verdict.speedups).get("vs_eager") or 0.0) <= MIN_SPEEDUP
+
+    def _needs_full(self, scored: Scored) -> bool:
+        """Whether taking this screened candidate would cost a full verification now."""
+        return (self.options.screen and scored.candidate.id not in self._full
+                and self._stored(scored.candidate.id, True) is None)
+
+    @staticmethod
+    def _note_unverified(skipped: list[str], why: str, notes: list[str]) -> None:
+        if skipped:
+            more = f" (nor {len(skipped) - 1} slower screened candidates)" if len(skipped) > 1 else ""
+            notes.append(f"{skipped[0]} passed screening but {why}{more}")
+
+    def _fastest_verified(self, passed: Scored) -> Scored:
+        """``passed`` or a faster candidate fully verified earlier in the run: each full timing is a
+        measurement of its own, so the walk's order (mostly screened times) need not be theirs."""
+        if not self.timing_meaningful:
+            return passed
+        return min([passed] + [s for s in self.verified if s.verdict.accepted], key=lambda s: s.time_ms)
 
     def snapshot(self, notes: list[str]) -> SearchResult:
         """The result from what is fully verified so far, without measuring anything: for writing

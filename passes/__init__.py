@@ -12,5 +12,7 @@ def akg_passes():
     from akg.passes.fold_batchnorm import FoldBatchNormPass
     from akg.passes.fold_reduction import FoldReductionPass
     from akg.passes.merge_clamps import MergeClampsPass
-    return [DecomposePass(), FoldBatchNormPass(), FoldAffinePass(), MergeClampsPass(), FoldReductionPass(), DeadCodePass(),
+    from akg.passes.conv_bias import ConvBiasPass
+    from akg.passes.reshape_epilogue import ReshapeEpiloguePass
+    return [DecomposePass(), FoldBatchNormPass(), FoldAffinePass(), MergeClampsPass(), FoldReductionPass(), ConvBiasPass(), ReshapeEpiloguePass(), DeadCodePass(),
             FusePass(), LowerPass()]

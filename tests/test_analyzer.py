@@ -78,3 +78,19 @@ def test_conv_floor_uses_the_tf32_peak_torch_allows(monkeypatch):
     exact = dict(analyze(problem, [tensor_cores, GPU]).roofline_ms)
     assert fast["tc-gpu"] == pytest.approx(exact["tc-gpu"] / 8, rel=0.05)   # conv FLOPs dominate
     assert fast["test-gpu"] == pytest.approx(exact["test-gpu"])              # no TF32 peak: fp32 rate
+
+
+def test_ieee_matmul_floor_allows_fp32_accuracy_from_three_tf32_products():
+    """torch keeps fp32 matmuls in IEEE fp32 by default; split-TF32 products give fp32 accuracy at a
+    third of the TF32 rate, so the floor is the faster of that and the fp32 peak."""
+    tensor_cores = HardwareSpec("tc-gpu", "cuda", memory_bandwidth_gbs=1e9, peak_tflops=(("fp32", 50.0), ("tf32", 400.0)))
+    problem = load_problem(EXAMPLES / "26_matmul_scale_residual.py")
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("highest")
+        floors = dict(analyze(problem, [tensor_cores, GPU]).roofline_ms)
+    finally:
+        torch.set_float32_matmul_precision(before)
+    m, k, n = 512, 1024, 256
+    assert floors["tc-gpu"] == pytest.approx(2 * m * n * k / (400e12 / 3) * 1e3, rel=0.05)
+    assert floors["test-gpu"] == pytest.approx(2 * m * n * k / 50e12 * 1e3, rel=0.05)   # no TF32 units

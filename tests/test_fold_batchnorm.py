@@ -65,7 +65,9 @@ def test_conv_then_batch_norm_is_one_convolution(tmp_path):
     assert _batch_norms(before) and not _batch_norms(after)
     (conv,) = [n for n in after.nodes if n.op == "aten.conv2d.default"]
     (user,) = [n for n in after.nodes if conv.outputs[0] in n.inputs]
-    assert user.op == "max"                  # the relu reads the convolution directly
+    (relu,) = [n for n in after.nodes if user.outputs[0] in n.inputs]
+    # the relu reads the convolution plus its (folded) bias, which conv-bias moved into the epilogue
+    assert (user.op, relu.op) == ("add", "max")
     planeval_matches(problem, after)
     harness_accepts(problem, after)
 

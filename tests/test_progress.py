@@ -58,7 +58,18 @@ def test_stop_reason_and_full_verification_not_counted():
     p("verified", scored("aaaaaaaaaaaa", "x"))
     text = out.getvalue()
     assert "search stopped: the budget of 3 candidates was measured (1 measured, 0 from the store)" in text
-    assert "[final] aaaaaaaaaaaa" in text and p.done == 1
+    assert "[verify] aaaaaaaaaaaa" in text and "[final]" not in text and p.done == 1
+
+
+def test_final_labels_only_the_end_of_search_choice():
+    p, out = progress(budget=3)
+    p("candidate", scored("aaaaaaaaaaaa", "x"))
+    p("verified", scored("aaaaaaaaaaaa", "x"))          # promoted mid-search
+    p("verified", scored("bbbbbbbbbbbb", "y", reused=True))   # a stored full verdict
+    p("final", scored("aaaaaaaaaaaa", "x", reused=True))
+    lines = out.getvalue().splitlines()
+    assert [line.split()[1] for line in lines] == ["[1/3]", "[verify]", "[verify]", "[final]"]
+    assert p.done == 1
 
 
 def test_quiet_prints_nothing():

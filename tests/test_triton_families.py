@@ -50,6 +50,12 @@ VARIANTS = {
     "nhwc-tiled-ragged": ("nhwc_bias_relu", knobs(variant="tiled", YBLOCK=2, XBLOCK=16)),
     "gelu-small-block": ("bias_gelu", knobs(BLOCK=32)),
     "matmul-small-tiles": ("linear_bias_relu", knobs(BM=16, BN=32, BK=16, GROUP_M=2, num_stages=1, precision="ieee")),
+    # The split-TF32 product (precision only matters on a GPU) with ragged K and rows.
+    # Split-K: slices of K summed into a workspace, then the epilogue kernel (even and ragged K).
+    "matmul-split-k": ("linear_bias_relu", knobs(BM=16, BN=16, BK=16, GROUP_M=2, num_stages=1, SPLIT=3, precision="tf32x3")),
+    "matmul-split-k-ragged": ("linear_bias_relu", knobs(BM=32, BN=32, BK=32, GROUP_M=1, num_stages=2, SPLIT=2, precision="ieee")),
+    "bmm-split-k": ("bmm_scale", knobs(BM=16, BN=16, BK=16, GROUP_M=2, num_stages=1, SPLIT=2, precision="tf32x3")),
+    "matmul-tf32x3-ragged": ("linear_bias_relu", knobs(BM=32, BN=16, BK=32, GROUP_M=3, num_stages=2, precision="tf32x3")),
 }
 
 

@@ -11,8 +11,30 @@ from akg.targets import BuildError, HardwareSpec
 from akg.dsls.triton import schedules
 from akg.dsls.triton.render import render_groups
 
-# fp32 matmuls stay IEEE fp32 unless the user allows TF32 (about 3e-4 relative error).
+# fp32 matmuls round to TF32 (about 3e-4 relative error) exactly when torch computes them in TF32
+# (torch.backends.cuda.matmul.allow_tf32 / set_float32_matmul_precision, read when schedules are
+# made, after the problem's module ran); AKG_TRITON_ALLOW_TF32=1 or 0 overrides torch's flag.
 TF32_ENV = "AKG_TRITON_ALLOW_TF32"
+
+
+def torch_allows_tf32() -> bool:
+    """Whether torch runs fp32 matmuls on TF32 with its current settings (what the reference does)."""
+    import torch
+    matmul = torch.backends.cuda.matmul
+    try:
+        return bool(matmul.allow_tf32)
+    except RuntimeError:
+        # The legacy flag and the newer fp32_precision API were both set: cuBLAS follows the newer one.
+        return getattr(matmul, "fp32_precision", "ieee") == "tf32"
+
+
+def allow_tf32_setting(explicit: bool | None) -> bool:
+    if explicit is not None:
+        return explicit
+    env = os.environ.get(TF32_ENV)
+    if env in ("0", "1"):
+        return env == "1"
+    return torch_allows_tf32()
 
 
 def warm_up(source: str) -> None:
@@ -76,7 +98,7 @@ def _jit_function(text: str) -> bool:
 class TritonDSL:
     name = "triton"
     devices = ("cuda", "cpu")
-    families = ("pointwise", "reduction", "scan", "matmul_epilogue", "pool")
+    families = ("pointwise", "reduction", "reduction_nd", "scan", "matmul_epilogue", "pool")
     timing_meaningful_on = ("cuda",)
     # Set by candidates rendered for the CPU: their kernels run in Triton's interpreter.
     interpreter_flags = ("TRITON_INTERPRET",)
@@ -84,7 +106,11 @@ class TritonDSL:
     inductor_devices = ("cuda",)
 
     def __init__(self, allow_tf32: bool | None = None):
-        self.allow_tf32 = os.environ.get(TF32_ENV) == "1" if allow_tf32 is None else allow_tf32
+        self._allow_tf32 = allow_tf32
+
+    @property
+    def allow_tf32(self) -> bool:
+        return allow_tf32_setting(self._allow_tf32)
 
     def schedules(self, group: FusedGroup, hardware: HardwareSpec) -> list[Schedule]:
         if group.family not in self.families:
@@ -136,6 +162,12 @@ class TritonDSL:
     def worker_environment(self) -> dict[str, str]:
         home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         return {"TRITON_CACHE_DIR": os.environ.get("TRITON_CACHE_DIR", str(home_cache / "triton"))}
+
+    def worker_preload(self, device: str) -> None:
+        """Import Triton and compute its cache key (a hash of its own sources: about half a second
+        that every fresh worker would spend before its first kernel); touches no device."""
+        from triton.runtime.cache import triton_key
+        triton_key()
 
     def versions(self) -> dict[str, str]:
         try:

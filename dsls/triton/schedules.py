@@ -59,8 +59,8 @@ class TritonSchedule:
                 raise ValueError(f"{name} must be at least 1, not {value}")
         if self.num_warps not in (None, 1, 2, 4, 8, 16, 32):
             raise ValueError(f"num_warps must be a power of two up to 32, not {self.num_warps}")
-        if self.precision not in (None, "ieee", "tf32"):
-            raise ValueError(f"precision must be ieee or tf32, not {self.precision!r}")
+        if self.precision not in (None, "ieee", "tf32", "tf32x3"):
+            raise ValueError(f"precision must be ieee, tf32 or tf32x3, not {self.precision!r}")
 
     @classmethod
     def from_schedule(cls, s: Schedule) -> "TritonSchedule":
@@ -108,7 +108,7 @@ def interpreter_schedule(k) -> Schedule:
     if isinstance(k, (PointwiseKernel, PoolKernel)):
         return schedule(BLOCK=256, num_warps=4)
     if isinstance(k, ReductionKernel):
-        size = k.domain[k.reduce_dim]
+        size = k.reduce_size
         if size <= 1024:
             return schedule(variant="persistent", ROWS=4, RBLOCK=next_pow2(size), num_warps=4)
         return schedule(variant="looped", ROWS=2, RBLOCK=512, num_warps=4)
@@ -143,11 +143,12 @@ def tiled_pointwise(k: PointwiseKernel) -> list[Schedule]:
 
 
 def reduction(k: ReductionKernel, hw: HardwareSpec) -> list[Schedule]:
-    size = k.domain[k.reduce_dim]
+    size = k.reduce_size
     rows = k.rows
     rblock = next_pow2(size)
-    column = all(op.strides[k.reduce_dim] != 1 for op in k.operands if op.strides[k.reduce_dim] != 0) and any(
-        op.strides[k.reduce_dim] != 0 for op in k.operands)
+    inner = k.reduce_dims[-1]
+    column = all(op.strides[inner] != 1 for op in k.operands if op.strides[inner] != 0) and any(
+        op.strides[inner] != 0 for op in k.operands)
     out = split_reduction(k, hw)
     if column:
         # Reducing a non-innermost dim: many rows per program make the loads coalesce along rows.
@@ -179,7 +180,7 @@ def split_reduction(k: ReductionKernel, hw: HardwareSpec) -> list[Schedule]:
     """Split schedules for few long rows: enough (row, slice) programs to fill every SM a few
     times over. Empty when rows alone fill the device or the kernel cannot be split."""
     from akg.dsls.triton.families import split_obstacle   # families imports this module
-    size, rows = k.domain[k.reduce_dim], k.rows
+    size, rows = k.reduce_size, k.rows
     if rows >= SPLIT_BELOW_ROWS_PER_SM * hw.compute_units or size < SPLIT_MIN_SIZE or split_obstacle(k):
         return []
     out = []
@@ -208,24 +209,102 @@ def pool(numel: int, hw: HardwareSpec) -> list[Schedule]:
     return [schedule(BLOCK=b, num_warps=w) for b, w in ((256, 4), (512, 4), (1024, 8), (128, 4), (512, 8))]
 
 
-# (BM, BN, BK, num_warps, num_stages): the usual Hopper/Ampere tile list, pruned below.
+# Matmul tiles: (BM, BN, num_warps) with a relative per-SM throughput for each way tl.dot runs.
+# Bigger tiles reuse each loaded element more (intensity BM*BN/(BM+BN)); the weights follow the
+# usual Hopper/Ampere tables (Triton's matmul tutorial, Inductor's mm configs: 128x256 and
+# 128x128 tiles with 8 warps on tensor cores, 128x128 and 64x128 on the FMA units).
+# "tf32x3" holds two more fragments per operand (the hi/lo split), so its widest tiles lose more
+# to register pressure than plain TF32.
 _MATMUL_TILES = (
-    (128, 128, 32, 8, 3), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4), (128, 128, 64, 8, 3),
-    (64, 64, 32, 4, 4), (128, 256, 64, 8, 3), (256, 128, 64, 8, 3), (64, 64, 64, 4, 3),
-    (128, 64, 64, 4, 3), (32, 64, 32, 4, 4), (64, 32, 32, 2, 5), (32, 32, 32, 2, 4),
+    # BM, BN, warps, tensor cores, tf32x3, FMA (ieee fp32)
+    (128, 256, 8, 1.00, 0.80, 0.0),
+    (256, 128, 8, 1.00, 0.80, 0.0),
+    (128, 128, 8, 0.90, 0.90, 1.00),
+    (128, 128, 4, 0.85, 0.80, 0.90),
+    (64, 256, 8, 0.80, 0.75, 0.0),
+    (128, 64, 4, 0.75, 0.75, 0.85),
+    (64, 128, 4, 0.75, 0.75, 0.85),
+    (64, 64, 4, 0.50, 0.50, 0.70),
+    (32, 64, 4, 0.30, 0.30, 0.50),
+    (64, 32, 2, 0.30, 0.30, 0.50),
+    (32, 32, 2, 0.20, 0.20, 0.35),
 )
+_WEIGHT_COLUMN = {"tc": 3, "tf32x3": 4, "ieee": 5}
+MAX_STAGES = 4
+
+
+def matmul_precisions(k: MatmulKernel, hw: HardwareSpec, allow_tf32: bool) -> tuple[str | None, ...]:
+    """How tl.dot may run this matmul, best first. fp32 operands: TF32 exactly when torch computes
+    the reference in TF32; otherwise "tf32x3" (three TF32 products of the operands' high and low
+    halves: fp32-level accuracy, about 1e-6 relative, on the tensor cores) and plain IEEE fp32 on
+    the FMA units. Other dtypes run on tensor cores as they are (None: no precision knob)."""
+    if "float32" not in (k.a.type.dtype, k.b.type.dtype) and k.a.type.dtype == k.b.type.dtype:
+        return (None,)
+    if not hw.tensor_cores or not hw.peak("tf32"):
+        return ("ieee",)
+    return ("tf32", "tf32x3") if allow_tf32 else ("tf32x3", "ieee")
+
+
+def matmul_tiles(k: MatmulKernel, hw: HardwareSpec, precision: str | None) -> list[Schedule]:
+    """The tile table ranked for this shape: per-SM work = waves of tiles x tile size / the tile's
+    relative throughput, so a tile that leaves most SMs idle in its last wave (wave quantisation)
+    or too few tiles to fill the device ranks below a smaller one. BK covers 128 bytes of a row."""
+    itemsize = max(k.a.type.itemsize, k.b.type.itemsize)
+    smem = hw.shared_mem_per_block or FALLBACK_SMEM
+    sms = max(hw.compute_units, 1)
+    column = _WEIGHT_COLUMN["tc" if precision in (None, "tf32") else precision]
+    bk = min(max(128 // itemsize, 16), max(next_pow2(k.k), 16))
+    ranked = []
+    for rank, row in enumerate(_MATMUL_TILES):
+        bm, bn, warps, weight = row[0], row[1], row[2], row[column]
+        if not weight:
+            continue
+        bm, bn = min(bm, max(next_pow2(k.m), 16)), min(bn, max(next_pow2(k.n), 16))
+        warps = min(warps, max(bm * bn // 512, 1))   # a tile cut down to a small matrix needs fewer warps
+        per_stage = (bm * bk + bk * bn) * itemsize
+        # tf32x3 splits each operand tile into high and low halves after it is loaded; the halves
+        # go back through shared memory for the tensor cores, beside the pipeline's buffers.
+        split = 2 * per_stage if precision == "tf32x3" else 0
+        stages = min(MAX_STAGES - (1 if split else 0), (smem - split) // per_stage)
+        if stages < 2:
+            continue
+        tiles = math.ceil(k.m / bm) * math.ceil(k.n / bn) * k.batch
+        for split in sorted({1, split_k(tiles, k.k, bk, sms)}):
+            # Per-SM work of one K slice; the workspace's extra write and read cost SPLIT_K_COST.
+            work = math.ceil(tiles * split / sms) * bm * bn / (split * weight) * (SPLIT_K_COST if split > 1 else 1.0)
+            knobs = dict(SPLIT=split) if split > 1 else {}
+            ranked.append((work, rank, split, schedule(BM=bm, BN=bn, BK=bk, GROUP_M=8, num_warps=warps,
+                                                       num_stages=stages, precision=precision, **knobs)))
+    return [s for *_, s in sorted(ranked, key=lambda t: t[:3])]
+
+
+SPLIT_K_MAX = 64
+# Each slice keeps at least this much of K: shorter slices gain less than the second kernel's
+# launch and the workspace's round trip cost.
+SPLIT_K_MIN_K = 1024
+SPLIT_K_COST = 1.15
+
+
+def split_k(tiles: int, k: int, bk: int, sms: int) -> int:
+    """Slices of K for a grid of ``tiles`` that leaves SMs idle: the fewest (a power of two) that
+    give every SM a program, as long as each slice keeps SPLIT_K_MIN_K of K; 1 when the tiles fill the
+    device or K is too short to cut."""
+    split = 1
+    while tiles * split < sms and split < SPLIT_K_MAX and k >= 2 * split * max(SPLIT_K_MIN_K, bk):
+        split *= 2
+    return split
+
+
+SECOND_PRECISION_SCHEDULES = 2
 
 
 def matmul(k: MatmulKernel, hw: HardwareSpec, allow_tf32: bool = False) -> list[Schedule]:
-    itemsize = max(k.a.type.itemsize, k.b.type.itemsize)
-    smem = hw.shared_mem_per_block or FALLBACK_SMEM
-    out = []
-    for bm, bn, bk, warps, stages in _MATMUL_TILES:
-        bm, bn, bk = (min(bm, max(next_pow2(k.m), 16)), min(bn, max(next_pow2(k.n), 16)),
-                      min(bk, max(next_pow2(k.k), 16)))
-        if stages * (bm * bk + bk * bn) * itemsize > smem:
-            continue
-        out.append(schedule(BM=bm, BN=bn, BK=bk, GROUP_M=8, num_warps=warps, num_stages=stages, precision="ieee"))
-    if allow_tf32 and "float32" in (k.a.type.dtype, k.b.type.dtype):
-        out = [s.with_(precision="tf32") for s in out[:6]] + out[:6]
-    return out
+    """The best-ranked tiles of the first precision, then the best two of the second (the
+    search tunes a plan only from an accepted seed, so the second precision is a neighbour, and
+    on tensor cores the first is the faster one)."""
+    precisions = matmul_precisions(k, hw, allow_tf32)
+    first = matmul_tiles(k, hw, precisions[0])
+    if len(precisions) == 1:
+        return first
+    second = matmul_tiles(k, hw, precisions[1])[:SECOND_PRECISION_SCHEDULES]
+    return first[:MAX_SCHEDULES - len(second)] + second

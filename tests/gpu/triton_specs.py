@@ -177,6 +177,14 @@ def _linear_bias_relu(s):
     return MatmulKernel(1, m, n, k, a, b, (bias,), (Output("y", y, ttype((m, n)), (0, n, 1)),))
 
 
+def _bmm_scale(s):
+    b, m, n, k = s
+    x = Operand("x", ttype((b, m, k)), (m * k, k, 1))
+    y = Operand("y", ttype((b, k, n)), (k * n, n, 1))
+    out = call("mul", Acc(), Const(0.5, F32))
+    return MatmulKernel(b, m, n, k, x, y, (), (Output("z", out, ttype((b, m, n)), (m * n, n, 1)),))
+
+
 def _ties(s, device):
     """Rows with repeated maxima and a constant row: argmax must return the first index."""
     x = torch.randint(0, 3, s, device=device).float()
@@ -218,15 +226,19 @@ CASES = [
     Case("linear_bias_relu", "matmul_epilogue", _linear_bias_relu, _randn(lambda s: (s[0], s[2]), lambda s: (s[1], s[2]), lambda s: (s[1],)),
          lambda t: [torch.relu(F.linear(t[0], t[1], t[2]))],
          lambda s: 4 * (s[0] * s[2] + s[1] * s[2] + s[0] * s[1]), lambda s: 2.0 * s[0] * s[1] * s[2]),
+    Case("bmm_scale", "matmul_epilogue", _bmm_scale, _randn(lambda s: (s[0], s[1], s[3]), lambda s: (s[0], s[3], s[2])),
+         lambda t: [torch.bmm(t[0], t[1]) * 0.5],
+         lambda s: 4 * s[0] * (s[1] * s[3] + s[3] * s[2] + s[1] * s[2]), lambda s: 2.0 * s[0] * s[1] * s[2] * s[3]),
 ]
 
 # Tiny sizes for the interpreter; GPU sizes of tens to hundreds of MB for the device.
 CPU_SIZES = {"nhwc_bias_relu": (2, 5, 3, 7), "scalar_div": (), "mse_all": (3000,), "logsumexp": (3, 700), "bias_gelu": (5, 37), "softmax_lse": (6, 300), "layer_norm": (5, 200), "sum_middle": (3, 17, 10),
              "argmax_last": (7, 50), "argmax_ties": (6, 45), "argmin_first": (40, 9), "cumsum": (4, 70), "max_pool_relu": (2, 3, 9, 11),
-             "linear_bias_relu": (33, 40, 48)}
+             "linear_bias_relu": (33, 40, 48), "bmm_scale": (3, 20, 17, 40)}
 GPU_SIZES = {"nhwc_bias_relu": (32, 128, 128, 128), "scalar_div": (), "mse_all": (8192 * 8192,), "logsumexp": (16, 1 << 20), "bias_gelu": (8192, 8192), "softmax_lse": (4096, 16384), "layer_norm": (8192, 8192),
              "sum_middle": (64, 4096, 256), "argmax_last": (8192, 8192), "argmax_ties": (4096, 4096), "argmin_first": (8192, 8192),
-             "cumsum": (8192, 4096), "max_pool_relu": (32, 64, 224, 224), "linear_bias_relu": (4096, 4096, 4096)}
+             "cumsum": (8192, 4096), "max_pool_relu": (32, 64, 224, 224), "linear_bias_relu": (4096, 4096, 4096),
+             "bmm_scale": (16, 512, 512, 8192)}
 
 
 def load_group(source: str, index: int = 0):
