@@ -37,6 +37,16 @@ class Builders:
         self._closed = False
         self._scratch: Path | None = None
 
+    def start(self) -> None:
+        """Start every build process now (they import while the caller does other work), rather
+        than on the first build."""
+        with self._lock:
+            if self._closed:
+                return
+            missing, self._started = self.count - self._started, self.count
+        for _ in range(max(0, missing)):
+            self._idle.put(self._spawn())
+
     def build(self, source: str) -> str | None:
         """The build error (one message), or None when the source built."""
         proc = self._take()
@@ -70,6 +80,9 @@ class Builders:
             except queue.Empty:
                 if self._closed:
                     return None
+        return self._spawn()
+
+    def _spawn(self) -> subprocess.Popen:
         proc = subprocess.Popen([sys.executable, "-m", "akg.build"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                 stderr=subprocess.DEVNULL, text=True, start_new_session=True, env=self._environment())
         with self._lock:

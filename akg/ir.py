@@ -275,25 +275,36 @@ class ReductionKernel:
     operands: tuple[Operand, ...]
     stages: tuple[Stage, ...]
     outputs: tuple[Output, ...]
+    # Reduce over ``reduce_rank`` adjacent dims from ``reduce_dim`` on: a row of a group norm is
+    # (channels of the group, pixels), and a per-channel weight walks only the first of them, so
+    # the two cannot merge into one strided dim. Rank 1 is every other reduction.
+    reduce_rank: int = 1
+
+    @property
+    def reduce_dims(self) -> tuple[int, ...]:
+        return tuple(range(self.reduce_dim, self.reduce_dim + self.reduce_rank))
 
     @property
     def reduce_size(self) -> int:
-        return self.domain[self.reduce_dim]
+        return math.prod(self.domain[d] for d in self.reduce_dims)
 
     @property
     def rows(self) -> int:
         return math.prod(self.domain) // max(self.reduce_size, 1)
 
     def verify(self) -> None:
-        _require(0 <= self.reduce_dim < len(self.domain), f"reduce_dim {self.reduce_dim} outside domain {self.domain}")
+        _require(self.reduce_rank >= 1 and 0 <= self.reduce_dim and self.reduce_dim + self.reduce_rank <= len(self.domain),
+                 f"reduce dims {self.reduce_dim}..+{self.reduce_rank} outside domain {self.domain}")
         _require(bool(self.stages), "reduction kernel has no stages")
         for i, st in enumerate(self.stages):
             _require(st.op in REDUCE_OPS, f"stage {i}: unknown reduce op {st.op!r}")
             verify_expr(st.expr, len(self.operands), i, where=f"stage {i}")
+            _require(self.reduce_rank == 1 or (st.op not in ("argmax", "argmin") and not any(isinstance(e, RIndex) for e in walk(st.expr))),
+                     f"stage {i}: an index along several reduce dims is not defined")
         _verify_io(self.domain, self.operands, self.outputs, n_stages=len(self.stages))
         for o in self.outputs:
             if o.reduced:
-                _require(o.strides[self.reduce_dim] == 0, f"reduced output {o.value} has stride on the reduce dim")
+                _require(all(o.strides[d] == 0 for d in self.reduce_dims), f"reduced output {o.value} has stride on the reduce dim")
 
 
 @dataclass(frozen=True)
@@ -409,8 +420,8 @@ def _verify_io(domain, operands, outputs, n_stages: int) -> None:
 # Plans
 # ----------------------------------------------------------------------------------------------
 
-FAMILIES = ("pointwise", "reduction", "scan", "matmul_epilogue", "pool", "library")
-_FAMILY_SPEC = {"pointwise": PointwiseKernel, "reduction": ReductionKernel, "scan": ScanKernel,
+FAMILIES = ("pointwise", "reduction", "reduction_nd", "scan", "matmul_epilogue", "pool", "library")
+_FAMILY_SPEC = {"pointwise": PointwiseKernel, "reduction": ReductionKernel, "reduction_nd": ReductionKernel, "scan": ScanKernel,
                 "matmul_epilogue": MatmulKernel, "pool": PoolKernel, "library": LibraryCall}
 
 
@@ -458,6 +469,10 @@ class FusedGroup:
         _require(self.family in FAMILIES, f"unknown family {self.family!r}")
         _require(isinstance(self.kernel, _FAMILY_SPEC[self.family]),
                  f"family {self.family} needs a {_FAMILY_SPEC[self.family].__name__}, got {type(self.kernel).__name__}")
+        if isinstance(self.kernel, ReductionKernel):
+            # Only DSLs that list "reduction_nd" see reductions over several dims.
+            _require((self.kernel.reduce_rank > 1) == (self.family == "reduction_nd"),
+                     f"family {self.family} with {self.kernel.reduce_rank} reduce dims")
         self.kernel.verify()
 
     def written_values(self) -> tuple[str, ...]:

@@ -111,14 +111,9 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
 
     phases = Phases(options.started)
     phases.since_start("startup")   # imports, loading the problem, opening the store, the device
-    with phases.span("footprint"):
-        check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
-    with phases.span("validate"):
-        validate(problem, target.device)
-    if llm is not None:
-        llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
     harness_config = target.harness_settings(harness_config)
-    # Workers start first: they import and set up the device while this process traces.
+    # Workers start first: they import (in processes of their own) while this process checks the
+    # problem's size and traces it. Nothing is measured before the size check.
     with phases.span("workers"):
         if options.ray_address:
             from akg.distributed import RayPool
@@ -129,18 +124,28 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
         search = Search(problem, target.dsl, target.device, target.hardware, pool, store, options, progress)
         search.phases = phases
         running.pool, running.search = pool, search
-        search.begin()   # the baselines start beside the tracing where the device allows it
-        with phases.span("trace"):
-            graph, plans, notes = plan_problem(problem)
-        running.notes = notes
-        with phases.span("floor"):
-            floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
-        running.analysis = analysis
-        search.evolver = _evolver(llm, problem, target, graph, floor_ms)
-        if options.seeds:
-            from akg.seeds import Seeder
-            search.seeder = Seeder(options.seeds, problem, target.dsl, target.device, pool)
-        result = search.run(plans, floor_ms)
+        search.prepare()   # build processes import beside the checks below
+        try:
+            with phases.span("footprint"):
+                check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
+            with phases.span("validate"):
+                validate(problem, target.device)
+            if llm is not None:
+                llm.client.check_endpoint()  # before anything is measured: a wrong URL or key fails at once
+            search.begin()   # the baselines start beside the tracing where the device allows it
+            with phases.span("trace"):
+                graph, plans, notes = plan_problem(problem)
+            running.notes = notes
+            with phases.span("floor"):
+                floor_ms, analysis = floor_for(problem, target.hardware, graph) if graph is not None else (None, {})
+            running.analysis = analysis
+            search.evolver = _evolver(llm, problem, target, graph, floor_ms)
+            if options.seeds:
+                from akg.seeds import Seeder
+                search.seeder = Seeder(options.seeds, problem, target.dsl, target.device, pool)
+            result = search.run(plans, floor_ms)
+        finally:
+            search.close()   # the build processes, whatever ended the search
     result.notes[:0] = notes
     report = build_report(problem, target, result, analysis, store)
     report["best"]["lineage"] = store.lineage(result.best.candidate.id)

@@ -91,7 +91,15 @@ def run_pointwise(k: ir.PointwiseKernel, env) -> list[torch.Tensor]:
     return [_store(o, eval_expr(o.expr, scope), k.domain, _device(env, k)) for o in k.outputs]
 
 
-def _reduce(op: str, x: torch.Tensor, dim: int):
+def _reduce(op: str, x: torch.Tensor, dim):
+    if isinstance(dim, tuple):   # several reduce dims (no index: the kernel spec refuses argmax there)
+        if len(dim) == 1:
+            dim = dim[0]
+        else:
+            fn = {"sum": torch.sum, "max": torch.amax, "min": torch.amin}.get(op)
+            if op == "prod":
+                return torch.prod(x.flatten(dim[0], dim[-1]), dim[0], keepdim=True).unflatten(dim[0], (1,) * len(dim)), None
+            return fn(x, dim, keepdim=True), None
     if op == "sum":
         return torch.sum(x, dim, keepdim=True), None
     if op == "prod":
@@ -114,8 +122,8 @@ def run_reduction(k: ir.ReductionKernel, env) -> list[torch.Tensor]:
     scope = _Scope(_loads(k.operands, env, k.domain), [], _rindex(k.domain, k.reduce_dim, device))
     for st in k.stages:
         x = eval_expr(st.expr, scope).expand(k.domain)
-        scope.stages.append(_reduce(st.op, x, k.reduce_dim))
-    row_shape = tuple(1 if d == k.reduce_dim else s for d, s in enumerate(k.domain))
+        scope.stages.append(_reduce(st.op, x, k.reduce_dims))
+    row_shape = tuple(1 if d in k.reduce_dims else s for d, s in enumerate(k.domain))
     row_scope = _Scope(_loads(k.operands, env, row_shape), scope.stages, torch.zeros((), dtype=torch.int64))
     results = []
     for o in k.outputs:

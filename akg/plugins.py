@@ -112,6 +112,19 @@ def worker_environment(device: str) -> dict[str, str]:
     return env
 
 
+def preload_worker(device: str) -> None:
+    """Run each DSL's optional ``worker_preload(device)`` in the process workers are forked from:
+    work every worker would otherwise repeat before its first candidate (imports, a compiler's
+    cache key). A preload that fails only loses the saving."""
+    for dsl in dsls().values():
+        hook = getattr(dsl, "worker_preload", None)
+        if callable(hook):
+            try:
+                hook(device)
+            except Exception:
+                pass
+
+
 def hardware_descriptors() -> list[HardwareSpec]:
     return [h for b in backends().values() for h in b.descriptors()]
 

@@ -369,6 +369,16 @@ class Search:
 
     # -- the search ----------------------------------------------------------------------------
 
+    def prepare(self) -> None:
+        """Start the build processes now, before the problem is checked and traced, where other
+        work may go on beside a measurement (on a CPU they would take the cores)."""
+        if self.options.mode != "llm" and self._beside_timing():
+            self._builders.start()
+
+    def close(self) -> None:
+        """End the build processes (``run`` does; this is for a search that never ran)."""
+        self._builders.close()
+
     def begin(self) -> None:
         """Open the run and, where other work may go on beside a measurement, start the baselines
         now: the eager one is timed in a worker while this process traces the problem."""
@@ -570,6 +580,8 @@ class Search:
         may already be verified (mid-search or in the store) and costs nothing to take."""
         fresh, skipped, why = 0, [], ""
         for screened in self._accepted_generated():
+            if fresh and self._cannot_win(screened):
+                break   # neither can the slower ones: full cases are not spent on them
             if self._needs_full(screened):
                 if not why and not self._time_left_for_full():
                     why = "the time limit left no time to fully verify it"
@@ -587,6 +599,11 @@ class Search:
             notes.append(f"{screened.candidate.id} passed screening but failed full verification: {final.verdict.reason[:200]}")
         self._note_unverified(skipped, why, notes)
         return None
+
+    def _cannot_win(self, scored: Scored) -> bool:
+        """Whether its own measurement says it is no faster than eager, so that ``_choose`` would
+        keep the reference even if it passed full verification."""
+        return self.timing_meaningful and (dict(scored.verdict.speedups).get("vs_eager") or 0.0) <= MIN_SPEEDUP
 
     def _needs_full(self, scored: Scored) -> bool:
         """Whether taking this screened candidate would cost a full verification now."""

@@ -76,9 +76,7 @@ class CaptureError(Exception):
 def capture(problem, device: str) -> Captured:
     """Compile ``problem``'s model on ``device`` with Inductor and capture the one module it writes."""
     import torch
-    from torch._inductor import config as inductor_config
     from torch._inductor.compile_fx import compile_fx
-    from torch._inductor.utils import run_and_get_code
 
     model = problem.build_model(seed=0).to(device)
     inputs = [x.to(device) if isinstance(x, torch.Tensor) else x for x in problem.example_inputs(seed=0)]
@@ -88,26 +86,45 @@ def capture(problem, device: str) -> Captured:
         graphs.append((gm, list(example_inputs)))
         return compile_fx(gm, example_inputs)
 
-    # Caches off: a cache hit would skip writing the module. Python wrapper, not C++ (cpp_wrapper).
-    patches = {"fx_graph_cache": False, "freezing": False, "cpp_wrapper": False}
-    dynamo_patches = {k: v for k, v in {"specialize_float": True}.items() if hasattr(torch._dynamo.config, k)}
-    functorch_config = torch._functorch.config
-    aot_patches = {k: False for k in ("enable_autograd_cache",) if hasattr(functorch_config, k)}
-    compiled = torch.compile(model, backend=backend, dynamic=False, fullgraph=True)
-    try:
-        with torch.no_grad(), inductor_config.patch(patches), torch._dynamo.config.patch(dynamo_patches), \
-                functorch_config.patch(aot_patches):
-            out, codes = run_and_get_code(compiled, *inputs)
-    except Exception as e:  # a graph break (fullgraph) or a compile failure of Inductor's own
-        raise CaptureError(f"torch.compile could not compile the model as one graph: {_line(e)}") from None
-    finally:
-        torch._dynamo.reset()
+    # Inductor's caches on (FX graph and AOTAutograd): the compile lands in the cache the workers
+    # share (the Seeder passes its folder), so torch.compile's baseline of the same graph is a cache
+    # hit instead of a second cold compile, whichever of the two comes first; a hit here still
+    # hands over the module (Inductor reports a cached graph's code). Python wrapper, not C++.
+    out, codes = _compiled_code(_compiled_model(model, backend), inputs, caches=True)
+    if not codes and graphs:   # a torch whose cache hit reports no code: compile once more, uncached
+        graphs.clear()
+        out, codes = _compiled_code(_compiled_model(model, backend), inputs, caches=False)
     if len(graphs) != 1 or len(codes) != 1:
         raise CaptureError(f"torch.compile wrote {len(codes)} modules for {len(graphs)} graphs; a seed needs exactly one")
     gm, example = graphs[0]
     args = _map_args(model, inputs, example)
     returns, outputs = _result_shape(out)
     return Captured(codes[0], args, returns, outputs)
+
+
+def _compiled_model(model, backend):
+    import torch
+    return torch.compile(model, backend=backend, dynamic=False, fullgraph=True)
+
+
+def _compiled_code(compiled, inputs: list, caches: bool) -> tuple[Any, list[str]]:
+    """Run ``compiled`` once; its output and the modules Inductor wrote (or loaded from its cache)."""
+    import torch
+    from torch._inductor import config as inductor_config
+    from torch._inductor.utils import run_and_get_code
+
+    patches = {"fx_graph_cache": caches, "freezing": False, "cpp_wrapper": False}
+    dynamo_patches = {k: v for k, v in {"specialize_float": True}.items() if hasattr(torch._dynamo.config, k)}
+    functorch_config = torch._functorch.config
+    aot_patches = {k: caches for k in ("enable_autograd_cache",) if hasattr(functorch_config, k)}
+    try:
+        with torch.no_grad(), inductor_config.patch(patches), torch._dynamo.config.patch(dynamo_patches), \
+                functorch_config.patch(aot_patches):
+            return run_and_get_code(compiled, *inputs)
+    except Exception as e:  # a graph break (fullgraph) or a compile failure of Inductor's own
+        raise CaptureError(f"torch.compile could not compile the model as one graph: {_line(e)}") from None
+    finally:
+        torch._dynamo.reset()
 
 
 def _line(e: BaseException) -> str:

@@ -193,6 +193,9 @@ class DSL(Protocol):
         """None when the DSL's toolchain (compiler, package) is present; else one line saying what
         is missing and how to install it. Optional: a plugin without it counts as available."""
 
+    # Optional: ``worker_preload(device) -> None``, work every worker would repeat before its first
+    # candidate (imports, a compiler's cache key), done once in the process workers are forked
+    # from. It must not touch the device: a process forked after that cannot use it.
     # Optional: ``worker_env(device) -> dict[str, str]``, environment variables worker processes on
     # ``device`` start with (e.g. a DSL that runs only in its interpreter there). Not part of the
     # protocol so that plugins without it still match.

@@ -8,7 +8,8 @@
 #        port (akg migrate of examples/migrate and akg port of examples/library, Triton sources, to
 #        each DSL in AKG_PORT_DSLS that is installed). Default: tests,kernels,suite.
 #        Also: throughput (bench/throughput.py on memory-bound problems with 1-8 GB inputs from
-#        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable: see below),
+#        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable, and its table of every
+#        problem of the suite, kernelbench-LEVEL.md, by bench/kb_table.py: see below),
 #        profile (one optimize of AKG_PROFILE_PROBLEM twice, cold and warm store, under py-spy if installed),
 #        gemm (bench/gemm_tiles.py: every matmul-epilogue schedule per GEMM shape vs cuBLAS + epilogue).
 # kernelbench step: AKG_KB_DIR (default shared/kernelbench/level1), AKG_KB_PROBLEMS (--problems
@@ -48,7 +49,12 @@ fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
   python3 -c "import tilelang, tilelang.env as e; print('tilelang', tilelang.__version__, 'CUDA_HOME', e.CUDA_HOME or 'not found')" 2>/dev/null \
-      || echo "tilelang not installed"; } >"$OUTDIR/env.txt" 2>&1
+      || echo "tilelang not installed"
+  # Import times (a host whose site-packages lack compiled bytecode pays them in every process).
+  TIMEFORMAT="import torch._dynamo, triton: %R s"
+  for i in 1 2; do time python3 -c "import torch._dynamo, triton"; done
+  python3 -c "import torch, pathlib; p = pathlib.Path(torch.__file__).parent; print('torch pyc files:', len(list(p.glob('**/__pycache__/*.pyc'))))"
+} >"$OUTDIR/env.txt" 2>&1
 cat "$OUTDIR/env.txt"
 
 if [[ ",$STEPS," == *",tests,"* ]]; then
@@ -97,7 +103,8 @@ if [[ ",$STEPS," == *",suite,"* ]]; then
         elif (( n >= FIRST && n <= LAST )); then cp "$f" "$SUITE/"; fi
     done
     AKG_SIZE=gpu timeout "${AKG_GPU_SUITE_TIMEOUT:-420}" akg bench "$SUITE" --dsl "$DSL" --device cuda \
-        --budget "${AKG_BUDGET:-8}" --store "$OUTDIR/suite.db" --results-dir "$OUTDIR/best" \
+        --budget "${AKG_BUDGET:-8}" ${AKG_TIME_LIMIT:+--time-limit "$AKG_TIME_LIMIT"} \
+        --store "$OUTDIR/suite.db" --results-dir "$OUTDIR/best" \
         --out "$OUTDIR/suite-$TAG.json" 2>"$OUTDIR/suite-$TAG.log" | tail -n 40
     tail -n 5 "$OUTDIR/suite-$TAG.log"
     # Keep OUTDIR to a handful of files: pack each problem's best.py and report.json.
@@ -126,6 +133,9 @@ if [[ ",$STEPS," == *",kernelbench,"* ]]; then
         ${AKG_SEEDS:+--seed "$AKG_SEEDS"} \
         --out "$OUTDIR/kernelbench-$TAG.json" 2>"$OUTDIR/kernelbench-$TAG.log" | tail -n 40
     tail -n 5 "$OUTDIR/kernelbench-$TAG.log"
+    # Every problem of the suite with its result, its first note, or "not run yet" (docs/kernelbench.md's format).
+    python3 bench/kb_table.py "$OUTDIR/kernelbench-$TAG.json" --suite "$KB_DIR" --out "$OUTDIR/kernelbench-$TAG.md" \
+        && grep -m1 '^\*\*' "$OUTDIR/kernelbench-$TAG.md"
     # Keep OUTDIR to a handful of files: the JSON, the log, and one archive with the store and best files.
     (cd "$OUTDIR" && tar -czf "kernelbench-$TAG.tar.gz" kb-best kb.db* 2>/dev/null && rm -rf kb-best kb.db*)
 fi

@@ -129,13 +129,13 @@ def suite_section(suite: Path, results: list[Results]) -> str:
     if not entries:
         raise AkgError(f"suite {suite}: no problem files")
     found = match(entries, results)
-    used = sorted({res.path.name for _, res in found.values()})
-    devices = sorted({f"{res.hardware} ({res.dsl} on {res.device})" for _, res in found.values()})
+    used = sorted({f"`{res.path.name}` ({res.hardware}, {res.dsl} on {res.device}, {res.date[:10]})"
+                   for _, res in found.values()})
     lines = [f"## {suite.name}", "",
              summary_line([row for row, _ in found.values()], len(entries), next(iter(
                  {res.device for _, res in found.values()}), "")), ""]
     if used:
-        lines += [f"From {', '.join(f'`{u}`' for u in used)} on {', '.join(devices)}.", ""]
+        lines += [f"From {'; '.join(used)}.", ""]
     lines += ["| problem | result | vs eager | vs torch.compile | candidates | peak memory | why not generated |",
               "|---|---|---|---|---|---|---|"]
     lines += [table_row(e, found.get(e.id)) for e in entries]

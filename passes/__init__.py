@@ -13,5 +13,6 @@ def akg_passes():
     from akg.passes.fold_reduction import FoldReductionPass
     from akg.passes.merge_clamps import MergeClampsPass
     from akg.passes.conv_bias import ConvBiasPass
-    return [DecomposePass(), FoldBatchNormPass(), FoldAffinePass(), MergeClampsPass(), FoldReductionPass(), ConvBiasPass(), DeadCodePass(),
+    from akg.passes.reshape_epilogue import ReshapeEpiloguePass
+    return [DecomposePass(), FoldBatchNormPass(), FoldAffinePass(), MergeClampsPass(), FoldReductionPass(), ConvBiasPass(), ReshapeEpiloguePass(), DeadCodePass(),
             FusePass(), LowerPass()]

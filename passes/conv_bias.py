@@ -5,8 +5,8 @@
 which reads the conv output anyway, so the bias costs nothing there. The library convolution
 with a bias spends one more pass over its output adding it (cuDNN writes the result, then adds the
 bias in a separate kernel), which for a large output is a sizeable part of the epilogue's time.
-A conv that is a graph output, or whose output is read by views or library ops, keeps its
-bias: nothing would absorb the add. Runs after fold-affine, which folds scales and shifts into
+A conv that is a graph output, or whose output is read by views, library ops or a reduction over
+scattered dims (batch statistics), keeps its bias: nothing would absorb the add. Runs after fold-affine, which folds scales and shifts into
 the same bias first.
 """
 from __future__ import annotations
@@ -28,12 +28,23 @@ def peelable_bias(graph: ir.Graph, node: ir.Node, consumers: dict[str, list[ir.N
     if not isinstance(bias, ir.ValueRef) or out in graph.outputs:
         return None
     users = consumers.get(out, [])
-    if not users or any(u.kind not in _ABSORBING for u in users):
+    if not users or any(u.kind not in _ABSORBING or not _row_reduction(graph, u) for u in users):
         return None
     out_t, bias_t = graph.type_of(out), graph.type_of(bias.name)
     if len(out_t.shape) < 3 or bias_t.shape != (out_t.shape[1],) or bias_t.dtype != out_t.dtype:
         return None
     return bias.name
+
+
+def _row_reduction(graph: ir.Graph, node: ir.Node) -> bool:
+    """Pointwise ops, and reductions over adjacent dims, take the add as their prologue; a
+    reduction over scattered dims (batch norm's batch statistics over N, H, W) would leave the add
+    a kernel of its own, one more pass over the output."""
+    if node.kind != "reduction":
+        return True
+    shape = graph.type_of(node.inputs[0]).shape
+    dims = sorted(d % len(shape) for d in node.attr("dims", ()) if shape[d % len(shape)] > 1)
+    return dims == list(range(dims[0], dims[0] + len(dims))) if dims else False
 
 
 class ConvBiasPass(RewritePass):

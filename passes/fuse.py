@@ -18,6 +18,7 @@ Whatever joins no group (conv, gathers, unsupported ops, views that must exist) 
 """
 from __future__ import annotations
 
+import collections
 import math
 from dataclasses import dataclass, field, replace
 
@@ -36,10 +37,15 @@ class Strategy:
     pool_kernel: bool = True
     split_reductions: bool = False  # each reduction its own kernel, consumers in separate kernels
     singletons: bool = False        # every node its own kernel
+    # Reductions over several dims that some operand cannot walk as one strided dim (group norm's
+    # per-channel weight inside a row of channels x pixels) stay one kernel with several reduce
+    # dims; only DSLs with the "reduction_nd" family render those plans.
+    nd_reductions: bool = False
 
 
 STRATEGIES = (
     Strategy("fuse-all"),
+    Strategy("fuse-all-nd", nd_reductions=True),
     Strategy("library-matmul", matmul_kernel=False, pool_kernel=False),
     Strategy("split-reductions", split_reductions=True),
 )
@@ -121,7 +127,7 @@ class _Fuser:
         for node in self.graph.nodes:
             self.visit(node)
         self.close()
-        groups = prune_dead_groups(self.groups, self.graph.outputs)
+        groups = write_through_reshapes(prune_dead_groups(self.groups, self.graph.outputs), self.graph)
         return ir.KernelPlan(self.graph, tuple(groups), self.strategy.name)
 
     def visit(self, node: ir.Node) -> None:
@@ -244,7 +250,7 @@ class _Fuser:
 
     def reduce_dims_collapse(self, g: _Group, node: ir.Node, shape, dmap) -> bool:
         """Several reduce dims must stay one after collapsing, for every operand the node adds."""
-        if len(g.special) < 2:
+        if len(g.special) < 2 or self.strategy.nd_reductions:
             return True
         sets = [domain_strides(shape, ir.contiguous_strides(shape), dmap, len(g.domain))]
         for a in node.attr("args", ()):
@@ -285,7 +291,7 @@ class _Fuser:
         if not covers or not rdims:
             return None
         if g.kind == "pointwise":
-            if not self.rdims_ok(rdims) or not all(self.strides_collapse(op.strides, rdims, g.domain) for op in g.operands):
+            if not self.rdims_ok(rdims) or not all(self.collapses(op.strides, rdims, g.domain) for op in g.operands):
                 return None
         elif rdims != g.special or self.strategy.split_reductions:
             return None
@@ -319,7 +325,10 @@ class _Fuser:
         if resolved is None:
             return False
         strides = domain_strides(self.types[value].shape, resolved[1], vmap, len(g.domain))
-        return self.strides_collapse(strides, rdims, g.domain)
+        return self.collapses(strides, rdims, g.domain)
+
+    def collapses(self, strides: tuple[int, ...], rdims: tuple[int, ...], domain: tuple[int, ...]) -> bool:
+        return self.strategy.nd_reductions or self.strides_collapse(strides, rdims, domain)
 
     @staticmethod
     def strides_collapse(strides: tuple[int, ...], rdims: tuple[int, ...], domain: tuple[int, ...]) -> bool:
@@ -330,6 +339,8 @@ class _Fuser:
         return list(rdims) == list(range(rdims[0], rdims[0] + len(rdims)))
 
     def reduce_dims_collapse_operand(self, g: _Group) -> bool:
+        if self.strategy.nd_reductions:
+            return True
         r = g.special
         return all(op.strides[r[i]] == op.strides[r[i + 1]] * g.domain[r[i + 1]] for op in g.operands for i in range(len(r) - 1))
 
@@ -477,6 +488,32 @@ def prune_dead_groups(groups: list[ir.FusedGroup], outputs: tuple[str, ...]) -> 
             live.update(g.read_values())
     kept.reverse()
     return kept
+
+
+def write_through_reshapes(groups: list[ir.FusedGroup], graph: ir.Graph) -> list[ir.FusedGroup]:
+    """A kernel output read only by a pure reshape (a norm's tail computed in the reduced shape,
+    then viewed back to the model's shape) is written as the reshaped value itself: the same
+    elements in the same order, so the same strides over the kernel's domain; the view's library
+    call goes."""
+    from akg.passes.reshape_epilogue import is_reshape
+    nodes = {n.id: n for n in graph.nodes}
+    readers = collections.Counter(v for g in groups for v in g.read_values())
+    writer = {v: i for i, g in enumerate(groups) if not isinstance(g.kernel, ir.LibraryCall) for v in g.written_values()}
+    groups, dropped = list(groups), set()
+    for i, g in enumerate(groups):
+        node = nodes.get(g.nodes[0]) if isinstance(g.kernel, ir.LibraryCall) and len(g.nodes) == 1 else None
+        if node is None or not is_reshape(graph, node):
+            continue
+        src, out = node.inputs[0], node.outputs[0]
+        j = writer.get(src)
+        if j is None or readers[src] != 1 or src in graph.outputs:
+            continue
+        k = groups[j].kernel
+        t = graph.type_of(out)
+        outs = tuple(replace(o, value=out, type=ir.TensorType(t.shape, t.dtype)) if o.value == src else o for o in k.outputs)
+        groups[j] = ir.FusedGroup(groups[j].nodes + g.nodes, groups[j].family, replace(k, outputs=outs), groups[j].schedule)
+        dropped.add(i)
+    return [g for i, g in enumerate(groups) if i not in dropped]
 
 
 def fuse(graph: ir.Graph, strategy: Strategy) -> ir.KernelPlan:

@@ -129,6 +129,11 @@ def build_kernel(fuser, g: _Group, needed: list[str]):
     outputs = tuple(ir.Output(o.value, o.expr, o.type, s, o.reduced) for o, s in zip(outs, sets[n_ops:]))
     if g.kind == "pointwise":
         return ir.PointwiseKernel(domain, operands, outputs), "pointwise"
+    if g.kind == "reduction" and len(special) > 1 and fuser.strategy.nd_reductions:
+        dims = sorted(special)
+        if dims != list(range(dims[0], dims[0] + len(dims))):
+            raise ir.IRError(f"group {g.nodes[0]}: reduce dims {dims} are not adjacent")
+        return ir.ReductionKernel(domain, dims[0], operands, tuple(g.stages), outputs, len(dims)), "reduction_nd"
     if len(special) != 1:
         raise ir.IRError(f"group {g.nodes[0]}: reduce/scan dims do not collapse into one")
     dim = special.pop()

@@ -133,3 +133,89 @@ def test_triton_conv_epilogue_candidate_passes_the_strict_harness(case, tmp_path
     assert "None" in candidate.source.split("aten.conv")[-1].split("\n")[0]   # the conv is called without its bias
     verdict = evaluate(problem, candidate.source, candidate.id, device="cpu", policy="strict", config=CORRECTNESS_ONLY)
     assert verdict.accepted, verdict.reason
+
+
+CONV_GROUP_NORM_SILU = '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.GroupNorm(4, 8)
+        with torch.no_grad():   # an affine that is not the identity, so the per-channel reads matter
+            self.norm.weight.uniform_(0.5, 1.5)
+            self.norm.bias.uniform_(-1, 1)
+
+    def forward(self, x):
+        return torch.nn.functional.silu(self.norm(self.conv(x))) * 2.0
+
+def get_inputs():
+    return [torch.randn(2, 3, 6, 10)]
+
+def get_init_inputs():
+    return []
+'''
+
+
+def test_group_norm_and_what_follows_it_are_one_kernel_over_two_reduce_dims(tmp_path):
+    problem = write_problem(tmp_path, CONV_GROUP_NORM_SILU)
+    before, after = graphs(problem, "reshape-epilogue")
+    moved = [n for n in after.nodes if n.id.startswith("reshape-epilogue:") and n.kind == "pointwise"]
+    assert {n.op for n in moved} >= {"mul", "add", "sigmoid"}
+    nd = next(p for p in plans(after) if p.name == "fuse-all-nd")
+    kernels = [g for g in nd.groups if not isinstance(g.kernel, ir.LibraryCall)]
+    assert [g.family for g in kernels] == ["reduction_nd"]
+    (k,) = [g.kernel for g in kernels]
+    assert k.reduce_rank == 2 and k.reduce_size == 2 * 60                 # (C/G, H*W) = (2, 60)
+    weight = next(op for op in k.operands if op.value == "p:norm.weight")
+    assert [weight.strides[d] for d in k.reduce_dims] == [1, 0]          # walks channels only
+    # the plans without several reduce dims still fuse the moved ops, in more kernels
+    assert len([g for g in _fuse_all(after).groups if not isinstance(g.kernel, ir.LibraryCall)]) > 1
+    planeval_matches(problem, after)
+    ranked = designer.renderable_plans(plans(after), plugins.get_dsl("triton"), plugins.get_backend("cpu").detect())
+    assert ranked[0].plan.name == "fuse-all-nd"                            # tried first
+
+
+def test_other_dsls_never_see_a_reduction_over_several_dims(tmp_path):
+    problem = write_problem(tmp_path, CONV_GROUP_NORM_SILU)
+    _, after = graphs(problem, "reshape-epilogue")
+    names = [po.plan.name for po in designer.renderable_plans(plans(after), plugins.get_dsl("cpp"), plugins.get_backend("cpu").detect())]
+    assert "fuse-all-nd" not in names and "fuse-all" in names
+
+
+@pytest.mark.slow   # a harness run with Triton's interpreter: ~20 s on 2 cores
+def test_triton_group_norm_kernel_passes_the_strict_harness(tmp_path):
+    pytest.importorskip("triton")
+    problem = write_problem(tmp_path, CONV_GROUP_NORM_SILU)
+    _, after = graphs(problem, "reshape-epilogue")
+    dsl = plugins.get_dsl("triton")
+    (po,) = [po for po in designer.renderable_plans(plans(after), dsl, plugins.get_backend("cpu").detect())
+             if po.plan.name == "fuse-all-nd"]
+    candidate = coder.make_candidate(po.plan, dsl, "cpu", problem.source, problem.name)
+    verdict = evaluate(problem, candidate.source, candidate.id, device="cpu", policy="strict", config=CORRECTNESS_ONLY)
+    assert verdict.accepted, verdict.reason
+
+
+CONV_BATCH_STATISTICS = '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.bn = nn.BatchNorm2d(8)   # training mode: statistics over (N, H, W)
+
+    def forward(self, x):
+        return self.bn(self.conv(x)) - 0.5
+
+def get_inputs():
+    return [torch.rand(2, 3, 10, 10)]
+
+def get_init_inputs():
+    return []
+'''
+
+
+def test_a_conv_whose_output_is_reduced_over_scattered_dims_keeps_its_bias(tmp_path):
+    # the add could not join a reduction over (N, H, W): it would be one more pass over the output
+    problem = write_problem(tmp_path, CONV_BATCH_STATISTICS)
+    _, after = graphs(problem, "conv-bias")
+    (conv,) = _convs(after)
+    assert isinstance(_bias(conv), ir.ValueRef)

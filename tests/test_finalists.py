@@ -141,3 +141,16 @@ def test_progress_labels_mid_search_verification_apart_from_the_final_choice(tmp
     said = [(m, cid) for m, cid in s.said if cid is not None]
     assert said == [("verified", "bbbb"), ("verified", "aaaa"), ("final", "bbbb")]
     s.store.close()
+
+
+def test_after_one_failure_candidates_slower_than_eager_are_not_verified(tmp_path):
+    # The fastest is slower than eager in its screen and fails; the next ones are slower still:
+    # even a pass could not beat the reference, so no full cases are spent on them.
+    s = make_search(tmp_path, {"aaaa": None, "bbbb": 2.6, "cccc": 2.7})
+    for cid, t in (("aaaa", 2.5), ("bbbb", 2.6), ("cccc", 2.7)):
+        s.scored.append(screened(cid, t))
+    notes = []
+    assert s._choose(s.reference, notes) is s.reference and s.pool.judged == ["aaaa"]
+    assert notes == ["aaaa passed screening but failed full verification: values: aaaa: max abs err 3",
+                     "no generated candidate was verified; the reference is the result"]
+    s.store.close()

@@ -260,7 +260,7 @@ def test_close_ends_workers_and_standbys(big_problem):
     with WorkerPool(device="cpu", workers=1, config=CONFIG) as p:
         p.evaluate(big_problem, REPORTS_PID, "pid", policy="standard")
         _next_worker(p)  # hands out the promoted standby, which starts a standby of its own
-        pids = p._workers.pids()
+        pids = p._workers.pids(wait=True)
         assert len(pids) == 2
     for pid in pids:
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1]

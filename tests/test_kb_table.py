@@ -69,7 +69,7 @@ def test_every_suite_problem_has_a_row_and_the_latest_run_wins(tmp_path):
     assert "4.36 candidates per GPU-minute" in summary
 
 
-def test_command_line_writes_the_file_and_bad_input_is_one_line(tmp_path):
+def test_command_line_writes_the_file_and_bad_input_is_one_line(tmp_path, capsys):
     level = suite(tmp_path)
     res = results(tmp_path, "r.json", "2026-01-01", [row("2_Relu")], device="cpu")
     out = tmp_path / "table.md"
@@ -78,7 +78,8 @@ def test_command_line_writes_the_file_and_bad_input_is_one_line(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "candidates per minute" in out.read_text() and "**1 of 5 problems run**" in out.read_text()
     (tmp_path / "bad.json").write_text("{\"rows\": []}")
-    bad = subprocess.run([sys.executable, str(ROOT / "bench" / "kb_table.py"), str(tmp_path / "bad.json"),
-                          "--suite", str(level)], capture_output=True, text=True)
-    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not an akg bench results file" in bad.stderr
-    assert "Traceback" not in bad.stderr
+    assert kb_table.main([str(tmp_path / "bad.json"), "--suite", str(level)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not an akg bench results file" in err
+    assert kb_table.main([str(res), "--suite", str(tmp_path / "missing")]) == 2
+    assert "neither a folder of problem files nor a list file" in capsys.readouterr().err

@@ -44,7 +44,7 @@ def test_every_plan_matches_the_model(path):
 def test_passes_are_registered_as_plugins():
     names = {p.name: p.stage for p in plugins.passes()}
     assert names == {"decompose": "graph", "fold-batchnorm": "graph", "fold-affine": "graph", "merge-clamps": "graph",
-                     "fold-reduction": "graph", "conv-bias": "graph", "dead-code": "graph", "fuse": "plan", "lower": "plan"}
+                     "fold-reduction": "graph", "conv-bias": "graph", "reshape-epilogue": "graph", "dead-code": "graph", "fuse": "plan", "lower": "plan"}
 
 
 def _plan(path_stem, name):

@@ -223,6 +223,45 @@ def test_the_seed_is_verified_by_the_harness(built, name, monkeypatch):
     assert dict((c.name, c.passed) for c in verdict.checks)["strict_policy"]
 
 
+# The worker's own torch.compile baseline (akg.harness.runner), with Inductor's cache counters.
+COMPILE_BASELINE = """import json, sys
+from pathlib import Path
+from torch._dynamo.utils import counters
+from akg.harness import messages as m
+from akg.harness.runner import WorkerState
+WorkerState(sys.argv[3], Path(sys.argv[2])).compile_baseline(m.CompileBaseline(sys.argv[1], 0, 0))
+print(json.dumps({**counters["inductor"], **counters["aot_autograd"]}))
+"""
+
+
+@pytest.mark.slow
+def test_the_compile_baseline_after_the_capture_is_a_cache_hit(built, tmp_path):
+    # --seed inductor compiled the model once already, into the workers' cache: torch.compile's
+    # baseline of the same graph loads it instead of compiling a second time.
+    root, cache, found = built
+    assert found["pointwise_pair"][1].source is not None
+    done = subprocess.run([sys.executable, "-c", COMPILE_BASELINE, str(root / "pointwise_pair.py"), str(tmp_path), "cpu"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **cache}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counted = json.loads(done.stdout.strip().splitlines()[-1])
+    assert counted.get("fxgraph_cache_hit", 0) >= 1 and not counted.get("fxgraph_cache_miss"), counted
+
+
+@pytest.mark.slow
+def test_a_capture_after_the_compile_baseline_still_hands_over_the_module(tmp_path):
+    # On a GPU torch.compile's baseline compiles beside the search and may finish first: the
+    # capture is then the cache hit, and still gets Inductor's module.
+    path = tmp_path / "pointwise_pair.py"
+    path.write_text(POINTWISE_PROBLEM)
+    cache = {"TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")}
+    done = subprocess.run([sys.executable, "-c", COMPILE_BASELINE, str(path), str(tmp_path), "cpu"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **cache}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seed = seeds.inductor_seed(load_problem(path), plugins.get_dsl("cpp"), "cpu", env=cache)
+    assert seed.source is not None, seed.reason
+    assert "cpp_pybinding(" in seed.source and all(c.passed for c in screen.findings(seed.source, plugins.get_dsl("cpp"), "strict"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["linear_gelu", "pointwise_pair"])
 def test_best_py_from_the_seed_runs_standalone_without_torch_compile(built, name, tmp_path):

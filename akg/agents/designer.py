@@ -38,8 +38,9 @@ def plan_options(plan: KernelPlan, dsl: DSL, hardware: HardwareSpec) -> PlanOpti
 
 def renderable_plans(plans: list[KernelPlan], dsl: DSL, hardware: HardwareSpec) -> list[PlanOptions]:
     found = [po for po in (plan_options(p, dsl, hardware) for p in plans) if po is not None]
-    # Plans with fewer library groups first: they are the ones the DSL actually generates.
-    return sorted(found, key=lambda po: library_compute_count(po.plan))
+    # Plans with fewer library groups first: they are the ones the DSL actually generates; among
+    # those, fewer kernels first (each is a pass over memory and a launch).
+    return sorted(found, key=lambda po: (library_compute_count(po.plan), generated_group_count(po.plan)))
 
 
 def library_compute_count(plan: KernelPlan) -> int:

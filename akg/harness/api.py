@@ -197,7 +197,7 @@ class WorkerPool:
         is CPU work that need not wait for the device); time it later with ``CompileBaseline.time``."""
         problem = _as_problem(problem)
         self.footprint(problem)
-        job = CompileBaseline(problem, self.device, self.config, self._workers.root)
+        job = CompileBaseline(problem, self.device, self.config, self._workers.root, self._workers.zygote)
         with self._lock:
             self._compiles.append(job)
         return job
@@ -208,12 +208,12 @@ class CompileBaseline:
     the search goes on; ``time`` measures the compiled model once the device is quiet. Neither
     raises: a failure or a kill leaves ``error`` set and the time None."""
 
-    def __init__(self, problem: Problem, device: str, config: HarnessConfig, root: Path) -> None:
+    def __init__(self, problem: Problem, device: str, config: HarnessConfig, root: Path, zygote=None) -> None:
         from concurrent.futures import ThreadPoolExecutor
         self.problem, self.config = problem, config
         self.error: str | None = None
         self.compile_s: float | None = None
-        self._worker = Worker(device, config, root, f"compile-{id(self):x}")
+        self._worker = Worker(device, config, root, f"compile-{id(self):x}", zygote)
         self._worker.start_device()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="akg-compile")
         self._compiled = self._thread.submit(self._compile)
@@ -260,8 +260,10 @@ class CompileBaseline:
         """Stop the process now (a time limit): a request in flight ends as a worker fault. The
         pipes stay open for the thread reading them; ``close`` cleans up."""
         if self._worker.process is not None:
+            pid = self._worker.process.pid   # None: a forked one whose zygote died first
             try:
-                os.killpg(self._worker.process.pid, signal.SIGKILL)
+                if pid is not None:
+                    os.killpg(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
 

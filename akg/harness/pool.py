@@ -21,6 +21,7 @@ import threading
 from pathlib import Path
 
 from akg.harness import messages, protocol, sandbox
+from akg.harness import zygote as zygote_module
 from akg.harness.config import HarnessConfig
 from akg.harness.errors import HarnessError
 
@@ -41,8 +42,10 @@ class Worker:
     """One worker process and its scratch directory. A process is never restarted: a replacement
     is another Worker."""
 
-    def __init__(self, device: str, config: HarnessConfig, root: Path, name: str) -> None:
+    def __init__(self, device: str, config: HarnessConfig, root: Path, name: str,
+                 zygote: "zygote_module.Zygote | None" = None) -> None:
         self.device, self.config, self.name = device, config, name
+        self.zygote = zygote
         self.scratch = root / name
         self.root = root
         self.process: subprocess.Popen | None = None
@@ -69,16 +72,28 @@ class Worker:
             "cache_dirs": sorted(caches.values()),
         }
         self._log = open(self.root / f"{self.name}.log", "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "akg.harness.worker", json.dumps(settings)],
-            pass_fds=(to_worker_r, from_worker_w, worker_channel.fileno()), cwd=self.scratch, stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=subprocess.STDOUT, env=self._environment(caches),
-            start_new_session=True)  # its own process group: killing it takes every child along
+        fds = (to_worker_r, from_worker_w, worker_channel.fileno())
+        self.process = self._forked(settings, caches, fds) if self.zygote is not None else None
+        if self.process is None:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "akg.harness.worker", json.dumps(settings)],
+                pass_fds=fds, cwd=self.scratch, stdin=subprocess.DEVNULL,
+                stdout=self._log, stderr=subprocess.STDOUT, env=self._environment(caches),
+                start_new_session=True)  # its own process group: killing it takes every child along
         os.close(to_worker_r)
         os.close(from_worker_w)
         worker_channel.close()
         self._send_fd, self._recv_fd = to_worker_w, from_worker_r
         self._ready = False
+
+    def _forked(self, settings: dict, caches: dict[str, str], fds: tuple[int, ...]):
+        """The worker as a child of the pool's zygote (no imports to wait for), or None where the
+        zygote is gone: then it starts afresh."""
+        try:
+            return self.zygote.spawn(settings, self._environment(caches), self.scratch,
+                                     Path(self._log.name), fds)
+        except zygote_module.ZygoteError:
+            return None
 
     def _backend(self):
         from akg import plugins
@@ -187,8 +202,10 @@ class Worker:
     def kill(self) -> None:
         if self.process is None:
             return
+        pid = self.process.pid   # a forked one not forked yet (its zygote died) has none
         try:
-            os.killpg(self.process.pid, signal.SIGKILL)
+            if pid is not None:
+                os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
         self._wait_exit(10.0)
@@ -231,6 +248,7 @@ class Workers:
         self._started = 0
         self._live: set[Worker] = set()
         self._idle: queue.Queue[Worker] = queue.Queue()
+        self.zygote = start_zygote(device, config, self.root)
         for _ in range(count):
             worker = self._start()
             worker.start_device()  # nothing is timed yet
@@ -240,7 +258,7 @@ class Workers:
         with self._lock:
             name = f"worker-{self._started}"
             self._started += 1
-        worker = Worker(self._device, self._config, self.root, name)
+        worker = Worker(self._device, self._config, self.root, name, self.zygote)
         with self._lock:
             self._live.add(worker)
         return worker
@@ -276,10 +294,13 @@ class Workers:
             successor.start_device()
         self._idle.put(successor)
 
-    def pids(self) -> set[int]:
-        """Processes of the pool's live workers and standbys."""
+    def pids(self, wait: bool = False) -> set[int]:
+        """Processes of the pool's live workers and standbys: those forked so far, or with
+        ``wait`` all of them (waiting for the zygote to fork those asked for)."""
         with self._lock:
-            return {w.process.pid for w in self._live if w.alive()}
+            live = [w for w in self._live if w.alive()]
+        pids = {w.process.pid if wait else getattr(w.process, "known_pid", lambda: w.process.pid)() for w in live}
+        return {pid for pid in pids if pid is not None}
 
     def close(self) -> None:
         with self._lock:
@@ -287,4 +308,22 @@ class Workers:
             self._live.clear()
         for w in live:
             w.close()
+        if self.zygote is not None:
+            self.zygote.close()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def start_zygote(device: str, config: HarnessConfig, root: Path) -> "zygote_module.Zygote | None":
+    """The pool's zygote, where workers may be forked: on Linux, unless AKG_WORKER_START=exec asks
+    for every worker to start afresh. Its environment is a worker's (secrets left out), with the
+    pool's directory as scratch; each child then takes its own."""
+    if not sys.platform.startswith("linux") or os.environ.get("AKG_WORKER_START", "fork") == "exec":
+        return None
+    from akg import plugins
+    caches = sandbox.cache_dirs(root)
+    env = sandbox.worker_environment(root, caches)
+    env.update(plugins.worker_environment(device))
+    try:
+        return zygote_module.Zygote(device, env, config.network, root, root / "zygote.log")
+    except OSError:
+        return None

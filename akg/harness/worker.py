@@ -1,4 +1,5 @@
-"""Entry point of a worker process: ``python -m akg.harness.worker SETTINGS_JSON``.
+"""Entry point of a worker process: ``python -m akg.harness.worker SETTINGS_JSON``, or ``run`` in a
+child forked by the zygote (``akg.harness.zygote``), which did the imports and left the network.
 
 Order matters: the network namespace is left before torch starts threads; the device is set up
 only when the conductor says so (a standby imports while another worker's candidate may be timed
@@ -22,7 +23,16 @@ def main() -> None:
     settings = json.loads(sys.argv[1])
     faulthandler.enable()
     network_isolated = False if settings["network"] else sandbox.leave_network()
+    run(settings, network_isolated)
 
+
+def preload() -> None:
+    """Import what ``run`` imports (a zygote does this once, before it forks workers)."""
+    from akg.harness import messages, protocol, runner  # noqa: F401  imports torch: threads start here
+
+
+def run(settings: dict, network_isolated: bool) -> None:
+    """The worker, from its imports on: started afresh by ``main``, or forked by the zygote."""
     from akg.harness import messages, protocol, runner  # imports torch: threads start from here on
 
     read_fd, write_fd = settings["read_fd"], settings["write_fd"]

@@ -98,7 +98,7 @@ def _jit_function(text: str) -> bool:
 class TritonDSL:
     name = "triton"
     devices = ("cuda", "cpu")
-    families = ("pointwise", "reduction", "scan", "matmul_epilogue", "pool")
+    families = ("pointwise", "reduction", "reduction_nd", "scan", "matmul_epilogue", "pool")
     timing_meaningful_on = ("cuda",)
     # Set by candidates rendered for the CPU: their kernels run in Triton's interpreter.
     interpreter_flags = ("TRITON_INTERPRET",)
@@ -162,6 +162,12 @@ class TritonDSL:
     def worker_environment(self) -> dict[str, str]:
         home_cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
         return {"TRITON_CACHE_DIR": os.environ.get("TRITON_CACHE_DIR", str(home_cache / "triton"))}
+
+    def worker_preload(self, device: str) -> None:
+        """Import Triton and compute its cache key (a hash of its own sources: about half a second
+        that every fresh worker would spend before its first kernel); touches no device."""
+        from triton.runtime.cache import triton_key
+        triton_key()
 
     def versions(self) -> dict[str, str]:
         try:

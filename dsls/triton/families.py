@@ -179,17 +179,21 @@ def identity(op: str, dtype: str) -> str:
 
 
 class RowLayout:
-    """Rows = the domain without the reduced (scanned) dim, collapsed; per-tensor row base pointers
-    ``b{i}`` (operands) and ``bq{j}`` (outputs), and per-tensor strides along the reduced dim."""
+    """Rows = the domain without the reduced (scanned) dims, collapsed; per-tensor row base pointers
+    ``b{i}`` (operands) and ``bq{j}`` (outputs), and per-tensor strides along the reduced dims.
+    Several reduced dims (``rank`` > 1) are walked by one flat index ``r``; each tensor collapses
+    them on its own, so only a tensor that walks them unevenly (a per-channel weight inside a
+    group norm's row) pays a division for its offset."""
 
-    def __init__(self, domain, dim, operands, outputs):
-        self.size = domain[dim]
-        row_dims = [d for d in range(len(domain)) if d != dim]
+    def __init__(self, domain, dim, operands, outputs, rank: int = 1):
+        rdims = list(range(dim, dim + rank))
+        self.size = math.prod(domain[d] for d in rdims)
+        row_dims = [d for d in range(len(domain)) if d not in rdims]
         tensors = [op.strides for op in operands] + [o.strides for o in outputs]
         self.layout = collapse(tuple(domain[d] for d in row_dims), [tuple(t[d] for d in row_dims) for t in tensors])
         self.n_rows = math.prod(self.layout.sizes) if self.layout.sizes else 1
         self.n_operands = len(operands)
-        self.rstride = [t[dim] for t in tensors]
+        self.rwalk = [collapse(tuple(domain[d] for d in rdims), [tuple(t[d] for d in rdims)]) for t in tensors]
         self.wide = needs_int64(domain, tensors)
 
     def setup_lines(self) -> list[str]:
@@ -204,7 +208,11 @@ class RowLayout:
         return lines
 
     def along(self, base: str, t: int) -> str:
-        s = self.rstride[t]
+        walk = self.rwalk[t]
+        if len(walk.sizes) > 1:   # reduced dims this tensor cannot walk with one stride
+            coords = [c.split(" = ", 1)[1] for c in coordinate_lines("r", walk.sizes, "_")]
+            return f"{base} + {offset(coords, walk.strides[0])}"
+        s = walk.strides[0][0] if walk.sizes else 0
         return base if s == 0 else f"{base} + r" if s == 1 else f"{base} + r * {s}"
 
     def load(self, i: int) -> str:
@@ -373,7 +381,7 @@ def reduction_context(name: str, group: FusedGroup, device: str) -> dict:
     if s.get("variant") == "split":
         return split_reduction_context(name, group, device)
     looped = s.get("variant", "persistent") == "looped"
-    rows = RowLayout(k.domain, k.reduce_dim, k.operands, k.outputs)
+    rows = RowLayout(k.domain, k.reduce_dim, k.operands, k.outputs, k.reduce_rank)
     body = ReductionBody(k, rows, looped, s.get("online", True), device).lines()
     return rowwise_context(name, group, device, rows, body, looped)
 
@@ -389,6 +397,8 @@ def split_obstacle(k: ReductionKernel) -> str | None:
     from independent partials, and every output must need only the finished row results."""
     if any(not o.reduced for o in k.outputs):
         return "an output over the full domain needs each finished row, not partials"
+    if k.reduce_rank > 1:
+        return "several reduce dims"
     second_of_pair = set(online_softmax_pairs(k.stages).values())
     for i, st in enumerate(k.stages):
         if i not in second_of_pair and any(isinstance(e, StageRef) for e in walk(st.expr)):

@@ -31,10 +31,15 @@ from triton.language.extra import libdevice
 _BUILDERS = {
     "pointwise": families.pointwise_context,
     "reduction": families.reduction_context,
+    "reduction_nd": families.reduction_context,   # the same kernel, rows over several reduce dims
     "scan": families.scan_context,
     "pool": families.pool_context,
     "matmul_epilogue": families.matmul_context,
 }
+
+
+# Families that share another family's skeleton.
+_TEMPLATE_OF = {"reduction_nd": "reduction"}
 
 
 def template_environment() -> jinja2.Environment:
@@ -51,7 +56,7 @@ def render_group(env: jinja2.Environment, index: int, group: FusedGroup, device:
         TritonSchedule.from_schedule(group.schedule)   # a wrong knob fails here, with its name
         context = builder(f"_akg_g{index}", group, device)
         # A family's variant may have its own skeleton (the split reduction's two kernels).
-        template = context.pop("template", group.family)
+        template = context.pop("template", _TEMPLATE_OF.get(group.family, group.family))
         return env.get_template(f"{template}.j2").render(**context)
     except (RenderError, ValueError) as err:
         raise RenderError(f"group {index} ({group.family}, nodes {', '.join(group.nodes)}): {err}") from None

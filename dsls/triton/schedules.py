@@ -108,7 +108,7 @@ def interpreter_schedule(k) -> Schedule:
     if isinstance(k, (PointwiseKernel, PoolKernel)):
         return schedule(BLOCK=256, num_warps=4)
     if isinstance(k, ReductionKernel):
-        size = k.domain[k.reduce_dim]
+        size = k.reduce_size
         if size <= 1024:
             return schedule(variant="persistent", ROWS=4, RBLOCK=next_pow2(size), num_warps=4)
         return schedule(variant="looped", ROWS=2, RBLOCK=512, num_warps=4)
@@ -143,11 +143,12 @@ def tiled_pointwise(k: PointwiseKernel) -> list[Schedule]:
 
 
 def reduction(k: ReductionKernel, hw: HardwareSpec) -> list[Schedule]:
-    size = k.domain[k.reduce_dim]
+    size = k.reduce_size
     rows = k.rows
     rblock = next_pow2(size)
-    column = all(op.strides[k.reduce_dim] != 1 for op in k.operands if op.strides[k.reduce_dim] != 0) and any(
-        op.strides[k.reduce_dim] != 0 for op in k.operands)
+    inner = k.reduce_dims[-1]
+    column = all(op.strides[inner] != 1 for op in k.operands if op.strides[inner] != 0) and any(
+        op.strides[inner] != 0 for op in k.operands)
     out = split_reduction(k, hw)
     if column:
         # Reducing a non-innermost dim: many rows per program make the loads coalesce along rows.
@@ -179,7 +180,7 @@ def split_reduction(k: ReductionKernel, hw: HardwareSpec) -> list[Schedule]:
     """Split schedules for few long rows: enough (row, slice) programs to fill every SM a few
     times over. Empty when rows alone fill the device or the kernel cannot be split."""
     from akg.dsls.triton.families import split_obstacle   # families imports this module
-    size, rows = k.domain[k.reduce_dim], k.rows
+    size, rows = k.reduce_size, k.rows
     if rows >= SPLIT_BELOW_ROWS_PER_SM * hw.compute_units or size < SPLIT_MIN_SIZE or split_obstacle(k):
         return []
     out = []

@@ -136,8 +136,9 @@ def test_scratch_is_writable(fault_pool):
 
 
 def _worker_processes(pool) -> set[int]:
-    """Live worker processes of this pool (children of a fork keep the command line, which names
-    the pool's scratch directory), zombies excluded."""
+    """Live worker processes of this pool, zombies excluded: those started afresh name the pool's
+    scratch directory in their command line (and so do the children of a fork); those forked by
+    the pool's zygote, and their children, work in a worker's scratch directory under it."""
     marker = str(pool._workers.root).encode()
     found = set()
     for entry in Path("/proc").iterdir():
@@ -146,8 +147,10 @@ def _worker_processes(pool) -> set[int]:
         try:
             cmdline = (entry / "cmdline").read_bytes()
             state = (entry / "stat").read_text().split(") ")[-1].split()[0]
+            cwd = os.fsencode(os.readlink(entry / "cwd"))
         except OSError:
             continue
-        if b"akg.harness.worker" in cmdline and marker in cmdline and state != "Z" and int(entry.name) != os.getpid():
+        ours = (b"akg.harness.worker" in cmdline and marker in cmdline) or cwd.startswith(marker + b"/worker-")
+        if ours and state != "Z" and int(entry.name) != os.getpid():
             found.add(int(entry.name))
     return found

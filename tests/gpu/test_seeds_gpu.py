@@ -122,3 +122,18 @@ def test_optimize_with_the_inductor_seed_reports_its_origin(seeded, tmp_path):
     best = report["best"]
     print(f"best: {best['origin']} {best['time_ms']} ms, {best['speedup_vs_eager']}x eager, "
           f"{best['speedup_vs_compile']}x torch.compile; seed {seeded_rows[0]['time_ms']} ms")
+
+
+def test_the_compile_baseline_after_the_capture_is_a_cache_hit(seeded, tmp_path):
+    # The capture compiled into the workers' Inductor cache: torch.compile's baseline (the
+    # worker's own code) loads it instead of compiling the same graph a second time.
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from test_seeds import COMPILE_BASELINE
+    root, cache, problem, seed = seeded
+    assert seed.source is not None, seed.reason
+    done = subprocess.run([sys.executable, "-c", COMPILE_BASELINE, str(root / "gemm_gelu.py"), str(tmp_path), "cuda"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **cache}, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    counted = json.loads(done.stdout.strip().splitlines()[-1])
+    print(f"torch.compile baseline after the capture: {counted}")
+    assert counted.get("fxgraph_cache_hit", 0) >= 1 and not counted.get("fxgraph_cache_miss"), counted
