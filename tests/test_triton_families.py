@@ -63,8 +63,9 @@ VARIANTS = {
 def interpreter_results(tmp_path_factory):
     requests = [{"id": name, "case": name} for name in CASE_NAMES]
     requests += [{"id": vid, "case": case, "knobs": k} for vid, (case, k) in VARIANTS.items()]
+    # TMPDIR: the kernel files the specs write (akg-triton-*) stay inside pytest's own temp folder.
     env = dict(os.environ, TRITON_INTERPRET="1", TRITON_CACHE_DIR=str(tmp_path_factory.mktemp("triton")),
-               PYTHONWARNINGS="ignore")
+               PYTHONWARNINGS="ignore", TMPDIR=str(tmp_path_factory.mktemp("kernels")))
     done = subprocess.run([sys.executable, str(SPECS)], input=json.dumps(requests), capture_output=True,
                           text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
