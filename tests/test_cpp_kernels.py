@@ -231,6 +231,34 @@ def test_split_loss_over_all_elements_with_rindex():
         torch.testing.assert_close(got.double(), expected, rtol=1e-6, atol=0)
 
 
+def test_one_hot_sum_picks_the_indexed_element():
+    # Cross entropy's gather as a one-hot sum over the row: targets out of range give 0, as the
+    # full sum would; the generated stage reads one element instead of looping over the row.
+    rows, n = 40, 300
+    x = torch.randn(rows, n)
+    x[3, 7] = float("nan")                         # NaN away from the target does not leak in
+    t = torch.randint(0, n, (rows,))
+    t[3], t[5], t[6] = 8, -100, n + 2
+    lx, lt = Load(0, "float32"), Load(1, "int64")
+    shifted = call("sub", lx, StageRef(0, "float32"))
+    picked = call("where", call("eq", RIndex(), lt, dtype="bool"),
+                  call("sub", shifted, call("log", StageRef(1, "float32"))), f32(0.0), dtype="float32")
+    kernel = ReductionKernel(
+        (rows, n), 1, (dense("x", x), operand("t", t, (1, 0))),
+        (Stage("max", lx), Stage("sum", call("exp", shifted)), Stage("sum", picked)),
+        (output("nll", call("neg", StageRef(2, "float32")), (rows,), (1, 0), reduced=True),))
+    logp = torch.log_softmax(x, 1)
+    valid = (t >= 0) & (t < n)
+    expected = torch.where(valid, -logp.gather(1, t.clamp(0, n - 1)[:, None])[:, 0], torch.zeros(()))
+    for variant in ("row", "split"):
+        group = FusedGroup(("n0",), "reduction", kernel, Schedule((("grain", 64), ("variant", variant))))
+        assert "One element of the row is picked" in DSL.render([(0, group)], "cpu")
+        (got,) = compile_group("reduction", kernel, variant=variant, grain=64)(x, t)
+        expected_rows = expected.clone()
+        expected_rows[3] = float("nan")             # the max stage sees row 3's NaN, as torch does
+        torch.testing.assert_close(got, expected_rows, equal_nan=True)
+
+
 def test_reduction_of_transposed_operand_and_integer_sum():
     x = torch.randn(30, 20).t()  # (20, 30) with strides (1, 20)
     (got,) = compile_group("reduction", _reduce_kernel(x, 1, "sum"))(x)

@@ -500,7 +500,7 @@ def tf32_kinds(mode: str) -> set[str]:
 
 
 # fp32 matmul FLOPs that torch keeps in IEEE fp32 can still run at fp32 accuracy on TF32 units, as
-# three TF32 products of the operands' high and low halves (the dropped low x low term is ~1e-6
+# three TF32 products of the operands' high and low halves (the dropped low x low term is ~2^-22
 # relative): their floor is the faster of that and the fp32 peak, so a kernel doing it is not
 # judged faster than the hardware allows.
 SPLIT_TF32 = "tf32x3"

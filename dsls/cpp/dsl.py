@@ -32,7 +32,7 @@ _ALLOWED_IMPORTS = {"torch", "ctypes", "hashlib", "os", "subprocess", "tempfile"
 class CppDSL:
     name = "cpp"
     devices = ("cpu",)
-    families = ("pointwise", "reduction", "scan")
+    families = ("pointwise", "reduction", "scan", "pool")
     timing_meaningful_on = ("cpu",)
     interpreter_flags = ()
     # torch.compile's Inductor writes C++ kernels on the CPU: its code can seed a search (akg.seeds).

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from akg.ir import (Call, Expr, FusedGroup, Load, Output, PointwiseKernel, RIndex, ReductionKernel,
-                    ScanKernel, StageRef)
+from akg.ir import (Acc, Call, Const, Expr, FusedGroup, Load, Output, PointwiseKernel, PoolKernel, RIndex,
+                    ReductionKernel, ScanKernel, StageRef, walk)
 from akg.targets import RenderError
 
 from .geometry import Geometry, collapse, decompose, linear
@@ -204,7 +204,31 @@ def _stage_context(k: int, op: str, value: Expr, spelling: Spelling) -> dict:
     return {"k": k, "acc_type": acc_type, "value_type": value_type, "var_type": value_type,
             "init": init, "step": update, "fold": fold, "chunk_fold": chunk_fold,
             "is_arg": is_arg, "expr": spelling.expr(value), "lane_type": lane_type or acc_type,
-            "blocked": lane_type is not None, "store": ""}
+            "blocked": lane_type is not None, "store": "", "pick": None}
+
+
+def _row_invariant(expr: Expr, geometry: Geometry, n_operands: int) -> bool:
+    """``expr`` has one value per row: no reduce index, and every load has stride 0 on the reduce dim."""
+    return not any(isinstance(e, RIndex) or (isinstance(e, Load) and geometry.strides[e.operand][geometry.keep] != 0)
+                   for e in walk(expr))
+
+
+def _pick_one(st: dict, stage, geometry: Geometry, spelling: Spelling) -> None:
+    """A sum of ``where(rr == i, v, 0)`` with ``i`` fixed per row (a gather written as a one-hot
+    sum: the target's logit in cross entropy) reads the one element at ``i`` instead of the whole
+    row. Every other term is an exact zero, so the sum is ``0 + v`` (or 0 when ``i`` is outside
+    the row), as the full loop would give."""
+    expr = stage.expr
+    if stage.op != "sum" or not (isinstance(expr, Call) and expr.op == "where" and len(expr.args) == 3):
+        return
+    cond, value, other = expr.args
+    if not (isinstance(other, Const) and other.value == 0 and isinstance(cond, Call) and cond.op == "eq"):
+        return
+    a, b = cond.args
+    index = b if isinstance(a, RIndex) else a if isinstance(b, RIndex) else None
+    if index is None or index.dtype not in ("int64", "int32") or not _row_invariant(index, geometry, spelling.n_operands):
+        return
+    st["pick"] = {"index": spelling.expr(index), "expr": spelling.expr(value)}
 
 
 def reduction_geometry(kernel: ReductionKernel) -> Geometry:
@@ -242,6 +266,8 @@ def reduction_context(name: str, kernel: ReductionKernel, variant: str, lanes: i
                        + base_offsets(geometry, n_ops, row_dims))
     context["stages"] = [_stage_context(k, st.op, st.expr, spelling) for k, st in enumerate(kernel.stages)]
     if variant != "column":
+        for st, stage in zip(context["stages"], kernel.stages):
+            _pick_one(st, stage, geometry, spelling)
         full = _reuse_stage_values(kernel, full, context["stages"], spelling)
     context["reduced_outputs_body"] = reduced_spelling.stores(reduced, prefix="r")
     context["full_outputs_body"] = spelling.stores(full, prefix="f")
@@ -270,6 +296,8 @@ def _reuse_stage_values(kernel: ReductionKernel, full: list[tuple[int, Output]],
     result = list(full)
     for k_stage in reversed(range(len(kernel.stages))):
         value = kernel.stages[k_stage].expr
+        if stages[k_stage]["pick"]:   # the stage reads one element of the row, not all of them
+            continue
         if not isinstance(value, Call) or not _is_float(value.dtype):
             continue
         for pos, (k, out) in enumerate(result):
@@ -334,3 +362,59 @@ def scan_context(name: str, kernel: ScanKernel, variant: str, block: int) -> dic
     context["expr"] = spelling.expr(kernel.expr)
     context["outputs_body"] = spelling.stores(list(enumerate(kernel.outputs)))
     return context
+
+
+# ---- pool -------------------------------------------------------------------------------------
+
+# Each task keeps one output row of accumulators on its stack.
+MAX_POOL_ROW = 1 << 16
+
+
+@dataclass(frozen=True)
+class PoolSpelling(Spelling):
+    """Epilogue spelling of a pool kernel: ``Acc()`` is the pooled value of the column."""
+
+    def leaf(self, expr: Expr) -> str:
+        if isinstance(expr, Acc):
+            return "acc"
+        return super().leaf(expr)
+
+
+def interior_columns(size: int, out: int, kernel: int, stride: int, padding: int, dilation: int) -> tuple[int, int]:
+    """[lo, hi): the output columns whose whole window lies inside an input of ``size``."""
+    lo = min(out, -(-padding // stride))
+    hi = (size - 1 + padding - (kernel - 1) * dilation) // stride + 1
+    return lo, max(lo, min(out, hi))
+
+
+def pool_context(name: str, kernel: PoolKernel, block: int) -> dict:
+    n, c, oh, ow = kernel.out_shape
+    in_dtype = kernel.input.type.dtype
+    if len(kernel.input.type.shape) != 4 or len(kernel.input.strides) != 4:
+        raise RenderError("pool kernels read a 4-d NCHW input")
+    if not _is_float(in_dtype):
+        raise RenderError(f"the cpp pool kernel pools floating-point inputs, not {in_dtype}")
+    if ow > MAX_POOL_ROW:
+        raise RenderError(f"output rows of {ow} elements exceed the kernel's row buffer ({MAX_POOL_ROW})")
+    h, w = kernel.input.type.shape[2], kernel.input.type.shape[3]
+    sn, sc, sh, sw = kernel.input.strides
+    (kh, kw), (s_h, s_w), (ph, pw), (dh, dw) = kernel.kernel, kernel.stride, kernel.padding, kernel.dilation
+    acc_type = RENDERER.compute_type(in_dtype)
+    if kernel.op == "max":
+        init = _limits(in_dtype, lowest=True)
+        update = "buf[c3] = (v != v || v > buf[c3]) ? v : buf[c3];"
+    else:
+        init, update = "0", "buf[c3] += v;"
+    w_lo, w_hi = interior_columns(w, ow, kw, s_w, pw, dw)
+    geometry = Geometry(tuple(kernel.out_shape), tuple(_all_strides(kernel)), None)
+    spelling = PoolSpelling(geometry, len(kernel.operands), (("c3", 3),))
+    params = parameters(kernel)
+    return {
+        "name": name, "params": params, "in_type": RENDERER.storage_type(in_dtype), "acc_type": acc_type,
+        "N": n, "C": c, "OH": oh, "OW": ow, "H": h, "W": w, "sN": sn, "sC": sc, "sH": sh, "sW": sw,
+        "KH": kh, "KW": kw, "SH": s_h, "SW": s_w, "PH": ph, "PW": pw, "DH": dh, "DW": dw,
+        "w_lo": w_lo, "w_hi": w_hi, "block": max(1, min(block, oh)), "op": kernel.op, "init": init,
+        "update": update, "count_include_pad": kernel.count_include_pad, "divisor": kernel.divisor_override,
+        "offset_lines": base_offsets(geometry, len(kernel.operands), [0, 1, 2]),
+        "body": spelling.stores(list(enumerate(kernel.outputs))),
+    }

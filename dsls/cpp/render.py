@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jinja2
 
-from akg.ir import FusedGroup, PointwiseKernel, ReductionKernel, ScanKernel
+from akg.ir import FusedGroup, PointwiseKernel, PoolKernel, ReductionKernel, ScanKernel
 from akg.targets import RenderError
 
 from . import lowering, runtime
@@ -62,6 +62,8 @@ def _kernel(env: jinja2.Environment, index: int, group: FusedGroup, schedule: Cp
         if isinstance(kernel, ScanKernel):
             context = lowering.scan_context(name, kernel, schedule.variant, schedule.block)
             return _template(env, "scan.j2", context)
+        if isinstance(kernel, PoolKernel):
+            return _template(env, "pool.j2", lowering.pool_context(name, kernel, schedule.block))
     except RenderError as error:
         raise RenderError(f"group {index} ({group.family} {group.nodes}): {error}") from None
     except ValueError as error:  # an op or dtype the C++ renderer cannot spell
@@ -72,8 +74,10 @@ def _kernel(env: jinja2.Environment, index: int, group: FusedGroup, schedule: Cp
 
 def _launcher(env: jinja2.Environment, index: int, group: FusedGroup, schedule: CppSchedule) -> str:
     kernel = group.kernel
+    # Pool kernels read their input ahead of the epilogue operands (FusedGroup.read_values order).
+    read = ((kernel.input,) if isinstance(kernel, PoolKernel) else ()) + tuple(kernel.operands)
     inputs = [{"arg": f"a{i}", "label": op.value, "dtype": op.type.dtype, "shape": tuple(op.type.shape),
-               "strides": tuple(op.type.layout())} for i, op in enumerate(kernel.operands)]
+               "strides": tuple(op.type.layout())} for i, op in enumerate(read)]
     outputs = [{"var": f"o{k}", "dtype": o.type.dtype, "shape": tuple(o.type.shape)}
                for k, o in enumerate(kernel.outputs)]
     context = {"index": index, "args": [a["arg"] for a in inputs], "inputs": inputs, "outputs": outputs,

@@ -9,7 +9,7 @@ import math
 import os
 from dataclasses import dataclass, fields
 
-from akg.ir import FusedGroup, PointwiseKernel, ReductionKernel, Schedule, ScanKernel
+from akg.ir import FusedGroup, PointwiseKernel, PoolKernel, ReductionKernel, Schedule, ScanKernel
 from akg.targets import HardwareSpec
 
 from .lowering import column_possible, reduction_geometry, scan_geometry
@@ -38,7 +38,8 @@ class CppSchedule:
     (``to_schedule``); rendering reads them back typed (``from_schedule``)."""
     variant: str = "row"        # reductions and scans: "row", "split" or "column"
     lanes: int = 16             # reductions: partial results per stage (SIMD width x unroll)
-    block: int = 64             # pointwise: inner-dim block per task; column variants: columns per task
+    block: int = 64             # pointwise: inner-dim block per task; column variants: columns per task;
+                                # pool: output rows per task
     threads: int = 0            # OpenMP threads; 0 = the runtime's default
     grain: int = 0              # split reductions: elements per task
 
@@ -115,8 +116,21 @@ def scan_schedules(kernel: ScanKernel, hardware: HardwareSpec | None) -> list[Sc
     return found
 
 
+def pool_schedules(kernel: PoolKernel, hardware: HardwareSpec | None) -> list[Schedule]:
+    n, c, oh, ow = kernel.out_shape
+    cores = _cores(hardware)
+    # Whole planes per task when there are enough planes to share out, else blocks of rows.
+    per_task = oh if n * c >= 4 * cores else max(1, -(-oh * n * c // (4 * cores)))
+    found = [_knobs(threads=0, block=b) for b in dict.fromkeys((per_task, max(1, per_task // 4), 8))]
+    if math.prod(kernel.out_shape) < _SMALL_NUMEL:
+        found.insert(0, found[0].with_(threads=1))
+    return found
+
+
 def schedules(group: FusedGroup, hardware: HardwareSpec | None) -> list[Schedule]:
     kernel = group.kernel
+    if isinstance(kernel, PoolKernel):
+        return pool_schedules(kernel, hardware)
     if isinstance(kernel, PointwiseKernel):
         return pointwise_schedules(kernel, hardware)
     if isinstance(kernel, ReductionKernel):

@@ -236,8 +236,8 @@ MAX_STAGES = 4
 def matmul_precisions(k: MatmulKernel, hw: HardwareSpec, allow_tf32: bool) -> tuple[str | None, ...]:
     """How tl.dot may run this matmul, best first. fp32 operands: TF32 exactly when torch computes
     the reference in TF32; otherwise "tf32x3" (three TF32 products of the operands' high and low
-    halves: fp32-level accuracy, about 1e-6 relative, on the tensor cores) and plain IEEE fp32 on
-    the FMA units. Other dtypes run on tensor cores as they are (None: no precision knob)."""
+    halves: fp32-level accuracy on the tensor cores, the dropped low x low term ~2^-22 relative)
+    and plain IEEE fp32 on the FMA units. Other dtypes run on tensor cores as they are (None: no precision knob)."""
     if "float32" not in (k.a.type.dtype, k.b.type.dtype) and k.a.type.dtype == k.b.type.dtype:
         return (None,)
     if not hw.tensor_cores or not hw.peak("tf32"):
