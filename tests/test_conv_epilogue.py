@@ -271,3 +271,33 @@ def test_triton_pool_prologue_candidate_passes_the_strict_harness(pool, tmp_path
     candidate = coder.make_candidate(ranked[0].plan, dsl, "cpu", problem.source, problem.name)
     verdict = evaluate(problem, candidate.source, candidate.id, device="cpu", policy="strict", config=CORRECTNESS_ONLY)
     assert verdict.accepted, verdict.reason
+
+
+CONV_GROUP_NORM_RESIDUAL_LOGSUMEXP = '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.GroupNorm(2, 8)
+
+    def forward(self, x):
+        y = self.conv(x)
+        z = torch.tanh(self.norm(y)) + y
+        return torch.logsumexp(z, dim=1, keepdim=True)
+
+def get_inputs():
+    return [torch.randn(2, 3, 6, 7)]
+
+def get_init_inputs():
+    return []
+'''
+
+
+def test_a_reduction_over_other_dims_after_the_norm_stays_in_the_models_shape(tmp_path):
+    # the residual add moves into the norm's kernel; the logsumexp over channels (its max, the
+    # subtraction of it) stays one row reduction of its own instead of being split across shapes
+    problem = write_problem(tmp_path, CONV_GROUP_NORM_RESIDUAL_LOGSUMEXP)
+    _, after = graphs(problem, "reshape-epilogue")
+    nd = next(p for p in plans(after) if p.name == "fuse-all-nd")
+    assert _per_call_kernels(nd) == ["reduction_nd", "reduction"]
+    planeval_matches(problem, after)
