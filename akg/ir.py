@@ -362,6 +362,11 @@ class PoolKernel:
     divisor_override: int | None = None
     operands: tuple[Operand, ...] = ()
     outputs: tuple[Output, ...] = ()
+    # Pointwise work before the pool (conv, subtract, hardswish, then max pool): each window
+    # element is ``prologue`` evaluated there, its Loads indexing ``prologue_operands`` (strides
+    # over the input's (N, C, H, W)); ``input`` is then one of them, giving the input's shape.
+    prologue: "Expr | None" = None
+    prologue_operands: tuple[Operand, ...] = ()
 
     @property
     def domain(self) -> tuple[int, ...]:
@@ -371,6 +376,10 @@ class PoolKernel:
         _require(self.op in ("max", "avg"), f"unknown pool op {self.op!r}")
         _require(len(self.out_shape) == 4, "pool kernels work on NCHW")
         _verify_io(self.domain, self.operands, self.outputs, n_stages=0)
+        if self.prologue is not None:
+            verify_expr(self.prologue, len(self.prologue_operands), 0, where="pool prologue")
+            _require(self.input in self.prologue_operands, "a prologue pool's input is one of its prologue operands")
+            _require(all(len(op.strides) == 4 for op in self.prologue_operands), "prologue operands walk (N, C, H, W)")
 
 
 @dataclass(frozen=True)
@@ -420,9 +429,9 @@ def _verify_io(domain, operands, outputs, n_stages: int) -> None:
 # Plans
 # ----------------------------------------------------------------------------------------------
 
-FAMILIES = ("pointwise", "reduction", "reduction_nd", "scan", "matmul_epilogue", "pool", "library")
+FAMILIES = ("pointwise", "reduction", "reduction_nd", "scan", "matmul_epilogue", "pool", "pool_prologue", "library")
 _FAMILY_SPEC = {"pointwise": PointwiseKernel, "reduction": ReductionKernel, "reduction_nd": ReductionKernel, "scan": ScanKernel,
-                "matmul_epilogue": MatmulKernel, "pool": PoolKernel, "library": LibraryCall}
+                "matmul_epilogue": MatmulKernel, "pool": PoolKernel, "pool_prologue": PoolKernel, "library": LibraryCall}
 
 
 @dataclass(frozen=True)
@@ -473,6 +482,9 @@ class FusedGroup:
             # Only DSLs that list "reduction_nd" see reductions over several dims.
             _require((self.kernel.reduce_rank > 1) == (self.family == "reduction_nd"),
                      f"family {self.family} with {self.kernel.reduce_rank} reduce dims")
+        if isinstance(self.kernel, PoolKernel):
+            _require((self.kernel.prologue is not None) == (self.family == "pool_prologue"),
+                     f"family {self.family} and a pool prologue")
         self.kernel.verify()
 
     def written_values(self) -> tuple[str, ...]:
@@ -484,7 +496,8 @@ class FusedGroup:
         k = self.kernel
         if isinstance(k, LibraryCall):
             return tuple(_value_refs(k.args) + _value_refs(tuple(v for _, v in k.kwargs)))
-        extra = (k.a.value, k.b.value) if isinstance(k, MatmulKernel) else (k.input.value,) if isinstance(k, PoolKernel) else ()
+        extra = (k.a.value, k.b.value) if isinstance(k, MatmulKernel) else \
+            (k.input.value,) + tuple(op.value for op in k.prologue_operands) if isinstance(k, PoolKernel) else ()
         return extra + tuple(op.value for op in k.operands)
 
 

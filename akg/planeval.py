@@ -165,6 +165,9 @@ def run_matmul(k: ir.MatmulKernel, env) -> list[torch.Tensor]:
 
 def run_pool(k: ir.PoolKernel, env) -> list[torch.Tensor]:
     x = _view(env[k.input.value], k.input.type.shape, k.input.strides)
+    if k.prologue is not None:
+        shape = tuple(k.input.type.shape)
+        x = eval_expr(k.prologue, _Scope(_loads(k.prologue_operands, env, shape))).expand(shape)
     if k.op == "max":
         acc = F.max_pool2d(x, k.kernel, k.stride, k.padding, k.dilation)
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import sys
 import time
 import types
@@ -84,6 +85,7 @@ def main() -> int:
         print("set OMP_NUM_THREADS=1: the timing counts one thread's CPU time", file=sys.stderr)
         return 2
     torch.set_num_threads(1)
+    load_before = os.getloadavg()
     rows = []
     for path in sorted(args.suite.glob("[0-9]*.py")):
         try:
@@ -98,7 +100,12 @@ def main() -> int:
                   f"akg {row['akg_ms']:7.3f} ms  {row['akg_vs_compile']:5.2f}x compile  "
                   f"err {row['max_abs_error']:.1e}  {row['plan']}", flush=True)
     if args.out:
-        args.out.write_text(json.dumps({"torch": torch.__version__, "rows": rows}, indent=1))
+        # The load average (1, 5, 15 min) before and after: thread CPU time barely moves with it,
+        # but a reader judging the numbers should know what else ran on the cores.
+        meta = {"torch": torch.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                "load_average_before": load_before, "load_average_after": os.getloadavg()}
+        args.out.write_text(json.dumps({**meta, "rows": rows}, indent=1))
     return 0
 
 

@@ -30,9 +30,6 @@ mkdir -p "$OUTDIR"
 cd "$(dirname "$0")/.."
 export PYTHONUNBUFFERED=1
 export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/akg-triton-cache} AKG_CACHE_DIR=${AKG_CACHE_DIR:-/tmp/akg-cache}
-# Where site-packages hold no compiled bytecode (and cannot be written), every process compiles torch
-# at import (7-9 s on some hosts); a writable cache makes that a one-time cost.
-export PYTHONPYCACHEPREFIX=${PYTHONPYCACHEPREFIX:-/tmp/akg-pycache}
 
 python3 -m pip install -q --no-deps --no-build-isolation -e . >"$OUTDIR/install.log" 2>&1 \
     || { echo "akg did not install: see $OUTDIR/install.log"; exit 2; }

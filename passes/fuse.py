@@ -41,11 +41,14 @@ class Strategy:
     # per-channel weight inside a row of channels x pixels) stay one kernel with several reduce
     # dims; only DSLs with the "reduction_nd" family render those plans.
     nd_reductions: bool = False
+    # A pointwise group read only by a following 2-d pool becomes that pool kernel's prologue
+    # (family "pool_prologue"), so the pooled tensor's input is never written.
+    pool_prologues: bool = False
 
 
 STRATEGIES = (
     Strategy("fuse-all"),
-    Strategy("fuse-all-nd", nd_reductions=True),
+    Strategy("fuse-all-nd", nd_reductions=True, pool_prologues=True),
     Strategy("library-matmul", matmul_kernel=False, pool_kernel=False),
     Strategy("split-reductions", split_reductions=True),
 )
@@ -455,9 +458,12 @@ class _Fuser:
     def pool(self, node: ir.Node) -> None:
         if not self.strategy.pool_kernel:
             raise _JoinFailed(node.id)
-        from akg.passes.heads import pool_head
-        self.close()
-        self.open = pool_head(self, node)
+        from akg.passes.heads import pool_head, pool_prologue
+        prologue = pool_prologue(self, node) if self.strategy.pool_prologues else None
+        if prologue is None:
+            self.close()
+        g = pool_head(self, node, prologue)
+        self.open = g
 
     # -- closing ------------------------------------------------------------------------------
     def library(self, node: ir.Node) -> None:

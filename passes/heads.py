@@ -74,7 +74,27 @@ def matmul_head(fuser, node: ir.Node) -> _Group:
     return g
 
 
-def pool_head(fuser, node: ir.Node) -> _Group:
+def pool_prologue(fuser, node: ir.Node):
+    """(group, value) when the open pointwise group computes the pool's input over exactly its
+    shape and nothing outside the pool reads what the group computes: the group becomes the
+    pool's prologue. None otherwise."""
+    g, x = fuser.open, node.inputs[0]
+    if g is None or g.kind != "pointwise" or not g.has(x) or x in fuser.graph.outputs:
+        return None
+    shape = fuser.types[x].shape
+    if len(shape) != 4 or g.domain != shape or g.maps[x] != (0, 1, 2, 3):
+        return None
+    members = set(g.nodes)
+    for v in g.exprs:
+        if v in fuser.graph.outputs or any(c.id not in members and c.id != node.id for c in fuser.consumers.get(v, [])):
+            return None
+    full = [op for op in g.operands if op.type.shape == shape and all(op.strides[d] != 0 for d in range(4) if shape[d] > 1)]
+    if not full:
+        return None
+    return g, x, full[0]
+
+
+def pool_head(fuser, node: ir.Node, prologue=None) -> _Group:
     kind = node.op.split(".")[1]
     args = list(node.attr("args", ())) + [None] * 7
     x, out = node.inputs[0], node.outputs[0]
@@ -91,13 +111,18 @@ def pool_head(fuser, node: ir.Node) -> _Group:
         divisor = args[6]
     if ceil_mode:
         raise _JoinFailed(node.id)
-    base, strides = _resolved(fuser, x)
     out_t = fuser.types[out]
     g = _Group("pool", out_t.shape)
-    g.head = dict(op="max" if kind == "max_pool2d" else "avg",
-                  input=ir.Operand(base, fuser.layouts.type_of(base), strides), out_shape=out_t.shape,
+    if prologue is None:
+        base, strides = _resolved(fuser, x)
+        source = dict(input=ir.Operand(base, fuser.layouts.type_of(base), strides))
+    else:
+        before, value, full = prologue
+        source = dict(input=full, prologue=before.exprs[value], prologue_operands=tuple(before.operands))
+        g.nodes.extend(before.nodes)
+    g.head = dict(op="max" if kind == "max_pool2d" else "avg", out_shape=out_t.shape,
                   kernel=kernel, stride=stride, padding=padding, dilation=dilation,
-                  count_include_pad=include_pad, divisor_override=divisor)
+                  count_include_pad=include_pad, divisor_override=divisor, **source)
     g.exprs[out] = exprs.cast(ir.Acc("float32"), out_t.dtype)
     g.maps[out] = (0, 1, 2, 3)
     g.nodes.append(node.id)
@@ -121,7 +146,8 @@ def build_kernel(fuser, g: _Group, needed: list[str]):
         batch, m, n, k, a, b = g.head
         return ir.MatmulKernel(batch, m, n, k, a, b, tuple(g.operands), tuple(outs)), "matmul_epilogue"
     if g.kind == "pool":
-        return ir.PoolKernel(operands=tuple(g.operands), outputs=tuple(outs), **g.head), "pool"
+        family = "pool" if g.head.get("prologue") is None else "pool_prologue"
+        return ir.PoolKernel(operands=tuple(g.operands), outputs=tuple(outs), **g.head), family
     sets = [op.strides for op in g.operands] + [o.strides for o in outs]
     domain, sets, special = collapse(g.domain, sets, set(g.special))
     n_ops = len(g.operands)

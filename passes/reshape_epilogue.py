@@ -24,6 +24,7 @@ import math
 import torch
 
 from akg import ir
+from akg.hoist import once_values
 from akg.passes.rewrite import LOG, Builder, Proof, Rewrite, TRIALS, _close, _draw, apply
 
 RULE = "reshape-epilogue"
@@ -106,6 +107,7 @@ class _Graph:
         self.graph = graph
         self.producer = {v: n for n in graph.nodes for v in n.outputs}
         self.consumers = graph.consumers()
+        self.once = once_values(graph) | set(graph.params)
 
     def root(self, value: str) -> str:
         """The value ``value`` is a chain of pure reshapes of."""
@@ -125,7 +127,10 @@ class _Graph:
         return None
 
     def target(self, node: ir.Node) -> tuple[int, ...] | None:
-        """The reduced shape S' a pointwise node over S could move into."""
+        """The reduced shape S' a pointwise node over S could move into. A moved node never moves
+        back."""
+        if node.id.startswith(RULE + ":"):
+            return None
         s = self.graph.type_of(node.outputs[0]).shape
         for a in node.attr("args", ()):
             if not isinstance(a, ir.ValueRef) or self.graph.type_of(a.name).shape != s:
@@ -161,6 +166,11 @@ def propose(graph: ir.Graph, node: ir.Node, g: _Graph) -> tuple[Rewrite, tuple] 
         if want is None:
             return None
         root = g.root(a.name)
+        if t.shape != out_t.shape and graph.type_of(root).shape != want and root not in g.once:
+            # A broadcast operand must already live in the reduced shape (the norm's per-group
+            # values) or read only parameters; anything else (a logsumexp's max over S after the
+            # norm) belongs to work in S, which stays there.
+            return None
         if graph.type_of(root).shape == want:
             value = root
         elif t.shape == out_t.shape and g.reduced_view(a.name, want) is not None:

@@ -219,3 +219,85 @@ def test_a_conv_whose_output_is_reduced_over_scattered_dims_keeps_its_bias(tmp_p
     _, after = graphs(problem, "conv-bias")
     (conv,) = _convs(after)
     assert isinstance(_bias(conv), ir.ValueRef)
+
+
+CONV_HARDSWISH_MAXPOOL_MISH = '''
+class Model(nn.Module):
+    def __init__(self, pool):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.shift = nn.Parameter(torch.randn(8, 1, 1))
+        self.pool = nn.MaxPool2d(2) if pool == "max" else nn.AvgPool2d(3, stride=2, padding=1)
+
+    def forward(self, x):
+        x = torch.nn.functional.hardswish(self.conv(x) * self.shift)
+        return torch.nn.functional.mish(self.pool(x))
+
+def get_inputs():
+    return [torch.randn(2, 3, 11, 12)]
+
+def get_init_inputs():
+    return [POOL]
+'''
+
+
+def _per_call_kernels(plan: ir.KernelPlan) -> list[str]:
+    from akg.hoist import once_nodes
+    once = set(once_nodes(plan.graph))
+    return [g.family for g in plan.groups if not isinstance(g.kernel, ir.LibraryCall) and not set(g.nodes) <= once]
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_the_epilogue_before_a_pool_is_the_pool_kernels_prologue(pool, tmp_path):
+    problem = write_problem(tmp_path, CONV_HARDSWISH_MAXPOOL_MISH.replace("POOL", repr(pool)))
+    _, after = graphs(problem, "conv-bias")
+    nd = next(p for p in plans(after) if p.name == "fuse-all-nd")
+    assert _per_call_kernels(nd) == ["pool_prologue"]            # conv, then one kernel
+    assert _per_call_kernels(_fuse_all(after)) == ["pointwise", "pool"]
+    planeval_matches(problem, after)
+    cpp = [po.plan.name for po in designer.renderable_plans(plans(after), plugins.get_dsl("cpp"), plugins.get_backend("cpu").detect())]
+    assert cpp and "fuse-all-nd" not in cpp                       # a DSL without the family keeps its plans
+
+
+@pytest.mark.slow   # a harness run with Triton's interpreter: ~20 s on 2 cores
+@pytest.mark.parametrize("pool", ["max", "avg"])
+def test_triton_pool_prologue_candidate_passes_the_strict_harness(pool, tmp_path):
+    pytest.importorskip("triton")
+    problem = write_problem(tmp_path, CONV_HARDSWISH_MAXPOOL_MISH.replace("POOL", repr(pool)))
+    _, after = graphs(problem, "conv-bias")
+    dsl = plugins.get_dsl("triton")
+    ranked = designer.renderable_plans(plans(after), dsl, plugins.get_backend("cpu").detect())
+    assert ranked[0].plan.name == "fuse-all-nd"
+    candidate = coder.make_candidate(ranked[0].plan, dsl, "cpu", problem.source, problem.name)
+    verdict = evaluate(problem, candidate.source, candidate.id, device="cpu", policy="strict", config=CORRECTNESS_ONLY)
+    assert verdict.accepted, verdict.reason
+
+
+CONV_GROUP_NORM_RESIDUAL_LOGSUMEXP = '''
+class Model(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = nn.GroupNorm(2, 8)
+
+    def forward(self, x):
+        y = self.conv(x)
+        z = torch.tanh(self.norm(y)) + y
+        return torch.logsumexp(z, dim=1, keepdim=True)
+
+def get_inputs():
+    return [torch.randn(2, 3, 6, 7)]
+
+def get_init_inputs():
+    return []
+'''
+
+
+def test_a_reduction_over_other_dims_after_the_norm_stays_in_the_models_shape(tmp_path):
+    # the residual add moves into the norm's kernel; the logsumexp over channels (its max, the
+    # subtraction of it) stays one row reduction of its own instead of being split across shapes
+    problem = write_problem(tmp_path, CONV_GROUP_NORM_RESIDUAL_LOGSUMEXP)
+    _, after = graphs(problem, "reshape-epilogue")
+    nd = next(p for p in plans(after) if p.name == "fuse-all-nd")
+    assert _per_call_kernels(nd) == ["reduction_nd", "reduction"]
+    planeval_matches(problem, after)

@@ -98,7 +98,7 @@ def _jit_function(text: str) -> bool:
 class TritonDSL:
     name = "triton"
     devices = ("cuda", "cpu")
-    families = ("pointwise", "reduction", "reduction_nd", "scan", "matmul_epilogue", "pool")
+    families = ("pointwise", "reduction", "reduction_nd", "scan", "matmul_epilogue", "pool", "pool_prologue")
     timing_meaningful_on = ("cuda",)
     # Set by candidates rendered for the CPU: their kernels run in Triton's interpreter.
     interpreter_flags = ("TRITON_INTERPRET",)

@@ -530,10 +530,13 @@ def pool_context(name: str, group: FusedGroup, device: str) -> dict:
     reads, writes = launcher_names(group, len(k.outputs))
     coords = ["c0", "c1", "c2", "c3"]
     tensors = [k.input.type.layout()] + [op.strides for op in k.operands] + [o.strides for o in k.outputs]
+    inputs = [op.strides for op in k.prologue_operands] or tensors[:1]
     return dict(
         name=name, reads=reads, writes=writes, args=reads + writes,
-        params=["pin"] + [f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))],
-        wide=needs_int64(k.out_shape, tensors[1:]) or needs_int64(k.input.type.shape, tensors[:1]),
+        params=["pin"] + [f"pp{i}" for i in range(len(k.prologue_operands))]
+        + [f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))],
+        wide=needs_int64(k.out_shape, tensors[1:]) or needs_int64(k.input.type.shape, inputs),
+        prologue=prologue_lines(k, device),
         numel=n * c * oh * ow, N=n, C=c, OH=oh, OW=ow, H=h, W=w, sN=sn, sC=sc, sH=sh, sW=sw,
         KH=k.kernel[0], KW=k.kernel[1], SH=k.stride[0], SW=k.stride[1], PH=k.padding[0], PW=k.padding[1],
         DH=k.dilation[0], DW=k.dilation[1], op=k.op, count_include_pad=k.count_include_pad,
@@ -542,6 +545,19 @@ def pool_context(name: str, group: FusedGroup, device: str) -> dict:
         allocs=alloc_lines(k.outputs, device_expr(reads, device)),
         block=s.get("BLOCK", 256), num_warps=s.get("num_warps", 4),
     )
+
+
+def prologue_lines(k: PoolKernel, device: str) -> list[str]:
+    """The window element ``v`` computed from the prologue operands at (c0, c1, ih, iw); the
+    padding keeps the pool's identity, not the prologue of a value that is not there."""
+    if k.prologue is None:
+        return []
+    coords = ["c0", "c1", "ih", "iw"]
+    render = expr_renderer(device, loads="y{}").render
+    lines = [f"y{i} = tl.load(pp{i} + {offset(coords, k.prologue_operands[i].strides)}, mask=valid, other=0)"
+             for i in used_operands([k.prologue])]
+    init = 'float("-inf")' if k.op == "max" else "0.0"
+    return lines + [f"v = tl.where(valid, ({render(k.prologue)}).to(tl.float32), {init})"]
 
 
 def dot_inputs(k: MatmulKernel, precision: str) -> tuple[str, str]:

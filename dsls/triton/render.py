@@ -32,6 +32,7 @@ _BUILDERS = {
     "pointwise": families.pointwise_context,
     "reduction": families.reduction_context,
     "reduction_nd": families.reduction_context,   # the same kernel, rows over several reduce dims
+    "pool_prologue": families.pool_context,       # the pool kernel computing its window elements
     "scan": families.scan_context,
     "pool": families.pool_context,
     "matmul_epilogue": families.matmul_context,
@@ -39,7 +40,7 @@ _BUILDERS = {
 
 
 # Families that share another family's skeleton.
-_TEMPLATE_OF = {"reduction_nd": "reduction"}
+_TEMPLATE_OF = {"reduction_nd": "reduction", "pool_prologue": "pool"}
 
 
 def template_environment() -> jinja2.Environment:
