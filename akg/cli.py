@@ -218,6 +218,7 @@ def _settings(args):
         resume=getattr(args, "resume", False),
         ray_address=getattr(args, "ray", None),
         remeasure=getattr(args, "remeasure", False),
+        replay=bool(getattr(args, "llm_replay", None)),
         seeds=tuple(dict.fromkeys(getattr(args, "seeds", None) or ())))
     overrides = {}
     if getattr(args, "trials", None):

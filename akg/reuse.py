@@ -50,10 +50,14 @@ def timing_outlier(verdict: Verdict, eager_ms: float | None, spread: bool = True
     return None
 
 
-def reusable(verdict: Verdict, eager_ms: float | None, remeasure: bool) -> bool:
-    """May a stored verdict (already matched on candidate, target, level and versions) be replayed?"""
+def reusable(verdict: Verdict, eager_ms: float | None, remeasure: bool, replay: bool = False) -> bool:
+    """May a stored verdict (already matched on candidate, target, level and versions) be replayed?
+    ``replay``: the run reproduces a recorded one (an LLM cassette), so its timings are replayed as
+    they were recorded, disturbed or not: measured again, they would steer it elsewhere."""
     if environmental(verdict) is not None:
         return False          # stored by an older akg: measure it on today's environment
+    if replay and not remeasure:
+        return True
     if verdict.accepted and (remeasure or timing_outlier(verdict, eager_ms) is not None):
         return False
     return True

@@ -49,6 +49,7 @@ class SearchOptions:
     build_workers: int = max(1, min(8, os.cpu_count() or 1))
     ray_address: str | None = None        # judge candidates on a Ray cluster's actors (akg.distributed)
     remeasure: bool = False               # time every candidate again instead of replaying stored timings
+    replay: bool = False                  # reproduce a recorded run: stored verdicts as they are (akg.reuse)
     mode: str = "compiler"                # compiler | llm | both: who proposes candidates (llm needs an evolver)
     seeds: tuple[str, ...] = ()           # candidates judged before the search (akg.seeds.KNOWN): "inductor"
 
@@ -184,7 +185,8 @@ class Search:
     def _stored(self, candidate_id: str, full: bool = False) -> Verdict | None:
         """The stored verdict this target may reuse, or None when it must be measured."""
         known = self.store.verdict(candidate_id, *self._key(full), versions=self.versions_key)
-        return known if known is not None and reuse.reusable(known, self.eager_ms, self.options.remeasure) else None
+        return known if known is not None and reuse.reusable(known, self.eager_ms, self.options.remeasure,
+                                                              self.options.replay) else None
 
     def _keep(self, verdict: Verdict, full: bool = False) -> None:
         """Store a verdict unless the environment, not the candidate, caused it."""

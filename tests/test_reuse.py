@@ -79,6 +79,16 @@ def test_disturbed_timings_are_measured_again(tmp_path, verdict, replayed):
         assert (s._stored("c1") is not None) == replayed
 
 
+@pytest.mark.parametrize("verdict", [accepted(spread=0.60), accepted(time_ms=6.185, eager=15.6)])
+def test_a_replayed_run_takes_disturbed_timings_as_recorded(tmp_path, verdict):
+    """Reproducing a recorded run (an LLM cassette): measured again, a disturbed timing would
+    steer the replay away from the recording."""
+    with Store(tmp_path / "s.db") as store:
+        s = search(store, replay=True)
+        s._keep(verdict)
+        assert s._stored("c1") == verdict
+
+
 def test_remeasure_replays_rejections_but_not_timings(tmp_path):
     wrong = Verdict("c2", "correctness", True, False, checks=(Check("values", False, "wrong"),))
     with Store(tmp_path / "s.db") as store:
