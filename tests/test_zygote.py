@@ -84,3 +84,18 @@ def test_exec_start_is_still_available(monkeypatch):
         workers.release(worker, replace=False)
     finally:
         workers.close()
+
+
+@pytest.mark.skipif(not os.sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+def test_a_forked_worker_leads_its_group_once_its_pid_is_known():
+    """The pool kills a worker by its process group: a pid handed out before the child's setsid
+    would name no group, and the kill would miss it."""
+    workers = Workers("cpu", 3, QUICK, standby=False)
+    try:
+        for _ in range(3):
+            worker = workers.acquire()
+            pid = worker.process.pid
+            assert os.getpgid(pid) == pid
+            workers.release(worker, replace=True)
+    finally:
+        workers.close()

@@ -273,10 +273,24 @@ def _fork(request: dict, fds: list[int], children: dict[int, socket.socket], own
     for fd in fds[:-1]:
         os.close(fd)
     children[pid] = status
+    _await_own_group(pid)
     try:
         status.send(json.dumps({"pid": pid}).encode())
     except OSError:
         pass
+
+
+def _await_own_group(pid: int, timeout_s: float = 5.0) -> None:
+    """Wait until the child leads its own process group (its first act): the conductor kills a
+    worker by its group, and a kill sent before that would miss it."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if os.getpgid(pid) == pid:
+                return
+        except ProcessLookupError:
+            return   # it is gone already; the reaper reports how
+        time.sleep(0.0005)
 
 
 def _child(request: dict, fds: list[int], network_isolated: bool, worker) -> None:
