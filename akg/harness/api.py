@@ -10,8 +10,6 @@ error halfway.
 from __future__ import annotations
 
 import hashlib
-import os
-import signal
 import threading
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from akg.harness.pool import Worker, WorkerFault, Workers
 from akg.harness.reference import Reference
 from akg.ir import Candidate, Verdict
 from akg.problem import Problem, load_problem
+from akg.processes import kill_pid_group
 
 BASELINE_SEED = 1000
 
@@ -109,10 +108,7 @@ class WorkerPool:
         for job in list(self._compiles):
             job.kill()
         for pid in self._workers.pids():
-            try:
-                os.killpg(pid, signal.SIGKILL)  # each worker leads its own process group
-            except (ProcessLookupError, PermissionError):
-                pass
+            kill_pid_group(pid)   # each worker leads its own process group
 
     def footprint(self, problem) -> memory.Footprint:
         """The problem's inputs, parameters and outputs in bytes, after checking that the harness's
@@ -260,12 +256,7 @@ class CompileBaseline:
         """Stop the process now (a time limit): a request in flight ends as a worker fault. The
         pipes stay open for the thread reading them; ``close`` cleans up."""
         if self._worker.process is not None:
-            pid = self._worker.process.pid   # None: a forked one whose zygote died first
-            try:
-                if pid is not None:
-                    os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            kill_pid_group(self._worker.process.pid)   # None: a forked one whose zygote died first
 
     def close(self) -> None:
         self.kill()

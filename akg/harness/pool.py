@@ -24,6 +24,7 @@ from akg.harness import messages, protocol, sandbox
 from akg.harness import zygote as zygote_module
 from akg.harness.config import HarnessConfig
 from akg.harness.errors import HarnessError
+from akg.processes import kill_pid_group
 
 
 START_TIMEOUT_S = 120.0
@@ -202,12 +203,7 @@ class Worker:
     def kill(self) -> None:
         if self.process is None:
             return
-        pid = self.process.pid   # a forked one not forked yet (its zygote died) has none
-        try:
-            if pid is not None:
-                os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_pid_group(self.process.pid)   # None: a forked one never forked (its zygote died)
         self._wait_exit(10.0)
         for fd in (self._send_fd, self._recv_fd):
             try:

@@ -31,6 +31,8 @@ import time
 import traceback
 from pathlib import Path
 
+from akg.processes import kill_group, kill_pid_group
+
 MAX_MESSAGE = 1 << 20   # a request: the worker's settings and its environment
 READY_TIMEOUT_S = 180.0  # importing torch on a loaded machine
 
@@ -162,15 +164,7 @@ class Zygote:
         try:
             self.process.wait(5.0)
         except subprocess.TimeoutExpired:
-            pass
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.process.wait(5.0)
-        except subprocess.TimeoutExpired:
-            pass
+            kill_group(self.process, 5.0)
 
 
 # ---- zygote side ------------------------------------------------------------------------------
@@ -224,10 +218,7 @@ def _serve(requests: socket.socket, network_isolated: bool, worker) -> None:
                 _fork(json.loads(data), fds, children, [requests.fileno(), wake_r, wake_w], network_isolated, worker)
     finally:
         for pid in children:
-            try:
-                os.killpg(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            kill_pid_group(pid)
 
 
 def _drain(fd: int) -> None:
