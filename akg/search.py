@@ -232,13 +232,7 @@ class Search:
             if not pending:
                 break
             c, job = pending.popleft()
-            scored = c if isinstance(c, Scored) else self._finish(c, job)
-            self.phases.mark("first_judged_s")
-            if scored.verdict.accepted:
-                self.phases.mark("first_screened_s")
-            self.scored.append(scored)
-            self.progress("candidate", scored)
-            scored = self._promote(scored)
+            scored = self._judged(c if isinstance(c, Scored) else self._finish(c, job))
             results.append(scored)
         for f in builds.values():
             f.cancel()
@@ -274,7 +268,11 @@ class Search:
         """Build and judge one candidate proposed outside the plan search (LLM mode); ``findings``
         (static checks) join the verdict's checks."""
         build = self._builds.submit(self._prebuild, candidate) if self._stored(candidate.id) is None else None
-        scored = self._measure(candidate, build, findings)
+        return self._judged(self._measure(candidate, build, findings))
+
+    def _judged(self, scored: Scored) -> Scored:
+        """Record a judged candidate (milestones, the list, the progress line) and promote it to
+        full verification where it would become the best."""
         self.phases.mark("first_judged_s")
         if scored.verdict.accepted:
             self.phases.mark("first_screened_s")
