@@ -110,12 +110,20 @@ def request_id(body: dict) -> str:
 
 
 class Cassette:
-    """Exchanges keyed by (request hash, occurrence): the n-th identical request gets the n-th reply."""
+    """Exchanges keyed by (request hash, occurrence): the n-th identical request gets the n-th reply.
+
+    A replayed request that matches no recorded one exactly takes the next unused exchange of its
+    role, in recorded order, and is counted as drifted. Prompts carry judged results; a result the
+    store could not keep (a candidate that timed out on a loaded machine is judged again) changes
+    the next prompt's text but not which reply the recorded run got next."""
 
     def __init__(self, path: str | Path, mode: str):
         self.path, self.mode = Path(path), mode
         self._entries: dict[tuple[str, int], dict] = {}
+        self._by_role: dict[str, list[tuple[str, int]]] = {}
+        self._used: set[tuple[str, int]] = set()
         self._seen: dict[str, int] = {}
+        self.drifted = 0
         self._lock = threading.Lock()
         if mode == "replay":
             self._load()
@@ -133,7 +141,9 @@ class Cassette:
                 continue
             try:
                 entry = json.loads(line)
-                self._entries[(entry["key"], int(entry["occurrence"]))] = entry
+                slot = (entry["key"], int(entry["occurrence"]))
+                self._entries[slot] = entry
+                self._by_role.setdefault(str(entry.get("role", "")), []).append(slot)
             except (json.JSONDecodeError, KeyError, TypeError, ValueError):
                 raise LLMError(f"cassette {self.path}: line {n} is not a recorded exchange") from None
 
@@ -144,11 +154,16 @@ class Cassette:
             return n
 
     def lookup(self, key: str, occurrence: int, role: str) -> dict:
-        entry = self._entries.get((key, occurrence))
-        if entry is None:
-            raise LLMError(f"cassette {self.path} holds no reply for request {key} (#{occurrence + 1}, {role}); "
-                           "the run differs from the recorded one (use the store it was recorded with)")
-        return entry
+        with self._lock:
+            slot = (key, occurrence)
+            if slot not in self._entries or slot in self._used:
+                slot = next((s for s in self._by_role.get(role, []) if s not in self._used), None)
+                if slot is None:
+                    raise LLMError(f"cassette {self.path} holds no reply for request {key} (#{occurrence + 1}, "
+                                   f"{role}) and no unused {role} exchange; the run asks more than the recorded one")
+                self.drifted += 1
+            self._used.add(slot)
+            return self._entries[slot]
 
     def append(self, key: str, occurrence: int, role: str, body: dict, reply: dict) -> None:
         line = json.dumps({"key": key, "occurrence": occurrence, "role": role, "request": body, "reply": reply},
@@ -274,7 +289,8 @@ class LLMClient:
         if s.price_in is not None or s.price_out is not None:
             cost = round(u.prompt_tokens * (s.price_in or 0) / 1e6 + u.completion_tokens * (s.price_out or 0) / 1e6, 6)
         return {"model": s.model, "endpoint": None if s.replay else self.endpoint, "replayed_from": s.replay,
-                "recorded_to": s.record, "requests": u.requests, "retries": u.retries,
+                "recorded_to": s.record,
+                "replay_drifted": self._cassette.drifted if s.replay else None, "requests": u.requests, "retries": u.retries,
                 "tokens": {"prompt": u.prompt_tokens, "completion": u.completion_tokens, "total": u.total_tokens},
                 "token_budget": s.token_budget, "cost": cost}
 

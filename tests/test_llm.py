@@ -111,6 +111,22 @@ def test_cassette_records_and_replays_content_addressed(tmp_path):
         _ask(replay, "never asked")
 
 
+def test_replay_that_drifts_takes_the_next_recorded_reply_of_its_role(tmp_path):
+    """A prompt whose judged results changed (say a candidate timed out while recording) still gets
+    the reply the recorded run got at that point; the drift is counted, and asking past the
+    recording is an error."""
+    cassette = tmp_path / "c.jsonl"
+    with ScriptedServer(["first", "second"]) as server:
+        client = _client(server, record=str(cassette))
+        [_ask(client, "candidate c1 timed out"), _ask(client, "then this")]
+    replay = LLMClient(LLMSettings("scripted-model", "http://127.0.0.1:9/v1", replay=str(cassette)))
+    assert _ask(replay, "candidate c1: 0.74 ms").text == "first"
+    assert _ask(replay, "then this").text == "second"
+    assert replay.report()["replay_drifted"] == 1
+    with pytest.raises(LLMError, match="asks more than the recorded one"):
+        _ask(replay, "then this")
+
+
 # -- replies and designs -------------------------------------------------------------------------
 
 def test_reply_contract():
