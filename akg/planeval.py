@@ -170,7 +170,14 @@ def run_conv(k: ir.ConvKernel, env) -> list[torch.Tensor]:
     dtype = torch_dtype(k.acc_dtype)
     x = _view(env[k.input.value], k.in_shape, k.input.strides).to(dtype)
     w = _view(env[k.weight.value], k.weight_shape, k.weight.strides).to(dtype)
+    # Padding is given before each dim; what the output needs after it beyond that (padding="same"
+    # with an even kernel pads one more after) is added as zeros, the surplus output cut off.
+    after = [max(0, (o - 1) * s + d * (r - 1) + 1 - (i + 2 * p)) for o, s, d, r, i, p in
+             zip(k.out_shape[2:], k.stride, k.dilation, k.weight_shape[2:], k.in_shape[2:], k.padding)]
+    if any(after):
+        x = F.pad(x, [v for e in reversed(after) for v in (0, e)])
     acc = _CONV[k.spatial](x, w, None, k.stride, k.padding, k.dilation)
+    acc = acc[(...,) + tuple(slice(0, o) for o in k.out_shape[2:])]
     scope = _Scope(_loads(k.operands, env, k.domain), acc=acc)
     return [_store(o, eval_expr(o.expr, scope), k.domain, x.device) for o in k.outputs]
 
