@@ -54,7 +54,8 @@ STRATEGIES = (
     Strategy("fuse-all-nd", nd_reductions=True, pool_prologues=True),
     Strategy("library-matmul", matmul_kernel=False, pool_kernel=False),
     Strategy("split-reductions", split_reductions=True),
-    Strategy("fuse-all-conv", conv_kernel=True),
+    # fuse-all-nd with the convolutions generated too (only DSLs with every family render it)
+    Strategy("fuse-all-conv", nd_reductions=True, pool_prologues=True, conv_kernel=True),
 )
 
 
