@@ -6,7 +6,8 @@ Nodes are visited in graph order and grown greedily into groups over an iteratio
   expression, later reductions over the same rows become further stages, and pointwise consumers
   become reduced (once per row) or full (every element) outputs;
 - a scan takes its pointwise prologue and epilogue;
-- matmul and pool start a group whose pointwise consumers form the epilogue (``Acc()``);
+- matmul and pool (and conv, in the fuse-all-conv strategy) start a group whose pointwise
+  consumers form the epilogue (``Acc()``);
 - a node whose inputs all come from outside still joins a pointwise or reduction group when its
   dims line up with the domain (gelu's two branches of x, a loss's second input, a per-row class
   index), and a reduction of an outside tensor over the group's rows becomes one more stage
