@@ -185,3 +185,14 @@ def test_rendered_kernel_gathers_the_window_and_fuses_the_epilogue(tmp_path):
     source = candidate_source(write_problem(tmp_path, "conv2d-stride2-dilation-relu-bias"), SMALL_TILES)
     assert source.count("@triton.jit\ndef _akg_g") == 1 and "aten.conv" not in source.split("class ModelNew")[1]
     assert "tl.dot(" in source and "tl.maximum(" in source and "AKG_LIBRARY_OPS = ()" in source
+
+
+@pytest.mark.slow   # a harness run with Triton's interpreter: ~20 s on 2 cores
+def test_generated_convolution_candidate_passes_the_strict_harness(tmp_path):
+    pytest.importorskip("triton")
+    from akg.harness import evaluate
+    from rewrite_cases import CORRECTNESS_ONLY
+    problem = write_problem(tmp_path, "conv2d-stride2-dilation-relu-bias")
+    source = candidate_source(problem)
+    verdict = evaluate(problem, source, "conv-kernel", device="cpu", policy="strict", config=CORRECTNESS_ONLY)
+    assert verdict.accepted, verdict.reason
