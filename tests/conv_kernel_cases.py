@@ -85,6 +85,17 @@ CASES = {
             def forward(self, x):
                 return torch.relu(self.conv(x))
         ''', "torch.randn(2, 6, 8, 8)"),
+    # the convolution's own output is returned as well as its epilogue: one kernel, two stores
+    "conv2d-two-outputs": _problem('''
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.conv = nn.Conv2d(3, 4, 3, stride=(1, 2))
+
+            def forward(self, x):
+                y = self.conv(x)
+                return y, torch.relu(y) * 2.0
+        ''', "torch.randn(2, 3, 7, 9)"),
 }
 # Cases run with small tiles too, so several programs and K steps meet ragged edges.
 SMALL_TILES = {"BM": 16, "BN": 16, "BK": 16, "GROUP_M": 2, "num_warps": 4, "num_stages": 1, "precision": "ieee"}
