@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 
 from akg.harness import messages, protocol, sandbox
-from akg.harness import zygote as zygote_module
+from akg.harness import prestart, zygote as zygote_module
 from akg.harness.config import HarnessConfig
 from akg.harness.errors import HarnessError
 from akg.processes import kill_pid_group
@@ -237,14 +237,17 @@ class Workers:
     def __init__(self, device: str, count: int, config: HarnessConfig, standby: bool = True) -> None:
         if count < 1:
             raise HarnessError(f"workers must be at least 1, got {count}")
-        self.root = Path(tempfile.mkdtemp(prefix="akg-harness-"))
+        # A zygote the command started at its entry (importing beside the conductor) comes with
+        # its directory; otherwise the pool starts its own now.
+        prestarted = prestart.adopt(device, config.network)
+        self.root = prestarted.root if prestarted else Path(tempfile.mkdtemp(prefix="akg-harness-"))
         self._device, self._config, self._standby = device, config, standby
         self.count = count
         self._lock = threading.Lock()
         self._started = 0
         self._live: set[Worker] = set()
         self._idle: queue.Queue[Worker] = queue.Queue()
-        self.zygote = start_zygote(device, config, self.root)
+        self.zygote = prestarted.zygote if prestarted else start_zygote(device, config, self.root)
         for _ in range(count):
             worker = self._start()
             worker.start_device()  # nothing is timed yet
@@ -313,13 +316,10 @@ def start_zygote(device: str, config: HarnessConfig, root: Path) -> "zygote_modu
     """The pool's zygote, where workers may be forked: on Linux, unless AKG_WORKER_START=exec asks
     for every worker to start afresh. Its environment is a worker's (secrets left out), with the
     pool's directory as scratch; each child then takes its own."""
-    if not sys.platform.startswith("linux") or os.environ.get("AKG_WORKER_START", "fork") == "exec":
+    if not prestart.enabled():
         return None
-    from akg import plugins
-    caches = sandbox.cache_dirs(root)
-    env = sandbox.worker_environment(root, caches)
-    env.update(plugins.worker_environment(device))
     try:
-        return zygote_module.Zygote(device, env, config.network, root, root / "zygote.log")
+        return zygote_module.Zygote(device, prestart.environment(device, root), config.network, root,
+                                    root / "zygote.log")
     except OSError:
         return None
