@@ -349,6 +349,51 @@ class MatmulKernel:
 
 
 @dataclass(frozen=True)
+class ConvKernel:
+    """Forward convolution over 1 to 3 spatial dims (one group), computed as an implicit GEMM:
+    out[n, co, *o] = epilogue(sum over ci, *r of x[n, ci, *(o * stride - padding + r * dilation)]
+    * w[co, ci, *r]), taps outside the input reading zero. ``input`` strides walk x's
+    (N, C_in, *spatial) dims (``in_shape``), ``weight`` strides its (C_out, C_in, *kernel) dims
+    (``weight_shape``); epilogue operands and outputs carry strides over the output's
+    (N, C_out, *spatial) domain. Outputs use Acc() for the convolution and Load(i) for operand i."""
+    input: Operand
+    weight: Operand
+    in_shape: tuple[int, ...]
+    weight_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    operands: tuple[Operand, ...] = ()
+    outputs: tuple[Output, ...] = ()
+    acc_dtype: str = "float32"
+
+    @property
+    def domain(self) -> tuple[int, ...]:
+        return self.out_shape
+
+    @property
+    def spatial(self) -> int:
+        return len(self.out_shape) - 2
+
+    @property
+    def gemm(self) -> tuple[int, int, int]:
+        """(M, N, K) of the implicit GEMM: output pixels, output channels, input channels x taps."""
+        return (self.out_shape[0] * math.prod(self.out_shape[2:]), self.out_shape[1], math.prod(self.weight_shape[1:]))
+
+    def verify(self) -> None:
+        d = self.spatial
+        _require(1 <= d <= 3, f"convolutions over {d} spatial dims are not supported")
+        _require(len(self.in_shape) == d + 2 and len(self.weight_shape) == d + 2,
+                 f"input {self.in_shape} / weight {self.weight_shape} do not match output {self.out_shape}")
+        _require(len(self.input.strides) == d + 2 and len(self.weight.strides) == d + 2, "input/weight strides walk their own dims")
+        _require(all(len(t) == d for t in (self.stride, self.padding, self.dilation)), "stride/padding/dilation need one value a spatial dim")
+        _require(self.weight_shape[0] == self.out_shape[1] and self.weight_shape[1] == self.in_shape[1]
+                 and self.in_shape[0] == self.out_shape[0], "channels or batch of input, weight and output disagree")
+        _verify_io(self.domain, self.operands, self.outputs, n_stages=0)
+
+
+@dataclass(frozen=True)
 class PoolKernel:
     """2-d pooling over an NCHW input; outputs use Acc() for the pooled value."""
     op: str                      # max | avg
@@ -410,7 +455,7 @@ class LibraryCall:
 LAYOUT_CONVERSION_OPS = frozenset({"aten.clone.default", "aten.contiguous.default"})
 
 
-KernelSpec = Union[PointwiseKernel, ReductionKernel, ScanKernel, MatmulKernel, PoolKernel, LibraryCall]
+KernelSpec = Union[PointwiseKernel, ReductionKernel, ScanKernel, MatmulKernel, PoolKernel, ConvKernel, LibraryCall]
 
 
 def _verify_io(domain, operands, outputs, n_stages: int) -> None:
@@ -429,9 +474,10 @@ def _verify_io(domain, operands, outputs, n_stages: int) -> None:
 # Plans
 # ----------------------------------------------------------------------------------------------
 
-FAMILIES = ("pointwise", "reduction", "reduction_nd", "scan", "matmul_epilogue", "pool", "pool_prologue", "library")
+FAMILIES = ("pointwise", "reduction", "reduction_nd", "scan", "matmul_epilogue", "conv_epilogue", "pool", "pool_prologue",
+            "library")
 _FAMILY_SPEC = {"pointwise": PointwiseKernel, "reduction": ReductionKernel, "reduction_nd": ReductionKernel, "scan": ScanKernel,
-                "matmul_epilogue": MatmulKernel, "pool": PoolKernel, "pool_prologue": PoolKernel, "library": LibraryCall}
+                "matmul_epilogue": MatmulKernel, "conv_epilogue": ConvKernel, "pool": PoolKernel, "pool_prologue": PoolKernel, "library": LibraryCall}
 
 
 @dataclass(frozen=True)
@@ -497,6 +543,7 @@ class FusedGroup:
         if isinstance(k, LibraryCall):
             return tuple(_value_refs(k.args) + _value_refs(tuple(v for _, v in k.kwargs)))
         extra = (k.a.value, k.b.value) if isinstance(k, MatmulKernel) else \
+            (k.input.value, k.weight.value) if isinstance(k, ConvKernel) else \
             (k.input.value,) + tuple(op.value for op in k.prologue_operands) if isinstance(k, PoolKernel) else ()
         return extra + tuple(op.value for op in k.operands)
 

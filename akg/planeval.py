@@ -163,6 +163,25 @@ def run_matmul(k: ir.MatmulKernel, env) -> list[torch.Tensor]:
     return [_store(o, eval_expr(o.expr, scope), k.domain, a.device) for o in k.outputs]
 
 
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def run_conv(k: ir.ConvKernel, env) -> list[torch.Tensor]:
+    dtype = torch_dtype(k.acc_dtype)
+    x = _view(env[k.input.value], k.in_shape, k.input.strides).to(dtype)
+    w = _view(env[k.weight.value], k.weight_shape, k.weight.strides).to(dtype)
+    # Padding is given before each dim; what the output needs after it beyond that (padding="same"
+    # with an even kernel pads one more after) is added as zeros, the surplus output cut off.
+    after = [max(0, (o - 1) * s + d * (r - 1) + 1 - (i + 2 * p)) for o, s, d, r, i, p in
+             zip(k.out_shape[2:], k.stride, k.dilation, k.weight_shape[2:], k.in_shape[2:], k.padding)]
+    if any(after):
+        x = F.pad(x, [v for e in reversed(after) for v in (0, e)])
+    acc = _CONV[k.spatial](x, w, None, k.stride, k.padding, k.dilation)
+    acc = acc[(...,) + tuple(slice(0, o) for o in k.out_shape[2:])]
+    scope = _Scope(_loads(k.operands, env, k.domain), acc=acc)
+    return [_store(o, eval_expr(o.expr, scope), k.domain, x.device) for o in k.outputs]
+
+
 def run_pool(k: ir.PoolKernel, env) -> list[torch.Tensor]:
     x = _view(env[k.input.value], k.input.type.shape, k.input.strides)
     if k.prologue is not None:
@@ -201,7 +220,7 @@ def run_library(k: ir.LibraryCall, env) -> list[torch.Tensor]:
 
 
 _RUNNERS = {ir.PointwiseKernel: run_pointwise, ir.ReductionKernel: run_reduction, ir.ScanKernel: run_scan,
-            ir.MatmulKernel: run_matmul, ir.PoolKernel: run_pool, ir.LibraryCall: run_library}
+            ir.MatmulKernel: run_matmul, ir.ConvKernel: run_conv, ir.PoolKernel: run_pool, ir.LibraryCall: run_library}
 
 
 def run_group(group: ir.FusedGroup, env: dict[str, torch.Tensor]) -> list[torch.Tensor]:

@@ -11,7 +11,9 @@
 #        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable, and its table of every
 #        problem of the suite, kernelbench-LEVEL.md, by bench/kb_table.py: see below),
 #        profile (one optimize of AKG_PROFILE_PROBLEM twice, cold and warm store, under py-spy if installed),
-#        gemm (bench/gemm_tiles.py: every matmul-epilogue schedule per GEMM shape vs cuBLAS + epilogue).
+#        gemm (bench/gemm_tiles.py: every matmul-epilogue schedule per GEMM shape vs cuBLAS + epilogue),
+#        conv (bench/conv_tiles.py: every conv-epilogue schedule per convolution shape vs cuDNN +
+#        epilogue and torch.compile; shapes in AKG_CONV_SHAPES).
 # kernelbench step: AKG_KB_DIR (default shared/kernelbench/level1), AKG_KB_PROBLEMS (--problems
 # selection, default all), AKG_TIME_LIMIT (seconds per problem, default 60), AKG_BUDGET, AKG_SEEDS
 # (inductor: judge torch.compile's own code first, --seed inductor). Its store
@@ -80,6 +82,12 @@ if [[ ",$STEPS," == *",gemm,"* ]]; then
     echo "== bench/gemm_tiles.py"
     timeout "${AKG_GPU_BENCH_TIMEOUT:-420}" python3 bench/gemm_tiles.py --out "$OUTDIR/gemm-tiles.json" \
         ${AKG_GEMM_SHAPES:+--shapes "$AKG_GEMM_SHAPES"} 2>&1 | tee "$OUTDIR/gemm-tiles.log" | grep -v Warning | grep -v "^  " | tail -n 12
+fi
+
+if [[ ",$STEPS," == *",conv,"* ]]; then
+    echo "== bench/conv_tiles.py"
+    timeout "${AKG_GPU_BENCH_TIMEOUT:-420}" python3 bench/conv_tiles.py --compile --out "$OUTDIR/conv-tiles.json" \
+        ${AKG_CONV_SHAPES:+--shapes "$AKG_CONV_SHAPES"} 2>&1 | tee "$OUTDIR/conv-tiles.log" | grep -v Warning | grep -v "^  " | tail -n 12
 fi
 
 if [[ ",$STEPS," == *",compile,"* ]]; then

@@ -6,7 +6,8 @@ Nodes are visited in graph order and grown greedily into groups over an iteratio
   expression, later reductions over the same rows become further stages, and pointwise consumers
   become reduced (once per row) or full (every element) outputs;
 - a scan takes its pointwise prologue and epilogue;
-- matmul and pool start a group whose pointwise consumers form the epilogue (``Acc()``);
+- matmul and pool (and conv, in the fuse-all-conv strategy) start a group whose pointwise
+  consumers form the epilogue (``Acc()``);
 - a node whose inputs all come from outside still joins a pointwise or reduction group when its
   dims line up with the domain (gelu's two branches of x, a loss's second input, a per-row class
   index), and a reduction of an outside tensor over the group's rows becomes one more stage
@@ -44,6 +45,9 @@ class Strategy:
     # A pointwise group read only by a following 2-d pool becomes that pool kernel's prologue
     # (family "pool_prologue"), so the pooled tensor's input is never written.
     pool_prologues: bool = False
+    # Forward convolutions (one group) as generated implicit-GEMM kernels with their pointwise
+    # consumers as the epilogue (family "conv_epilogue"); otherwise they stay library calls.
+    conv_kernel: bool = False
 
 
 STRATEGIES = (
@@ -51,6 +55,8 @@ STRATEGIES = (
     Strategy("fuse-all-nd", nd_reductions=True, pool_prologues=True),
     Strategy("library-matmul", matmul_kernel=False, pool_kernel=False),
     Strategy("split-reductions", split_reductions=True),
+    # fuse-all-nd with the convolutions generated too (only DSLs with every family render it)
+    Strategy("fuse-all-conv", nd_reductions=True, pool_prologues=True, conv_kernel=True),
 )
 
 
@@ -100,7 +106,7 @@ def collapse(domain: tuple[int, ...], stride_sets: list[tuple[int, ...]], specia
 
 @dataclass
 class _Group:
-    kind: str                                   # pointwise | reduction | scan | matmul | pool
+    kind: str                                   # pointwise | reduction | scan | matmul | pool | conv
     domain: tuple[int, ...]
     special: tuple[int, ...] = ()               # reduce dims or the scan dim
     nodes: list[str] = field(default_factory=list)
@@ -110,7 +116,7 @@ class _Group:
     operands: list[ir.Operand] = field(default_factory=list)
     stages: list[ir.Stage] = field(default_factory=list)
     scan: tuple | None = None                   # (op, expr)
-    head: object = None                         # matmul / pool parameters
+    head: object = None                         # matmul / pool / conv parameters
 
     def has(self, value: str) -> bool:
         return value in self.exprs
@@ -137,7 +143,8 @@ class _Fuser:
         if self.strategy.singletons and node.kind != "view":
             self.close()
         handler = {"pointwise": self.pointwise, "reduction": self.reduction, "scan": self.scan_node,
-                   "view": self.view, "matmul": self.matmul, "pool": self.pool}.get(node.kind)
+                   "view": self.view, "matmul": self.matmul, "pool": self.pool,
+                   "conv": self.conv}.get(node.kind)
         if node.op == "aten.gather.default":
             handler = self.gather
         if handler is not None:
@@ -245,7 +252,7 @@ class _Fuser:
         full = any(d in g.special for s, d in zip(t.shape, dmap) if s > 1)
         if g.kind == "reduction" and full and self.strategy.split_reductions:
             return False
-        if g.kind in ("matmul", "pool") and any(d is None for s, d in zip(t.shape, dmap) if s > 1):
+        if g.kind in ("matmul", "pool", "conv") and any(d is None for s, d in zip(t.shape, dmap) if s > 1):
             return False
         if g.kind == "reduction":
             return self.reduce_dims_collapse(g, node, t.shape, dmap)
@@ -455,6 +462,14 @@ class _Fuser:
         self.close()
         self.open = matmul_head(self, node)
 
+    def conv(self, node: ir.Node) -> None:
+        if not self.strategy.conv_kernel:
+            raise _JoinFailed(node.id)
+        from akg.passes.heads import conv_head
+        g = conv_head(self, node)   # raises before the open group closes when the conv does not fit
+        self.close()
+        self.open = g
+
     def pool(self, node: ir.Node) -> None:
         if not self.strategy.pool_kernel:
             raise _JoinFailed(node.id)
@@ -533,8 +548,10 @@ def _variants(graph: ir.Graph):
         yield graph, strategy
     channels_last = channels_last_convs(graph)
     if channels_last is not None:
+        # (a generated convolution reads any layout as it is: converting its input first only costs)
         for strategy in STRATEGIES:
-            yield channels_last, replace(strategy, name=strategy.name + CHANNELS_LAST)
+            if not strategy.conv_kernel:
+                yield channels_last, replace(strategy, name=strategy.name + CHANNELS_LAST)
 
 
 def _signature(plan: ir.KernelPlan):

@@ -1,4 +1,4 @@
-"""Kernel specs from finished groups, and the heads of matmul and pool groups."""
+"""Kernel specs from finished groups, and the heads of matmul, convolution and pool groups."""
 from __future__ import annotations
 
 from akg import ir
@@ -69,6 +69,89 @@ def matmul_head(fuser, node: ir.Node) -> _Group:
         if beta != 1:
             load = ir.Call("mul", (load, exprs.const(beta, "float32")), "float32")
         expr = ir.Call("add", (expr, load), "float32")
+    g.exprs[out] = exprs.cast(expr, out_t.dtype)
+    g.nodes.append(node.id)
+    return g
+
+
+_CONV_SPATIAL = {"conv1d": 1, "conv2d": 2, "conv3d": 3}
+
+
+def _spatial(v, d: int, default: int) -> tuple[int, ...] | None:
+    """A stride / padding / dilation argument as one int a spatial dim; None when it is not ints."""
+    if v is None or v == []:
+        return (default,) * d
+    if isinstance(v, int):
+        return (v,) * d
+    v = tuple(v)
+    if not all(isinstance(x, int) for x in v) or len(v) not in (1, d):
+        return None
+    return v * d if len(v) == 1 else v
+
+
+def conv_arguments(node: ir.Node) -> tuple | None:
+    """(x, weight, bias, stride, padding, dilation) of a forward convolution with one group, or
+    None for what the conv_epilogue family does not compute (transposed, grouped, keyword args)."""
+    kind = node.op.split(".")[1]
+    args = list(node.attr("args", ())) + [None] * 9
+    if node.attr("kwargs") or not isinstance(args[0], ir.ValueRef) or not isinstance(args[1], ir.ValueRef):
+        return None
+    if kind == "convolution":
+        stride, padding, dilation, transposed, groups = args[3], args[4], args[5], args[6], args[8]
+        if transposed or any(p for p in (args[7] or [])):
+            return None
+    elif kind in _CONV_SPATIAL:
+        stride, padding, dilation, groups = args[3], args[4], args[5], args[6]
+    else:
+        return None
+    if groups not in (None, 1):
+        return None
+    return args[0].name, args[1].name, args[2], stride, padding, dilation
+
+
+def _conv_padding(padding, kernel: tuple[int, ...], dilation: tuple[int, ...]) -> tuple[int, ...] | None:
+    """Padding before each spatial dim. "same" pads dilation * (k - 1) // 2 before, as torch does
+    (the odd element after falls outside the input and is masked like any padding)."""
+    if padding == "valid":
+        return (0,) * len(kernel)
+    if padding == "same":
+        return tuple(d * (k - 1) // 2 for k, d in zip(kernel, dilation))
+    return _spatial(padding, len(kernel), 0)
+
+
+def conv_head(fuser, node: ir.Node) -> _Group:
+    """A convolution group: the convolution sum is ``Acc()``; its bias starts the epilogue."""
+    parsed = conv_arguments(node)
+    if parsed is None or len(node.outputs) != 1:
+        raise _JoinFailed(node.id)
+    x, w, bias, stride, padding, dilation = parsed
+    tx, tw, out_t = fuser.types[x], fuser.types[w], fuser.types[node.outputs[0]]
+    d = len(tw.shape) - 2
+    if not 1 <= d <= 3 or len(tx.shape) != d + 2 or len(out_t.shape) != d + 2 or tx.dtype != tw.dtype \
+            or tx.dtype not in ir.FLOAT_DTYPES or tx.dtype == "float64":
+        raise _JoinFailed(node.id)
+    stride, dilation = _spatial(stride, d, 1), _spatial(dilation, d, 1)
+    pad = _conv_padding(padding, tw.shape[2:], dilation) if dilation is not None else None
+    if stride is None or dilation is None or pad is None:
+        raise _JoinFailed(node.id)
+    rank = len(out_t.shape)
+    g = _Group("conv", out_t.shape)
+    x_base, x_strides = _resolved(fuser, x)
+    w_base, w_strides = _resolved(fuser, w)
+    g.head = dict(input=ir.Operand(x_base, fuser.layouts.type_of(x_base), x_strides),
+                  weight=ir.Operand(w_base, fuser.layouts.type_of(w_base), w_strides),
+                  in_shape=tx.shape, weight_shape=tw.shape, out_shape=out_t.shape,
+                  stride=stride, padding=pad, dilation=dilation)
+    out = node.outputs[0]
+    g.maps[out] = tuple(range(rank))
+    expr: ir.Expr = ir.Acc("float32")
+    if isinstance(bias, ir.ValueRef):
+        if fuser.types[bias.name].shape != (out_t.shape[1],):
+            raise _JoinFailed(node.id)
+        g.operands.append(_operand_over(fuser, bias.name, (1,), rank))
+        expr = ir.Call("add", (expr, exprs.cast(ir.Load(0, fuser.types[bias.name].dtype), "float32")), "float32")
+    elif bias is not None:
+        raise _JoinFailed(node.id)
     g.exprs[out] = exprs.cast(expr, out_t.dtype)
     g.nodes.append(node.id)
     return g
@@ -145,6 +228,8 @@ def build_kernel(fuser, g: _Group, needed: list[str]):
     if g.kind == "matmul":
         batch, m, n, k, a, b = g.head
         return ir.MatmulKernel(batch, m, n, k, a, b, tuple(g.operands), tuple(outs)), "matmul_epilogue"
+    if g.kind == "conv":
+        return ir.ConvKernel(operands=tuple(g.operands), outputs=tuple(outs), **g.head), "conv_epilogue"
     if g.kind == "pool":
         family = "pool" if g.head.get("prologue") is None else "pool_prologue"
         return ir.PoolKernel(operands=tuple(g.operands), outputs=tuple(outs), **g.head), family

@@ -37,6 +37,9 @@ class CppDSL:
     interpreter_flags = ()
     # torch.compile's Inductor writes C++ kernels on the CPU: its code can seed a search (akg.seeds).
     inductor_devices = ("cpu",)
+    # Launchers take ``_akg_donate=<read index>``: a pointwise pass writes over a dead temporary
+    # input (akg.agents.coder.donor_reads) when its layout allows (render.donatable_inputs).
+    donates_inputs = True
 
     # ---- the DSL protocol ----------------------------------------------------------------------
 

@@ -163,9 +163,35 @@ def _limits(dtype: str, lowest: bool) -> str:
     return f"std::numeric_limits<{ctype}>::{'lowest' if lowest else 'max'}()"
 
 
+_WIDENED = ("add", "sub", "mul", "neg", "where")
+
+
+def _cancels(expr: Expr) -> bool:
+    """A sum or difference of two non-constant terms at the top of ``expr`` (through products,
+    negations and selects): summed over a row, its rounding errors add up while the terms cancel."""
+    if not isinstance(expr, Call) or expr.op not in _WIDENED:
+        return False
+    if expr.op in ("add", "sub") and not any(isinstance(a, Const) for a in expr.args):
+        return True
+    return any(_cancels(a) for a in expr.args[1 if expr.op == "where" else 0:])
+
+
+def _widened(expr: Expr) -> Expr:
+    """``expr`` with its top arithmetic (products, sums, negations, selects) in double: float
+    products are then exact and only the function values (log, exp) keep float rounding."""
+    if not isinstance(expr, Call) or expr.op not in _WIDENED or expr.dtype != "float32":
+        return expr
+    first = 1 if expr.op == "where" else 0
+    return Call(expr.op, expr.args[:first] + tuple(_widened(a) for a in expr.args[first:]), "float64")
+
+
 def _stage_context(k: int, op: str, value: Expr, spelling: Spelling) -> dict:
     dtype = value.dtype
-    value_type = RENDERER.compute_type(dtype)
+    var_type = value_type = RENDERER.compute_type(dtype)
+    if op == "sum" and dtype == "float32" and _cancels(value):
+        # KL divergence's t*log(t) - t*log(p): each float product rounds by half an ulp of
+        # itself while their difference is tiny, and over a long row those errors dominate.
+        value, value_type = _widened(value), "double"
     acc, ai = f"a{k}[l]", f"ai{k}[l]"
     is_arg = op in ("argmax", "argmin")
     lane_type = None
@@ -201,7 +227,7 @@ def _stage_context(k: int, op: str, value: Expr, spelling: Spelling) -> dict:
                       f"{{ best = part[c]; best_i = part_i[c]; }}")
     else:
         raise RenderError(f"reduce op {op!r} is not supported by the cpp DSL")
-    return {"k": k, "acc_type": acc_type, "value_type": value_type, "var_type": value_type,
+    return {"k": k, "acc_type": acc_type, "value_type": value_type, "var_type": var_type,
             "init": init, "step": update, "fold": fold, "chunk_fold": chunk_fold,
             "is_arg": is_arg, "expr": spelling.expr(value), "lane_type": lane_type or acc_type,
             "blocked": lane_type is not None, "store": "", "pick": None}

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jinja2
 
-from akg.ir import FusedGroup, PointwiseKernel, PoolKernel, ReductionKernel, ScanKernel
+from akg.ir import contiguous_strides, FusedGroup, PointwiseKernel, PoolKernel, ReductionKernel, ScanKernel
 from akg.targets import RenderError
 
 from . import lowering
@@ -51,8 +51,15 @@ def render_groups(groups: list[tuple[int, FusedGroup]], device: str) -> str:
     ])
 
 
+_FAMILIES = ("pointwise", "reduction", "scan", "pool")   # CppDSL.families
+
+
 def _kernel(env: jinja2.Environment, index: int, group: FusedGroup, schedule: CppSchedule) -> str:
     kernel, name = group.kernel, f"akg_g{index}"
+    if group.family not in _FAMILIES:
+        # A reduction over several dims would render as a row reduction and compute the wrong thing.
+        raise RenderError(f"group {index}: the cpp DSL does not render the {group.family} family; "
+                          "plan it as a library call")
     try:
         if isinstance(kernel, PointwiseKernel):
             return _template(env, "pointwise.j2", lowering.pointwise_context(name, kernel))
@@ -81,11 +88,27 @@ def _launcher(env: jinja2.Environment, index: int, group: FusedGroup, schedule: 
     outputs = [{"var": f"o{k}", "dtype": o.type.dtype, "shape": tuple(o.type.shape)}
                for k, o in enumerate(kernel.outputs)]
     context = {"index": index, "args": [a["arg"] for a in inputs], "inputs": inputs, "outputs": outputs,
+               "donors": donatable_inputs(kernel),
                "numel": math.prod(kernel.domain), "symbol": f"akg_g{index}",
                "pointers": [a["arg"] for a in inputs] + [o["var"] for o in outputs],
                "threads": schedule.threads,
                "grain": schedule.block if isinstance(kernel, PointwiseKernel) else schedule.grain}
     return _template(env, "launcher.j2", context)
+
+
+def donatable_inputs(kernel) -> tuple[int, ...]:
+    """Operands a pointwise kernel may overwrite with its one output: read at exactly the offsets
+    it writes (same shape, dtype and contiguous layout) and only once, so every element is read
+    before the same iteration stores over it. The caller says which one is dead (``_akg_donate``)."""
+    if not isinstance(kernel, PointwiseKernel) or len(kernel.outputs) != 1:
+        return ()
+    out = kernel.outputs[0].type
+    contiguous = contiguous_strides(tuple(out.shape))
+    values = [op.value for op in kernel.operands]
+    return tuple(i for i, op in enumerate(kernel.operands)
+                 if values.count(op.value) == 1 and op.type.dtype == out.dtype
+                 and tuple(op.type.shape) == tuple(out.shape) and tuple(op.type.layout()) == contiguous
+                 and tuple(out.layout()) == contiguous and math.prod(out.shape) > 1)
 
 
 def _template(env: jinja2.Environment, name: str, context: dict) -> str:

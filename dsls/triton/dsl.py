@@ -6,14 +6,15 @@ import importlib.util
 import os
 from pathlib import Path
 
-from akg.ir import FusedGroup, MatmulKernel, Schedule
+from akg.ir import ConvKernel, FusedGroup, MatmulKernel, Schedule
 from akg.targets import BuildError, HardwareSpec
 from akg.dsls.triton import schedules
 from akg.dsls.triton.render import render_groups
 
 # fp32 matmuls round to TF32 (about 3e-4 relative error) exactly when torch computes them in TF32
 # (torch.backends.cuda.matmul.allow_tf32 / set_float32_matmul_precision, read when schedules are
-# made, after the problem's module ran); AKG_TRITON_ALLOW_TF32=1 or 0 overrides torch's flag.
+# made, after the problem's module ran), fp32 convolutions when cuDNN does
+# (torch.backends.cudnn.allow_tf32); AKG_TRITON_ALLOW_TF32=1 or 0 overrides torch's flags.
 TF32_ENV = "AKG_TRITON_ALLOW_TF32"
 
 
@@ -28,13 +29,23 @@ def torch_allows_tf32() -> bool:
         return getattr(matmul, "fp32_precision", "ieee") == "tf32"
 
 
-def allow_tf32_setting(explicit: bool | None) -> bool:
+def torch_allows_conv_tf32() -> bool:
+    """Whether torch runs fp32 convolutions on TF32 (cuDNN's flag, on by default): then the
+    reference convolution is itself TF32-rounded and a TF32 implicit GEMM is as exact as it."""
+    import torch
+    try:
+        return bool(torch.backends.cudnn.allow_tf32)
+    except RuntimeError:
+        return getattr(torch.backends.cudnn.conv, "fp32_precision", "tf32") == "tf32"
+
+
+def allow_tf32_setting(explicit: bool | None, torch_flag=torch_allows_tf32) -> bool:
     if explicit is not None:
         return explicit
     env = os.environ.get(TF32_ENV)
     if env in ("0", "1"):
         return env == "1"
-    return torch_allows_tf32()
+    return torch_flag()
 
 
 def warm_up(source: str) -> None:
@@ -98,7 +109,8 @@ def _jit_function(text: str) -> bool:
 class TritonDSL:
     name = "triton"
     devices = ("cuda", "cpu")
-    families = ("pointwise", "reduction", "reduction_nd", "scan", "matmul_epilogue", "pool", "pool_prologue")
+    families = ("pointwise", "reduction", "reduction_nd", "scan", "matmul_epilogue", "conv_epilogue", "pool",
+                "pool_prologue")
     timing_meaningful_on = ("cuda",)
     # Set by candidates rendered for the CPU: their kernels run in Triton's interpreter.
     interpreter_flags = ("TRITON_INTERPRET",)
@@ -112,11 +124,17 @@ class TritonDSL:
     def allow_tf32(self) -> bool:
         return allow_tf32_setting(self._allow_tf32)
 
+    @property
+    def conv_allow_tf32(self) -> bool:
+        return allow_tf32_setting(self._allow_tf32, torch_allows_conv_tf32)
+
     def schedules(self, group: FusedGroup, hardware: HardwareSpec) -> list[Schedule]:
         if group.family not in self.families:
             return []
         if isinstance(group.kernel, MatmulKernel) and hardware.backend == "cuda":
             return schedules.unique(schedules.matmul(group.kernel, hardware, self.allow_tf32))
+        if isinstance(group.kernel, ConvKernel) and hardware.backend == "cuda":
+            return schedules.unique(schedules.conv(group.kernel, hardware, self.conv_allow_tf32))
         return schedules.for_group(group, hardware)
 
     def render(self, groups: list[tuple[int, FusedGroup]], device: str) -> str:

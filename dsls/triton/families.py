@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 
-from akg.ir import (Acc, Expr, FusedGroup, Load, MatmulKernel, Operand, Output, PointwiseKernel,
+from akg.ir import (Acc, ConvKernel, Expr, FusedGroup, Load, MatmulKernel, Operand, Output, PointwiseKernel,
                     PoolKernel, ReductionKernel, RIndex, ScanKernel, StageRef, walk, FLOAT_DTYPES)
 from akg.targets import RenderError
 from akg.dsls.triton.exprs import ExprRenderer, literal, tl_dtype
@@ -593,6 +593,89 @@ def matmul_context(name: str, group: FusedGroup, device: str) -> dict:
         allocs=alloc_lines(k.outputs, device_expr(reads, device)),
         BM=bm, BN=bn, BK=bk, GROUP_M=s.get("GROUP_M", 8), num_warps=s.get("num_warps", 4),
         num_stages=s.get("num_stages", 3),
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# convolution as an implicit GEMM
+# ----------------------------------------------------------------------------------------------
+
+_SPATIAL_NAMES = ("d", "h", "w")
+
+
+def conv_dot_inputs(k: ConvKernel, precision: str) -> tuple[str, str]:
+    """How tl.dot is called: fp32 operands carry the schedule's precision, half types run as they are."""
+    if k.input.type.dtype == "float32":
+        return "", f', input_precision="{precision}"'
+    return "", ""
+
+
+def conv_row_lines(k: ConvKernel, wide: bool) -> list[str]:
+    """Each GEMM row (an output pixel, clamped so its loads stay in bounds) split into the batch
+    index ``ob`` and output coordinates ``o_<dim>``; ``i_<dim>`` is where its window starts in
+    the input and ``x_row`` that corner's offset (without the channel)."""
+    m, _, _ = k.gemm
+    names = _SPATIAL_NAMES[-k.spatial:]
+    lines = [f"t_m = tl.minimum(rm, {m - 1})" + (".to(tl.int64)" if wide else "")]
+    for dim, name in reversed(list(enumerate(names))):
+        size = k.out_shape[2 + dim]
+        lines.append(f"o_{name} = t_m % {size}")
+        lines.append(f"t_m = t_m // {size}")
+    lines.append("ob = t_m")
+    for dim, name in enumerate(names):
+        lines.append(f"i_{name} = o_{name} * {k.stride[dim]} - {k.padding[dim]}")
+    sx = k.input.strides
+    terms = [f"ob * {sx[0]}"] + [f"i_{name} * {sx[2 + dim]}" for dim, name in enumerate(names)]
+    lines.append("x_row = " + " + ".join(terms))
+    return lines
+
+
+def conv_k_lines(k: ConvKernel, wide: bool) -> list[str]:
+    """Inside the K loop: ``kk`` (BK reduction indices, channel-major like the weight) split into
+    the input channel ``ci`` and kernel taps ``r_<dim>``; the loads of the input tile ``a`` (zero
+    outside the input: padding) and the weight tile ``b``."""
+    _, _, kdim = k.gemm
+    names = _SPATIAL_NAMES[-k.spatial:]
+    lines = ["kk = k0 + rk" + (".to(tl.int64)" if wide else ""), f"kin = kk < {kdim}", "t_k = kk"]
+    for dim, name in reversed(list(enumerate(names))):
+        size = k.weight_shape[2 + dim]
+        lines.append(f"r_{name} = t_k % {size}")
+        lines.append(f"t_k = t_k // {size}")
+    lines.append("ci = t_k")
+    valid = ["kin[None, :]"]
+    x_terms = [f"ci * {k.input.strides[1]}"]
+    for dim, name in enumerate(names):
+        lines.append(f"p_{name} = i_{name}[:, None] + (r_{name} * {k.dilation[dim]})[None, :]")
+        valid.append(f"(p_{name} >= 0) & (p_{name} < {k.in_shape[2 + dim]})")
+        x_terms.append(f"r_{name} * {k.dilation[dim] * k.input.strides[2 + dim]}")
+    sw = k.weight.strides
+    w_terms = [f"ci * {sw[1]}"] + [f"r_{name} * {sw[2 + dim]}" for dim, name in enumerate(names)]
+    lines.append("valid = " + " & ".join(valid))
+    lines.append(f"a = tl.load(px + x_row[:, None] + ({' + '.join(x_terms)})[None, :], mask=valid, other=0.0)")
+    lines.append(f"b = tl.load(pw + w_col[None, :] + ({' + '.join(w_terms)})[:, None], mask=kin[:, None], other=0.0)")
+    return lines
+
+
+def conv_context(name: str, group: FusedGroup, device: str) -> dict:
+    k: ConvKernel = group.kernel
+    s = group.schedule
+    reads, writes = launcher_names(group, len(k.outputs))
+    m, n, kdim = k.gemm
+    tensors = [k.input.strides, k.weight.strides] + [op.strides for op in k.operands] + [o.strides for o in k.outputs]
+    wide = needs_int64(k.in_shape, [k.input.strides]) or needs_int64(k.out_shape, tensors[2:]) or m * n > 2**31 - 1
+    cast, precision = conv_dot_inputs(k, s.get("precision", "ieee"))
+    names = _SPATIAL_NAMES[-k.spatial:]
+    # Epilogue coordinates over the output's (N, C_out, *spatial) domain, as [BM, BN] blocks.
+    coords = ["ob[:, None]", "co_[None, :]"] + [f"o_{name}[:, None]" for name in names]
+    return dict(
+        name=name, reads=reads, writes=writes, args=reads + writes,
+        params=["px", "pw"] + [f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))],
+        M=m, N=n, K=kdim, w_stride=k.weight.strides[0], wide=wide,
+        row_lines=conv_row_lines(k, wide), k_lines=conv_k_lines(k, wide), cast=cast, precision=precision,
+        epilogue=epilogue_lines(k.outputs, k.operands, coords, "[BM, BN]", device),
+        allocs=alloc_lines(k.outputs, device_expr(reads, device)),
+        BM=s.get("BM", 64), BN=s.get("BN", 64), BK=s.get("BK", 32), GROUP_M=s.get("GROUP_M", 8),
+        num_warps=s.get("num_warps", 4), num_stages=s.get("num_stages", 3),
     )
 
 

@@ -36,6 +36,7 @@ _BUILDERS = {
     "scan": families.scan_context,
     "pool": families.pool_context,
     "matmul_epilogue": families.matmul_context,
+    "conv_epilogue": families.conv_context,
 }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
-from akg.ir import FusedGroup, MatmulKernel, PointwiseKernel, PoolKernel, ReductionKernel, ScanKernel, Schedule
+from akg.ir import ConvKernel, FusedGroup, MatmulKernel, Operand, PointwiseKernel, PoolKernel, ReductionKernel, ScanKernel, Schedule
 from akg.targets import HardwareSpec
 from akg.dsls.triton.layout import collapse, transposed_dims
 
@@ -101,6 +101,8 @@ def for_group(group: FusedGroup, hw: HardwareSpec) -> list[Schedule]:
         return unique(pool(math.prod(k.out_shape), hw))
     if isinstance(k, MatmulKernel):
         return unique(matmul(k, hw))
+    if isinstance(k, ConvKernel):
+        return unique(conv(k, hw))
     return []
 
 
@@ -116,7 +118,7 @@ def interpreter_schedule(k) -> Schedule:
         size = k.domain[k.scan_dim]
         return schedule(variant="persistent" if size <= 1024 else "looped", ROWS=2,
                         RBLOCK=min(next_pow2(size), 1024), num_warps=4)
-    if isinstance(k, MatmulKernel):
+    if isinstance(k, (MatmulKernel, ConvKernel)):
         return schedule(BM=32, BN=32, BK=32, GROUP_M=4, num_warps=4, num_stages=1, precision="ieee")
     return schedule()
 
@@ -308,3 +310,24 @@ def matmul(k: MatmulKernel, hw: HardwareSpec, allow_tf32: bool = False) -> list[
         return first
     second = matmul_tiles(k, hw, precisions[1])[:SECOND_PRECISION_SCHEDULES]
     return first[:MAX_SCHEDULES - len(second)] + second
+
+
+def conv_gemm(k: ConvKernel) -> MatmulKernel:
+    """The implicit GEMM of a convolution as the matmul its tiles are ranked for: (N*spatial) x
+    C_out x (C_in*taps), reading the input's and the weight's element types."""
+    m, n, kdim = k.gemm
+    return MatmulKernel(1, m, n, kdim, Operand(k.input.value, k.input.type, (0, 0, 0)),
+                        Operand(k.weight.value, k.weight.type, (0, 0, 0)), (), ())
+
+
+def conv(k: ConvKernel, hw: HardwareSpec, allow_tf32: bool = False) -> list[Schedule]:
+    """The matmul tile table ranked for the implicit GEMM's shape, without split-K (a
+    convolution's K, channels x taps, is short next to its M), first precision then the best two
+    of the second, as for matmuls. ``allow_tf32``: the reference convolution runs in TF32."""
+    gemm = conv_gemm(k)
+    precisions = matmul_precisions(gemm, hw, allow_tf32)
+    ranked = [[s for s in matmul_tiles(gemm, hw, p) if s.get("SPLIT", 1) == 1] for p in precisions]
+    if len(ranked) == 1:
+        return ranked[0]
+    second = ranked[1][:SECOND_PRECISION_SCHEDULES]
+    return ranked[0][:MAX_SCHEDULES - len(second)] + second
