@@ -63,6 +63,7 @@ class CpuBackend:
             # once here, so every page is backed by its own memory (untouched pages all read the
             # one shared zero page, which would stay in cache).
             self._flush_buffer = torch.ones(2 * llc // 4, dtype=torch.float32)
+            return   # writing it flushed the cache already
         # Reading it evicts as writing would, at about half the memory traffic (no write-back),
         # and leaves no dirty lines whose write-back the next timed call would pay for.
         self._flush_buffer.sum()
