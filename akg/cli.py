@@ -248,7 +248,38 @@ def _progress(quiet: bool, options=None, live: bool = True):
                     started=getattr(options, "started", None))
 
 
+def _prestart_workers(args) -> None:
+    """Start the worker pool's zygote before this process imports torch (the settings below
+    import it), so that both import at once; the pool adopts it (akg/harness/prestart.py). Only
+    where the device is known without probing it; anything odd here (a bad config, an unknown
+    DSL) is reported by the checks that follow, and the pool then starts its own zygote."""
+    if args.ray:
+        return
+    from akg import plugins
+    from akg.config import load_config
+    from akg.harness import prestart
+    try:
+        _, harness = load_config(args.config)
+        device = args.device
+        if device is None:
+            devices = plugins.get_dsl(args.dsl).devices
+            device = devices[0] if len(devices) == 1 else None
+        if device is not None and ":" not in device:   # a numbered device is chosen later, in the environment
+            prestart.start(device, harness.network)
+    except Exception:
+        pass
+
+
 def cmd_optimize(args) -> int:
+    from akg.harness import prestart
+    _prestart_workers(args)
+    try:
+        return _optimize(args)
+    finally:
+        prestart.discard()   # a zygote no pool adopted (the command stopped before its pool started)
+
+
+def _optimize(args) -> int:
     import contextlib
     from akg.deadline import Deadline, Watchdog
     from akg.pipeline import Running, optimize_problem, resolve_target

@@ -107,7 +107,6 @@ def optimize_problem(problem: Problem, target: Target, out_dir: Path | None, sto
 def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Store, options: SearchOptions,
               harness_config, progress, running: Running, llm=None) -> dict:
     from akg.harness import WorkerPool
-    from akg.harness.memory import check_fits
 
     phases = Phases(options.started)
     phases.since_start("startup")   # imports, loading the problem, opening the store, the device
@@ -126,8 +125,8 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
         running.pool, running.search = pool, search
         search.prepare()   # build processes import beside the checks below
         try:
-            with phases.span("footprint"):
-                check_fits(problem, target.device)   # a problem too big for the device: one line, before any work
+            with phases.span("footprint"):   # a problem too big for the device: one line, before any work
+                _check_fits(pool, problem, target.device)
             with phases.span("validate"):
                 validate(problem, target.device)
             if llm is not None:
@@ -159,6 +158,17 @@ def _optimize(problem: Problem, target: Target, out_dir: Path | None, store: Sto
     if search.evolver is not None and search.evolver.error is not None:
         raise search.evolver.error
     return report
+
+
+def _check_fits(pool, problem: Problem, device: str) -> None:
+    """Size the problem (on fake tensors) and check it fits, through the pool where it can: the pool
+    keeps the footprint for its own checks, so the problem is sized once per run, not twice."""
+    from akg.harness.memory import check_fits
+    footprint = getattr(pool, "footprint", None)
+    if footprint is not None and problem.path is not None:
+        footprint(problem)
+    else:
+        check_fits(problem, device)
 
 
 def _evolver(llm, problem: Problem, target: Target, graph, floor_ms: float | None):
@@ -212,6 +222,8 @@ class Running:
             self.kill()
             if self.pool is not None:
                 self.pool.close()
+            from akg.harness import prestart
+            prestart.discard()   # the command's zygote, if the limit came before its pool
         finally:
             os._exit(0)
 

@@ -59,3 +59,21 @@ def test_time_call_measures_wall_time(backend):
     backend.flush_cache()
     profile = backend.profile(lambda: sum(range(200_000)))
     assert profile["wall_ms"] > 0 and profile["cpu_ms"] >= 0
+
+
+
+def test_the_cache_flush_reads_a_buffer_written_once(backend, monkeypatch):
+    """Every page of the flush buffer is written once (an untouched page reads the kernel's one
+    zero page, which stays in cache and flushes nothing); later flushes only read it."""
+    from akg.targets import HardwareSpec
+    small = HardwareSpec(name="cpu-test", backend="cpu", display_name="test", compute_units=1,
+                         memory_bandwidth_gbs=1.0, peak_tflops=(("fp32", 0.1),), l2_bytes=1 << 20,
+                         vector_width_bits=256, source="test", extra=(("llc_bytes", 1 << 20),))
+    monkeypatch.setattr(backend, "detect", lambda: small)
+    backend.flush_cache()
+    buffer = backend._flush_buffer
+    assert buffer.numel() * buffer.element_size() == 2 << 20   # twice the last-level cache
+    assert bool((buffer == 1).all()), "the flush buffer was not written"
+    backend.flush_cache()
+    backend.flush_cache()
+    assert backend._flush_buffer.data_ptr() == buffer.data_ptr() and bool((backend._flush_buffer == 1).all())

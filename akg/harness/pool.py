@@ -21,13 +21,20 @@ import threading
 from pathlib import Path
 
 from akg.harness import messages, protocol, sandbox
-from akg.harness import zygote as zygote_module
+from akg.harness import prestart, zygote as zygote_module
 from akg.harness.config import HarnessConfig
 from akg.harness.errors import HarnessError
 from akg.processes import kill_pid_group
 
 
 START_TIMEOUT_S = 120.0
+
+
+class ExecProcess(subprocess.Popen):
+    """A worker started afresh; answers what a ``ForkedProcess`` answers (its pid is known at once)."""
+
+    def known_pid(self) -> int | None:
+        return self.pid
 
 
 class WorkerFault(Exception):
@@ -49,7 +56,7 @@ class Worker:
         self.zygote = zygote
         self.scratch = root / name
         self.root = root
-        self.process: subprocess.Popen | None = None
+        self.process: ExecProcess | zygote_module.ForkedProcess | None = None
         self.network_isolated = False
         self.standby: Worker | None = None   # the process that replaces this one, set by Workers
         self._ready = self._device_started = False
@@ -76,7 +83,7 @@ class Worker:
         fds = (to_worker_r, from_worker_w, worker_channel.fileno())
         self.process = self._forked(settings, caches, fds) if self.zygote is not None else None
         if self.process is None:
-            self.process = subprocess.Popen(
+            self.process = ExecProcess(
                 [sys.executable, "-m", "akg.harness.worker", json.dumps(settings)],
                 pass_fds=fds, cwd=self.scratch, stdin=subprocess.DEVNULL,
                 stdout=self._log, stderr=subprocess.STDOUT, env=self._environment(caches),
@@ -237,14 +244,17 @@ class Workers:
     def __init__(self, device: str, count: int, config: HarnessConfig, standby: bool = True) -> None:
         if count < 1:
             raise HarnessError(f"workers must be at least 1, got {count}")
-        self.root = Path(tempfile.mkdtemp(prefix="akg-harness-"))
+        # A zygote the command started at its entry (importing beside the conductor) comes with
+        # its directory; otherwise the pool starts its own now.
+        prestarted = prestart.adopt(device, config.network)
+        self.root = prestarted.root if prestarted else Path(tempfile.mkdtemp(prefix="akg-harness-"))
         self._device, self._config, self._standby = device, config, standby
         self.count = count
         self._lock = threading.Lock()
         self._started = 0
         self._live: set[Worker] = set()
         self._idle: queue.Queue[Worker] = queue.Queue()
-        self.zygote = start_zygote(device, config, self.root)
+        self.zygote = prestarted.zygote if prestarted else start_zygote(device, config, self.root)
         for _ in range(count):
             worker = self._start()
             worker.start_device()  # nothing is timed yet
@@ -295,7 +305,7 @@ class Workers:
         ``wait`` all of them (waiting for the zygote to fork those asked for)."""
         with self._lock:
             live = [w for w in self._live if w.alive()]
-        pids = {w.process.pid if wait else getattr(w.process, "known_pid", lambda: w.process.pid)() for w in live}
+        pids = {w.process.pid if wait else w.process.known_pid() for w in live}
         return {pid for pid in pids if pid is not None}
 
     def close(self) -> None:
@@ -313,13 +323,10 @@ def start_zygote(device: str, config: HarnessConfig, root: Path) -> "zygote_modu
     """The pool's zygote, where workers may be forked: on Linux, unless AKG_WORKER_START=exec asks
     for every worker to start afresh. Its environment is a worker's (secrets left out), with the
     pool's directory as scratch; each child then takes its own."""
-    if not sys.platform.startswith("linux") or os.environ.get("AKG_WORKER_START", "fork") == "exec":
+    if not prestart.enabled():
         return None
-    from akg import plugins
-    caches = sandbox.cache_dirs(root)
-    env = sandbox.worker_environment(root, caches)
-    env.update(plugins.worker_environment(device))
     try:
-        return zygote_module.Zygote(device, env, config.network, root, root / "zygote.log")
+        return zygote_module.Zygote(device, prestart.environment(device, root), config.network, root,
+                                    root / "zygote.log")
     except OSError:
         return None

@@ -14,7 +14,7 @@ import jinja2
 from akg.ir import contiguous_strides, FusedGroup, PointwiseKernel, PoolKernel, ReductionKernel, ScanKernel
 from akg.targets import RenderError
 
-from . import lowering, runtime
+from . import lowering
 from .schedules import CppSchedule, default_schedule
 
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -128,5 +128,5 @@ def _template_line(error: Exception) -> str:
 
 def runtime_text() -> str:
     """runtime.py as embedded in candidates (its module docstring is about akg, not the candidate)."""
-    text = Path(runtime.__file__).read_text()
+    text = Path(__file__).with_name("runtime.py").read_text()
     return text.split('"""', 2)[2].lstrip() if text.startswith('"""') else text

@@ -16,7 +16,7 @@ from akg.dsls.cstyle import CStyleRenderer
 from akg.ir import FusedGroup, PointwiseKernel, ReductionKernel, ScanKernel
 from akg.targets import RenderError
 
-from . import lowering, runtime
+from . import lowering   # runtime.py (it imports torch) is embedded as text, not imported
 from .exprs import CudaRenderer
 from .schedules import PointwiseSchedule, ReductionSchedule, ScanSchedule, for_group
 
@@ -38,7 +38,7 @@ class Dialect:
     templates: Path        # the dialect's own templates (dialect.j2), searched before these
 
 
-CUDA = Dialect("cuda_c", CudaRenderer(), 32, "cuda", Path(runtime.__file__), TEMPLATE_DIR)
+CUDA = Dialect("cuda_c", CudaRenderer(), 32, "cuda", Path(__file__).with_name("runtime.py"), TEMPLATE_DIR)
 
 
 def template_environment(dialect: Dialect = CUDA) -> jinja2.Environment:

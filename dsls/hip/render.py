@@ -7,10 +7,9 @@ from pathlib import Path
 from akg.dsls.cuda_c.render import Dialect, kernel_source as _kernel_source, render_groups as _render_groups
 from akg.ir import FusedGroup
 
-from . import runtime
 from .exprs import HipRenderer
 
-HIP = Dialect("hip", HipRenderer(), 64, "rocm", Path(runtime.__file__), Path(__file__).parent / "templates")
+HIP = Dialect("hip", HipRenderer(), 64, "rocm", Path(__file__).with_name("runtime.py"), Path(__file__).parent / "templates")
 
 
 def kernel_source(groups: list[tuple[int, FusedGroup]]) -> tuple[str, list[str]]:
