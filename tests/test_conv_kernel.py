@@ -15,6 +15,7 @@ from akg import ir, plugins
 from akg.agents import analyzer, designer
 from akg.dsls.triton import schedules as triton_schedules
 from akg.dsls.triton.dsl import TritonDSL
+from akg.ir import Schedule
 from akg.plugins import find_hardware
 from conv_kernel_cases import CASES, PLAN, SMALL_TILES, TILED_CASES, all_plans, candidate_source, conv_plan, write_problem
 from rewrite_cases import graphs, plans, planeval_matches, write_problem as write_source
@@ -196,3 +197,24 @@ def test_generated_convolution_candidate_passes_the_strict_harness(tmp_path):
     source = candidate_source(problem)
     verdict = evaluate(problem, source, "conv-kernel", device="cpu", policy="strict", config=CORRECTNESS_ONLY)
     assert verdict.accepted, verdict.reason
+
+
+def test_offsets_past_int32_are_computed_in_int64(tmp_path):
+    """An output of more than 2**31 elements: rows, reduction indices and channels go to int64."""
+    (group,) = _conv_groups(conv_plan(write_problem(tmp_path, "conv2d-several-tiles")))
+    k = group.kernel
+    n, c, h, w = 1 << 14, 6, 128, 128   # 16384 x 40 x 128 x 128 outputs
+    out = (n, 40, h, w)
+    big = ir.ConvKernel(
+        input=ir.Operand("x", ir.TensorType((n, c, h, w), "float32"), ir.contiguous_strides((n, c, h, w))),
+        weight=k.weight, in_shape=(n, c, h, w), weight_shape=k.weight_shape, out_shape=out,
+        stride=k.stride, padding=k.padding, dilation=k.dilation,
+        outputs=tuple(ir.Output(o.value, o.expr, ir.TensorType(out, "float32"), ir.contiguous_strides(out))
+                      for o in k.outputs), operands=k.operands)
+    big_group = ir.FusedGroup(group.nodes, group.family, big, Schedule().with_(**SMALL_TILES))
+    big_group.verify()
+    text = TritonDSL().render([(0, big_group)], "cuda")
+    assert f"t_m = tl.minimum(rm, {n * h * w - 1}).to(tl.int64)" in text
+    assert "kk = k0 + rk.to(tl.int64)" in text and "co_ = rn.to(tl.int64)" in text
+    small = TritonDSL().render([(0, ir.FusedGroup(group.nodes, group.family, k, Schedule().with_(**SMALL_TILES)))], "cuda")
+    assert "tl.int64" not in small

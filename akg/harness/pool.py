@@ -30,6 +30,13 @@ from akg.processes import kill_pid_group
 START_TIMEOUT_S = 120.0
 
 
+class ExecProcess(subprocess.Popen):
+    """A worker started afresh; answers what a ``ForkedProcess`` answers (its pid is known at once)."""
+
+    def known_pid(self) -> int | None:
+        return self.pid
+
+
 class WorkerFault(Exception):
     """The worker died or stopped answering. ``kind`` is "crash" or "timeout"; the message is
     one line for the verdict."""
@@ -49,7 +56,7 @@ class Worker:
         self.zygote = zygote
         self.scratch = root / name
         self.root = root
-        self.process: subprocess.Popen | None = None
+        self.process: ExecProcess | zygote_module.ForkedProcess | None = None
         self.network_isolated = False
         self.standby: Worker | None = None   # the process that replaces this one, set by Workers
         self._ready = self._device_started = False
@@ -76,7 +83,7 @@ class Worker:
         fds = (to_worker_r, from_worker_w, worker_channel.fileno())
         self.process = self._forked(settings, caches, fds) if self.zygote is not None else None
         if self.process is None:
-            self.process = subprocess.Popen(
+            self.process = ExecProcess(
                 [sys.executable, "-m", "akg.harness.worker", json.dumps(settings)],
                 pass_fds=fds, cwd=self.scratch, stdin=subprocess.DEVNULL,
                 stdout=self._log, stderr=subprocess.STDOUT, env=self._environment(caches),
@@ -298,7 +305,7 @@ class Workers:
         ``wait`` all of them (waiting for the zygote to fork those asked for)."""
         with self._lock:
             live = [w for w in self._live if w.alive()]
-        pids = {w.process.pid if wait else getattr(w.process, "known_pid", lambda: w.process.pid)() for w in live}
+        pids = {w.process.pid if wait else w.process.known_pid() for w in live}
         return {pid for pid in pids if pid is not None}
 
     def close(self) -> None:
