@@ -123,6 +123,14 @@ def preload_worker(device: str) -> None:
                 hook(device)
             except Exception:
                 pass
+    # The device's backend likewise (optional ``worker_preload()``): state every worker makes the
+    # same way, made once and shared by the forked workers.
+    hook = getattr(backends().get(device.split(":")[0]), "worker_preload", None)
+    if callable(hook):
+        try:
+            hook()
+        except Exception:
+            pass
 
 
 def hardware_descriptors() -> list[HardwareSpec]:

@@ -77,3 +77,21 @@ def test_the_cache_flush_reads_a_buffer_written_once(backend, monkeypatch):
     backend.flush_cache()
     backend.flush_cache()
     assert backend._flush_buffer.data_ptr() == buffer.data_ptr() and bool((backend._flush_buffer == 1).all())
+
+
+def test_the_flush_buffer_made_before_workers_fork_starts_no_thread(tmp_path):
+    """The zygote makes the flush buffer its workers share; a thread started there (torch's pool)
+    would leave every forked worker with a broken thread pool."""
+    import subprocess
+    import sys
+    code = ("import dataclasses, os, torch; from akg.backends.cpu.backend import CpuBackend; from akg.backends.cpu import host; "
+            "host.describe_host = lambda real=host.describe_host: dataclasses.replace(real(), llc_bytes=1 << 22); "
+            "before = len(os.listdir('/proc/self/task')); b = CpuBackend(); b.worker_preload(); "
+            "after = len(os.listdir('/proc/self/task')); buf = b._flush_buffer; "
+            "print(before, after, buf.numel() * 4, bool((buf == 1).all()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "AKG_CACHE_DIR": str(tmp_path)})
+    assert out.returncode == 0, out.stderr[-1000:]
+    before, after, size, ones = out.stdout.split()
+    assert before == after, "worker_preload started a thread"
+    assert int(size) == 2 << 22 and ones == "True"

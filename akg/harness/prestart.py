@@ -8,7 +8,7 @@ import at the same time; the pool then ``adopt``s it.
 
 The pool adopts it only if it is exactly the zygote the pool would start: the same device,
 network setting and environment (anything that changed in between, e.g. a GPU chosen by
-``--device cuda:N``, means a fresh one is started as before). Whatever is not adopted is ended
+``--device NAME:N``, means a fresh one is started as before). Whatever is not adopted is ended
 by ``discard`` (the command calls it when it returns, and at the time limit's last resort).
 """
 from __future__ import annotations
