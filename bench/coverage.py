@@ -171,6 +171,12 @@ def summarise(rows: list[dict], dsl_names: list[str]) -> dict:
     return summary
 
 
+def summarise_before(path: Path, dsl_names: list[str]) -> dict:
+    """An earlier --json, over the DSLs it covered (a DSL added since shows as "-" in its row)."""
+    rows = json.loads(path.read_text())["rows"]
+    return summarise(rows, [n for n in dsl_names if all(n in r["dsls"] for r in rows)])
+
+
 def markdown(summary: dict, rows: list[dict], suites: list[str], command: str, before: dict | None) -> str:
     names = list(summary["dsls"])
     lines = ["# Frontend coverage", "",
@@ -247,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(rows, list(dsls))
     summary["seconds"] = round(time.monotonic() - started, 1)
     command = "python bench/coverage.py " + " ".join(sys.argv[1:] if argv is None else argv)
-    before = summarise(json.loads(args.before.read_text())["rows"], list(dsls)) if args.before else None
+    before = summarise_before(args.before, list(dsls)) if args.before else None
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"summary": summary, "before": before, "rows": rows}, indent=1) + "\n")
