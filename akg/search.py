@@ -30,9 +30,8 @@ from akg.targets import DSL, HardwareSpec, RenderError
 # A generated candidate must beat the reference by this factor in the same interleaved
 # measurement; below it the difference is within noise and the reference is kept.
 MIN_SPEEDUP = 1.0
-# Judgements in a row whose interleaved eager must disagree with the run's eager baseline, the
-# same way, before that baseline is taken to be the disturbed one (see _rebase_if_baseline_disturbed).
-REBASE_AFTER = 2
+# The run's eager (a median over the run) this far from the first baseline is worth a note.
+REBASE_NOTE_RATIO = 1.25
 
 
 # Checks whose failure may not repeat (a loaded machine, a killed worker): such verdicts are
@@ -99,8 +98,9 @@ class Search:
         self.versions = fingerprint.versions(dsl, device, hardware.name)
         self.versions_key = fingerprint.fingerprint(self.versions)
         self.eager_ms: float | None = None    # the run's eager baseline, against which outliers show
-        self._drifted: list[float] = []       # eager timed beside the latest candidates, while it disagrees
+        self._eager_samples: list[float] = []  # the baseline, then eager as timed beside each judgement
         self._rebase_lock = threading.Lock()
+        self._rebased = False
         self.stop_reason: str | None = None   # why the search ended, for the user and the report
         self.deadline = Deadline(options.time_limit_s, options.started) if options.time_limit_s else None
         self._builds = ThreadPoolExecutor(max_workers=options.build_workers, thread_name_prefix="akg-build")
@@ -298,49 +298,43 @@ class Search:
 
     def _judge(self, candidate: Candidate, config) -> Verdict:
         verdict = self._judge_once(candidate, config)
-        self._rebase_if_baseline_disturbed(verdict)
         # Only a disturbance the interleaved eager shows is worth a second judgement now; widely
         # spread trials are merely not replayed later.
         outlier = reuse.timing_outlier(verdict, self.eager_ms, spread=False) if self.timing_meaningful else None
         if outlier:   # a disturbed measurement would steer the search and be replayed later: once more
             self.progress(f"measuring {candidate.id} again: {outlier}", None)
             again = self._judge_once(candidate, config)
-            self._rebase_if_baseline_disturbed(again)
             if again.accepted == verdict.accepted:
                 verdict = again
+        self._add_eager_timing(verdict)   # after the outlier test, which it must not soften
         return verdict
 
-    def _rebase_if_baseline_disturbed(self, verdict: Verdict) -> None:
-        """The eager baseline is timed once, before the search, while builds and workers start
-        beside it; on a machine with few cores they can slow it. When the eager timed beside
-        REBASE_AFTER judgements in a row disagrees with it the same way by more than
-        reuse.MAX_EAGER_DRIFT, their median becomes the run's baseline: outliers are judged against
-        it, the reference's time is it, and the store keeps it for later runs."""
+    def _add_eager_timing(self, verdict: Verdict) -> None:
+        """The eager baseline is one timing, taken before the search while builds and workers start
+        beside it; every judgement times eager again, interleaved. The run's eager is the median of
+        all of them, so one disturbed (or, where eager's own time is bimodal, unlucky) baseline does
+        not set the reference's time nor mark every candidate an outlier. The stored baseline
+        follows at the end of the run."""
         beside = dict(verdict.baselines).get("eager_ms") if verdict.accepted else None
-        if not self.timing_meaningful or not beside or not self.eager_ms:
+        if not self.timing_meaningful or not beside or not self.eager_ms or self.baselines is None:
             return
         with self._rebase_lock:
-            ratio = beside / self.eager_ms
-            if max(ratio, 1 / ratio) <= reuse.MAX_EAGER_DRIFT:
-                self._drifted.clear()
-                return
-            if self._drifted and (self._drifted[-1] > self.eager_ms) != (beside > self.eager_ms):
-                self._drifted.clear()
-            self._drifted.append(beside)
-            if len(self._drifted) < REBASE_AFTER:
-                return
-            old, self.eager_ms = self.eager_ms, statistics.median(self._drifted)
-            self._drifted.clear()
+            if not self._eager_samples:
+                self._eager_samples.append(self.eager_ms)
+            self._eager_samples.append(beside)
+            self.eager_ms = statistics.median(self._eager_samples)
             self.baselines["eager_ms"] = self.eager_ms
             if self.reference is not None:
                 self.reference.verdict = replace(self.reference.verdict, time_ms=self.eager_ms,
                                                  baselines=tuple(self.baselines.items()))
-            key = self._baselines_key()
-            self.store.add_baselines(key[0], key[1], key[2], self.eager_ms, self.baselines.get("compile_ms"), key[3])
-        note = (f"the eager baseline timed before the search ({old:.4g} ms) disagrees with the eager timed beside "
-                f"{REBASE_AFTER} judgements in a row; the run's baseline is now their median, {self.eager_ms:.4g} ms")
-        self.notes.append(note)
-        self.progress(note, None)
+            self._rebased = True   # the store learns it from the search's own thread (sqlite), at the end
+
+    def _eager_note(self) -> str | None:
+        first = self._eager_samples[0] if self._eager_samples else None
+        if first is None or max(first / self.eager_ms, self.eager_ms / first) <= REBASE_NOTE_RATIO:
+            return None
+        return (f"the eager baseline timed before the search ({first:.4g} ms) is far from the median of the "
+                f"{len(self._eager_samples)} eager timings of this run ({self.eager_ms:.4g} ms), which is used")
 
     def _judge_once(self, candidate: Candidate, config) -> Verdict:
         # The torch.compile baseline comes from self.baselines (measured once, kept in the store);
@@ -458,6 +452,11 @@ class Search:
             self.stop_reason = self.stop_reason or "every plan and schedule worth trying was measured"
             self.progress(f"search stopped: {self.stop_reason}", None)
             best = self._choose(reference, notes)
+            if self._rebased:
+                if self._eager_note():
+                    notes.append(self._eager_note())
+                key = self._baselines_key()
+                self.store.add_baselines(key[0], key[1], key[2], self.eager_ms, self.baselines.get("compile_ms"), key[3])
             self.progress("final", best)   # the end-of-search choice; full verifications said "verified"
             self._finish_compile(baselines, notes)
         finally:
