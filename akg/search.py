@@ -99,8 +99,7 @@ class Search:
         self.versions_key = fingerprint.fingerprint(self.versions)
         self.eager_ms: float | None = None    # the run's eager baseline, against which outliers show
         self._eager_samples: list[float] = []  # the baseline, then eager as timed beside each judgement
-        self._rebase_lock = threading.Lock()
-        self._rebased = False
+        self._eager_lock = threading.Lock()
         self.stop_reason: str | None = None   # why the search ended, for the user and the report
         self.deadline = Deadline(options.time_limit_s, options.started) if options.time_limit_s else None
         self._builds = ThreadPoolExecutor(max_workers=options.build_workers, thread_name_prefix="akg-build")
@@ -318,7 +317,7 @@ class Search:
         beside = dict(verdict.baselines).get("eager_ms") if verdict.accepted else None
         if not self.timing_meaningful or not beside or not self.eager_ms or self.baselines is None:
             return
-        with self._rebase_lock:
+        with self._eager_lock:
             if not self._eager_samples:
                 self._eager_samples.append(self.eager_ms)
             self._eager_samples.append(beside)
@@ -327,7 +326,6 @@ class Search:
             if self.reference is not None:
                 self.reference.verdict = replace(self.reference.verdict, time_ms=self.eager_ms,
                                                  baselines=tuple(self.baselines.items()))
-            self._rebased = True   # the store learns it from the search's own thread (sqlite), at the end
 
     def _eager_note(self) -> str | None:
         first = self._eager_samples[0] if self._eager_samples else None
@@ -452,9 +450,10 @@ class Search:
             self.stop_reason = self.stop_reason or "every plan and schedule worth trying was measured"
             self.progress(f"search stopped: {self.stop_reason}", None)
             best = self._choose(reference, notes)
-            if self._rebased:
-                if self._eager_note():
-                    notes.append(self._eager_note())
+            if self._eager_samples:   # the store learns the run's eager from this thread (sqlite)
+                note = self._eager_note()
+                if note:
+                    notes.append(note)
                 key = self._baselines_key()
                 self.store.add_baselines(key[0], key[1], key[2], self.eager_ms, self.baselines.get("compile_ms"), key[3])
             self.progress("final", best)   # the end-of-search choice; full verifications said "verified"
