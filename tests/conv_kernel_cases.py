@@ -164,6 +164,37 @@ def max_error(source: str, folder: Path) -> float:
     return worst
 
 
+def tf32_rounded(t):
+    """``t`` rounded to TF32 (10 mantissa bits) to nearest, ties away from zero, as cuDNN rounds."""
+    import torch
+    bits = t.detach().float().contiguous().view(torch.int32)
+    return ((bits + 0x1000) & -0x2000).view(torch.float32)
+
+
+def tf32_error(source: str, folder: Path) -> float:
+    """Largest |ModelNew - Model| relative to the reference's largest magnitude, where the reference
+    convolves the TF32-rounded input and weights in float64: a kernel that rounds its dot operands
+    as cuDNN does matches it to fp32 accumulation error, one that truncates or keeps fp32 does not."""
+    import torch
+    path = folder / "candidate.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"cand_{abs(hash(source))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    torch.manual_seed(0)
+    ref = module.Model(*module.get_init_inputs())
+    torch.manual_seed(0)
+    new = module.ModelNew(*module.get_init_inputs())
+    torch.manual_seed(1)
+    (x,) = module.get_inputs()
+    with torch.no_grad():
+        got = new(x)
+        for conv in (m for m in ref.modules() if isinstance(m, torch.nn.modules.conv._ConvNd)):
+            conv.weight.copy_(tf32_rounded(conv.weight))
+        want = ref.double()(tf32_rounded(x).double())
+    return float((want - got.double()).abs().max() / want.abs().max())
+
+
 def run(requests: list[str]) -> dict[str, float | str]:
     results: dict[str, float | str] = {}
     for request in requests:
@@ -171,6 +202,10 @@ def run(requests: list[str]) -> dict[str, float | str]:
         try:
             with tempfile.TemporaryDirectory(prefix="akg-conv-case-") as folder:
                 problem = write_problem(Path(folder), name)
+                if tiles == "tf32":   # rounded operands, against a reference convolving rounded ones
+                    source = candidate_source(problem, dict(SMALL_TILES, precision="tf32"))
+                    results[request] = tf32_error(source, Path(folder))
+                    continue
                 source = candidate_source(problem, SMALL_TILES if tiles else None)
                 results[request] = max_error(source, Path(folder))
         except Exception as exc:   # reported per case so one failure does not hide the others

@@ -166,7 +166,7 @@ def test_half_precision_convolutions_have_no_precision_knob(tmp_path):
 @pytest.fixture(scope="module")
 def interpreter_results(tmp_path_factory):
     pytest.importorskip("triton")
-    requests = sorted(CASES) + [f"{name}@small" for name in TILED_CASES]
+    requests = sorted(CASES) + [f"{name}@small" for name in TILED_CASES] + [TF32_CASE]
     env = dict(os.environ, TRITON_INTERPRET="1", TRITON_CACHE_DIR=str(tmp_path_factory.mktemp("triton")),
                PYTHONWARNINGS="ignore", TMPDIR=str(tmp_path_factory.mktemp("kernels")))
     done = subprocess.run([sys.executable, str(RUNNER)], input=json.dumps(requests), capture_output=True,
@@ -180,6 +180,18 @@ def test_triton_conv_kernel_matches_torch_in_the_interpreter(request_id, interpr
     error = interpreter_results[request_id]
     assert isinstance(error, float), error
     assert error < 1e-5
+
+
+TF32_CASE = "conv2d-stride2-dilation-relu-bias@tf32"
+
+
+def test_tf32_schedule_rounds_its_operands_to_nearest_as_cudnn_does(interpreter_results):
+    """The interpreter's dot keeps fp32, so the kernel's output is the convolution of exactly the
+    operands it rounded: against a float64 convolution of TF32-rounded (nearest) input and weights
+    it agrees to fp32 accumulation error; unrounded operands would be ~1e-4 away."""
+    error = interpreter_results[TF32_CASE]
+    assert isinstance(error, float), error
+    assert error < 2e-6
 
 
 def test_rendered_kernel_gathers_the_window_and_fuses_the_epilogue(tmp_path):

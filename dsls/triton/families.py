@@ -610,6 +610,13 @@ def conv_dot_inputs(k: ConvKernel, precision: str) -> tuple[str, str]:
     return "", ""
 
 
+def conv_rounds_to_tf32(k: ConvKernel, precision: str) -> bool:
+    """Whether the operand tiles are rounded to TF32 before a TF32 dot. The tensor cores truncate
+    fp32 operands to TF32, cuDNN rounds them to nearest: truncation doubles the error against a
+    float64 convolution, which is past what a reference convolved by cuDNN in TF32 shows."""
+    return k.input.type.dtype == "float32" and precision == "tf32"
+
+
 def conv_row_lines(k: ConvKernel, wide: bool) -> list[str]:
     """Each GEMM row (an output pixel, clamped so its loads stay in bounds) split into the batch
     index ``ob`` and output coordinates ``o_<dim>``; ``i_<dim>`` is where its window starts in
@@ -672,6 +679,7 @@ def conv_context(name: str, group: FusedGroup, device: str) -> dict:
         params=["px", "pw"] + [f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))],
         M=m, N=n, K=kdim, w_stride=k.weight.strides[0], wide=wide,
         row_lines=conv_row_lines(k, wide), k_lines=conv_k_lines(k, wide), cast=cast, precision=precision,
+        round_tf32=conv_rounds_to_tf32(k, s.get("precision", "ieee")),
         epilogue=epilogue_lines(k.outputs, k.operands, coords, "[BM, BN]", device),
         allocs=alloc_lines(k.outputs, device_expr(reads, device)),
         BM=s.get("BM", 64), BN=s.get("BN", 64), BK=s.get("BK", 32), GROUP_M=s.get("GROUP_M", 8),
