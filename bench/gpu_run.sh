@@ -48,14 +48,24 @@ if compgen -G ".whl/*.tar.xz" >/dev/null; then
     mkdir -p /tmp/site && for a in .whl/*.tar.xz; do tar -xJf "$a" -C /tmp/site; done
     export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
 fi
+# A site-packages without compiled bytecode (a pip install writes it; some images strip it) costs
+# every process of a run seconds of import: compile torch and triton once into a cache of our own
+# (PYTHONPYCACHEPREFIX, inherited by akg's workers), unless AKG_PYC=0.
+if [[ ${AKG_PYC:-1} == 1 ]]; then
+    export PYTHONPYCACHEPREFIX=${PYTHONPYCACHEPREFIX:-/tmp/akg-pyc}
+    SITE=$(python3 -c "import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))")
+    TIMEFORMAT="compiled bytecode of torch and triton: %R s"
+    time { python3 -m compileall -q -j 0 "$SITE/torch" "$SITE/triton" "$SITE/sympy" >/dev/null 2>&1; } 2>"$OUTDIR/pyc.txt"
+fi
 { nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv
   python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
   python3 -c "import tilelang, tilelang.env as e; print('tilelang', tilelang.__version__, 'CUDA_HOME', e.CUDA_HOME or 'not found')" 2>/dev/null \
       || echo "tilelang not installed"
   # Import times (a host whose site-packages lack compiled bytecode pays them in every process).
+  cat "$OUTDIR/pyc.txt" 2>/dev/null && rm -f "$OUTDIR/pyc.txt"
   TIMEFORMAT="import torch._dynamo, triton: %R s"
   for i in 1 2; do time python3 -c "import torch._dynamo, triton"; done
-  python3 -c "import torch, pathlib; p = pathlib.Path(torch.__file__).parent; print('torch pyc files:', len(list(p.glob('**/__pycache__/*.pyc'))))"
+  python3 -c "import sys, torch, pathlib; p = pathlib.Path(sys.pycache_prefix or torch.__file__).parent if not sys.pycache_prefix else pathlib.Path(sys.pycache_prefix); print('pyc files:', len(list(p.glob('**/*.pyc'))))"
 } >"$OUTDIR/env.txt" 2>&1
 cat "$OUTDIR/env.txt"
 
