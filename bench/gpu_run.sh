@@ -134,7 +134,7 @@ KB_DIR=${AKG_KB_DIR:-shared/kernelbench/level1}
 if [[ ",$STEPS," == *",throughput,"* ]]; then
     echo "== bench/throughput.py over $KB_DIR"
     timeout "${AKG_GPU_THROUGHPUT_TIMEOUT:-540}" python3 bench/throughput.py "$KB_DIR" --dsl triton --device cuda \
-        --pick "${AKG_THROUGHPUT_PICK:-3}" ${AKG_THROUGHPUT_PROBLEMS:+--problems "$AKG_THROUGHPUT_PROBLEMS"} \
+        --pick "${AKG_THROUGHPUT_PICK:-3}" ${AKG_THROUGHPUT_PROBLEMS:+--problems "$AKG_THROUGHPUT_PROBLEMS"} ${AKG_THROUGHPUT_ARGS:-} \
         --budget "${AKG_BUDGET:-16}" --time-limit "${AKG_TIME_LIMIT:-60}" --out "$OUTDIR/throughput.json" \
         2>"$OUTDIR/throughput.log" | tail -n 10
     grep '^{' "$OUTDIR/throughput.log" | tail -n 12

@@ -2,7 +2,7 @@
 first verified result, on memory-bound problems (a benchmark, not a test).
 
     python bench/throughput.py FOLDER --dsl triton --device cuda [--pick 3] [--min-gb 1] [--max-gb 8]
-                               [--problems 21,23] [--budget 16] [--runs 2] --out throughput.json
+                               [--problems 21,23] [--budget 16] [--runs 2] [--whole-budget] --out throughput.json
 
 Problems come from FOLDER (searched recursively, like ``akg bench``): the ``--problems`` selection,
 or else the first ``--pick`` whose inputs weigh between --min-gb and --max-gb and whose forward is
@@ -10,7 +10,10 @@ memory-bound (FLOPs per byte below --max-intensity, counted on meta tensors, so 
 allocated to choose). Each problem is optimised ``--runs`` times against one fresh store: the
 first run measures the baselines, later ones reuse them from the store, as every run after the
 first does in practice. Per run: wall time, candidates judged (stored verdicts are not counted),
-candidates per minute, seconds to the first accepted generated candidate, and phase times.
+candidates per minute, seconds to the first accepted generated candidate, and phase times; and the
+searching rate, candidates judged per minute from the first judged to the last (start-up and baselines
+left out). ``--whole-budget`` turns off the stop near the roofline floor, so that a problem whose first
+candidate is already near it is still searched and the rate is of judging, not of deciding to stop.
 """
 from __future__ import annotations
 
@@ -59,7 +62,7 @@ def choose(folder: Path, spec: str | None, pick: int, min_gb: float, max_gb: flo
 
 
 def measure(path: str, problem_id: str, dsl: str, device: str, store_path: str, budget: int,
-            time_limit: float | None, no_compile: bool) -> dict:
+            time_limit: float | None, no_compile: bool, whole_budget: bool = False) -> dict:
     """One optimisation in this (fresh) process, timed through its progress events."""
     from akg.harness import HarnessConfig
     from akg.pipeline import optimize_problem, resolve_target
@@ -73,7 +76,8 @@ def measure(path: str, problem_id: str, dsl: str, device: str, store_path: str, 
         events.append((time.monotonic() - started, message, scored))
 
     target = resolve_target(dsl, device)
-    options = SearchOptions(budget=budget, time_limit_s=time_limit, started=started)
+    options = SearchOptions(budget=budget, time_limit_s=time_limit, started=started,
+                            **({"near_floor": 0.0} if whole_budget else {}))
     with Store(store_path) as store:
         report = optimize_problem(load_problem(path), target, None, store, options,
                                   HarnessConfig(measure_compile=not no_compile), progress)
@@ -85,6 +89,7 @@ def measure(path: str, problem_id: str, dsl: str, device: str, store_path: str, 
     phase = lambda needle: next((round(t, 2) for t, m, s in events if s is None and needle in m), None)
     return {"problem": problem_id, "wall_s": round(wall, 2), "candidates_judged": len(judged),
             "candidates_per_minute": round(len(judged) / wall * 60, 2) if wall else None,
+            "searching_per_minute": searching_rate([t for t, _ in judged]),
             "first_verified_s": None if first_ok is None else round(first_ok, 2),
             "first_fully_verified_s": None if first_full is None else round(first_full, 2),
             "baselines_started_s": phase("baseline"),
@@ -93,12 +98,25 @@ def measure(path: str, problem_id: str, dsl: str, device: str, store_path: str, 
             "phases": report.get("phases"), "milestones": report.get("milestones"), "notes": report["notes"]}
 
 
+def searching_rate(times: list[float]) -> float | None:
+    """Candidates judged per minute between the first judged and the last: the first one's wait
+    (start-up, baselines, the first build) is not counted, each later one's is."""
+    if len(times) < 2 or times[-1] <= times[0]:
+        return None
+    return round((len(times) - 1) / (times[-1] - times[0]) * 60, 2)
+
+
 def _is_full_verification(events, scored) -> bool:
     """Whether this event is a full verification (it follows its 'full verification of' line)."""
     for i, (_, message, s) in enumerate(events):
         if s is scored:
             return i > 0 and events[i - 1][1] == f"full verification of {scored.candidate.id}"
     return False
+
+
+def _median(values: list[float]) -> float | None:
+    values = sorted(values)
+    return values[len(values) // 2] if values else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -115,6 +133,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, default=None)
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument("--whole-budget", action="store_true",
+                        help="search the whole budget: no stop near the roofline floor")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
 
@@ -128,7 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     hardware = resolve_target(args.dsl, args.device).hardware.name
     results = {"dsl": args.dsl, "device": args.device, "hardware": hardware, "torch": torch.__version__,
-               "budget": args.budget, "time_limit_s": args.time_limit, "runs": []}
+               "budget": args.budget, "time_limit_s": args.time_limit, "whole_budget": args.whole_budget,
+               "runs": []}
     spawn = multiprocessing.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="akg-throughput-") as scratch:
         store = str(Path(scratch) / "akg.db")   # one store: the second run of a problem reuses its baselines
@@ -140,13 +161,15 @@ def main(argv: list[str] | None = None) -> int:
                 with ProcessPoolExecutor(1, mp_context=spawn) as child:
                     try:
                         row = child.submit(measure, str(entry.path), entry.id, args.dsl, args.device, store,
-                                           args.budget, args.time_limit, args.no_compile).result()
+                                           args.budget, args.time_limit, args.no_compile,
+                                           args.whole_budget).result()
                     except Exception as e:  # one problem failing must not lose the others' numbers
                         row = {"problem": entry.id, "error": str(e).splitlines()[0] if str(e) else type(e).__name__}
                 row.update(run=run + 1, input_gb=size and round(size[0], 3))
                 results["runs"].append(row)
                 print(json.dumps({k: row.get(k) for k in ("problem", "run", "wall_s", "candidates_judged",
-                                                          "candidates_per_minute", "first_verified_s",
+                                                          "candidates_per_minute", "searching_per_minute",
+                                                          "first_verified_s",
                                                           "first_fully_verified_s", "baselines_started_s",
                                                           "first_candidate_s", "phases", "error")}),
                       file=sys.stderr, flush=True)
@@ -156,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     total_wall = sum(r["wall_s"] for r in ok)
     results["summary"] = {
         "candidates_per_minute": round(sum(r["candidates_judged"] for r in ok) / total_wall * 60, 2) if total_wall else None,
+        "searching_per_minute_median": _median([r["searching_per_minute"] for r in ok
+                                                if r.get("searching_per_minute") is not None]),
         "first_verified_s_max": max((r["first_verified_s"] for r in ok if r["first_verified_s"] is not None), default=None),
         "first_fully_verified_s_max": max((r["first_fully_verified_s"] for r in ok
                                            if r["first_fully_verified_s"] is not None), default=None)}
