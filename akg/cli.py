@@ -41,8 +41,9 @@ def _search_flags(p: argparse.ArgumentParser) -> None:
                    help="judge candidates on a Ray cluster, one actor per GPU (per CPU for --device cpu); "
                         "auto joins a running local cluster or starts one (pip install 'akg[ray]')")
     p.add_argument("--seed", action="append", choices=("inductor",), default=None, dest="seeds",
-                   help="judge this candidate first: inductor = torch.compile's own generated code, written "
-                        "out as a standalone candidate (the search then has to beat it)")
+                   help="judge this candidate too: inductor = torch.compile's own generated code, written "
+                        "out as a standalone candidate (the search then has to beat it); first on a CPU, "
+                        "on a GPU as soon as it is captured, beside akg's own plans")
     p.add_argument("--remeasure", action="store_true",
                    help="time every candidate again instead of replaying timings from the store")
 

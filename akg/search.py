@@ -122,6 +122,7 @@ class Search:
         self._full: dict[str, Scored] = {}       # fully verified this run, by candidate id
         self._baselines_job: Future | None = None   # the baselines, started by ``begin``
         self.seeder = None    # akg.seeds.Seeder: candidates judged first, e.g. torch.compile's own code
+        self._held_for_seeds = 0   # budget kept for seeds still being captured in the background
 
     def kill(self) -> None:
         """Stop in-flight work now (the time limit): worker and build processes are killed, and
@@ -132,7 +133,7 @@ class Search:
     # -- bookkeeping ---------------------------------------------------------------------------
 
     def _out_of_budget(self) -> bool:
-        if self.measured >= self.options.budget:
+        if self.measured + self._held_for_seeds >= self.options.budget:
             self.stop_reason = self.stop_reason or f"the budget of {self.options.budget} candidates was measured"
             return True
         # Another candidate only if there is time left to judge it and then fully verify the best.
@@ -436,15 +437,14 @@ class Search:
             baselines = self.baselines = self._baselines(notes)
             self.eager_ms = baselines.get("eager_ms")
             reference = self.reference = self._reference(baselines)
-            if self.seeder is not None:   # they join the population the templates and the LLM build on
-                for candidate, findings in self.seeder(self):
-                    if not self._out_of_budget():
-                        self.measure(candidate, findings)
+            seeds = self._start_seeds()
             if not options:
                 notes.append(f"no plan is renderable in {self.dsl.name}; the reference is the result")
             if self.options.mode != "llm":
                 seeded = self.evaluate_plans([po.plan for po in options])
+                self._judge_seeds(seeds, wait=False)
                 self._tune(options, seeded)
+            self._judge_seeds(seeds, wait=True)   # they join the population the LLM builds on
             if self.evolver is not None:
                 self.evolver.run(self, options)
             self.stop_reason = self.stop_reason or "every plan and schedule worth trying was measured"
@@ -467,6 +467,33 @@ class Search:
         self.store.finish_run(self.run_id, best.candidate.id)
         return SearchResult(best, reference, self.scored, baselines, self.run_id, floor_ms,
                             self.timing_meaningful, notes, self.versions, self.stop_reason)
+
+    def _start_seeds(self) -> Future | None:
+        """Seeds (e.g. torch.compile's own code) are captured in a subprocess that can take a
+        while (Inductor compiles; a large model is built). Where other work may run beside
+        timing, the capture runs in the background and the plans are judged meanwhile; elsewhere
+        (a CPU: its cores are what is timed) it runs first, alone."""
+        if self.seeder is None:
+            return None
+        if self._beside_timing():
+            self._held_for_seeds = len(self.seeder.kinds)
+            one = ThreadPoolExecutor(max_workers=1, thread_name_prefix="akg-seed")
+            seeds = one.submit(self.seeder, self)
+            one.shutdown(wait=False)   # the submitted capture still runs; nothing else will
+            return seeds
+        done: Future = Future()
+        done.set_result(self.seeder(self))
+        return done
+
+    def _judge_seeds(self, seeds: Future | None, wait: bool) -> None:
+        """Judge the captured seeds, once: now if they are ready, or (``wait``) when they are."""
+        if seeds is None or getattr(seeds, "judged", False) or not (wait or seeds.done()):
+            return
+        seeds.judged = True
+        self._held_for_seeds = 0
+        for candidate, findings in seeds.result():
+            if not self._out_of_budget():
+                self.measure(candidate, findings)
 
     def _open_run(self) -> int:
         self.store.add_problem(self.problem.digest, self.problem.name,

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -396,3 +397,61 @@ def test_a_bench_row_carries_the_seed_time_when_it_passed():
     assert _row(report)["inductor_seed_ms"] == 2.0 and _row(report)["origin"] == "inductor"
     report["candidates"][1]["correct"] = False
     assert _row(report)["inductor_seed_ms"] is None
+
+
+# ---- when the search judges the seed -------------------------------------------------------------
+
+class _SlowSeeder:
+    """Stands in for the capture (a subprocess of many seconds): returns its candidate once let go."""
+    kinds = ("inductor",)
+
+    def __init__(self):
+        import threading
+        self.let_go, self.calls = threading.Event(), 0
+
+    def __call__(self, search):
+        self.calls += 1
+        assert self.let_go.wait(30)
+        return [(types.SimpleNamespace(id="seed"), ())]
+
+
+def _search_with(seeder, beside: bool, budget: int, monkeypatch):
+    from akg.search import Search, SearchOptions
+    from akg.targets import HardwareSpec
+    dsl = types.SimpleNamespace(name="fake", timing_meaningful_on=("cpu",), versions=lambda: {})
+    s = Search(None, dsl, "cpu", HardwareSpec(name="hw", backend="cpu"), None, None,
+               SearchOptions(budget=budget))
+    s.seeder = seeder
+    monkeypatch.setattr(s, "_beside_timing", lambda: beside)
+    measured = []
+
+    def measure(candidate, findings=()):
+        s.measured += 1
+        measured.append(candidate.id)
+    monkeypatch.setattr(s, "measure", measure)
+    return s, measured
+
+
+def test_where_work_runs_beside_timing_the_capture_runs_while_plans_are_judged(monkeypatch):
+    seeder = _SlowSeeder()
+    s, measured = _search_with(seeder, True, 2, monkeypatch)
+    seeds = s._start_seeds()          # returns at once: the capture is still waiting
+    assert not seeds.done()
+    s.measured = 1                    # a plan judged meanwhile; the last slot is kept for the seed
+    assert s._out_of_budget()
+    s._judge_seeds(seeds, wait=False)
+    assert measured == []             # not ready: the search goes on
+    seeder.let_go.set()
+    s._judge_seeds(seeds, wait=True)
+    s._judge_seeds(seeds, wait=True)  # judged once
+    assert measured == ["seed"] and seeder.calls == 1 and s.measured == 2
+
+
+def test_on_a_device_whose_cores_are_timed_the_seed_is_captured_first(monkeypatch):
+    seeder = _SlowSeeder()
+    seeder.let_go.set()
+    s, measured = _search_with(seeder, False, 1, monkeypatch)
+    seeds = s._start_seeds()
+    assert seeds.done() and seeder.calls == 1 and not s._out_of_budget()
+    s._judge_seeds(seeds, wait=False)
+    assert measured == ["seed"]

@@ -1,6 +1,6 @@
 """torch.compile's own code as a seed on an NVIDIA GPU: Inductor writes Triton kernels there, the
 seed is a Triton candidate that passes the static screen and the harness under strict, runs in a
-fresh process without torch.compile, and `akg optimize --seed inductor` judges it first.
+fresh process without torch.compile, and `akg optimize --seed inductor` judges it (as soon as it is captured).
 
     python -m pytest -m gpu tests/gpu/test_seeds_gpu.py -q -s
 """
