@@ -455,3 +455,17 @@ def test_on_a_device_whose_cores_are_timed_the_seed_is_captured_first(monkeypatc
     assert seeds.done() and seeder.calls == 1 and not s._out_of_budget()
     s._judge_seeds(seeds, wait=False)
     assert measured == ["seed"]
+
+
+def test_a_seed_refused_for_accuracy_alone_is_noted_against_the_compile_baseline(monkeypatch):
+    from akg.ir import Check, Verdict
+    from akg.search import Scored
+    s, _ = _search_with(_SlowSeeder(), False, 4, monkeypatch)
+    checks = (Check("runs", True), Check("allclose", False, "max error vs float64 3.6e-4 > 2x the reference's own 5.7e-7"))
+    seed = types.SimpleNamespace(id="seed")
+    s._note_inaccurate_seed(Scored(seed, Verdict("seed", "correctness", True, False, checks=checks)))
+    assert len(s.notes) == 1 and "refused for accuracy" in s.notes[0] and "3.6e-4" in s.notes[0]
+    crashed = (Check("runs", False, "RuntimeError"), Check("allclose", False, ""))
+    s._note_inaccurate_seed(Scored(seed, Verdict("seed", "correctness", True, False, checks=crashed)))
+    s._note_inaccurate_seed(Scored(seed, Verdict("seed", "done", True, True, checks=(Check("runs", True),))))
+    assert len(s.notes) == 1
