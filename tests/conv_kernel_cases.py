@@ -139,8 +139,8 @@ def candidate_source(problem, knobs: dict | None = None) -> str:
     return coder.make_candidate(plan, dsl, "cpu", problem.source, problem.name).source
 
 
-def max_error(source: str, folder: Path) -> float:
-    """Largest |ModelNew - Model| over the outputs, relative to the reference's largest magnitude."""
+def _models(source: str, folder: Path):
+    """The candidate module, its Model and ModelNew built from the same seed, and the input seed set."""
     import torch
     path = folder / "candidate.py"
     path.write_text(source)
@@ -152,6 +152,13 @@ def max_error(source: str, folder: Path) -> float:
     torch.manual_seed(0)
     new = module.ModelNew(*module.get_init_inputs())
     torch.manual_seed(1)
+    return module, ref, new
+
+
+def max_error(source: str, folder: Path) -> float:
+    """Largest |ModelNew - Model| over the outputs, relative to the reference's largest magnitude."""
+    import torch
+    module, ref, new = _models(source, folder)
     inputs = module.get_inputs()
     with torch.no_grad():
         want, got = ref(*inputs), new(*inputs)
@@ -176,16 +183,7 @@ def tf32_error(source: str, folder: Path) -> float:
     convolves the TF32-rounded input and weights in float64: a kernel that rounds its dot operands
     as cuDNN does matches it to fp32 accumulation error, one that truncates or keeps fp32 does not."""
     import torch
-    path = folder / "candidate.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"cand_{abs(hash(source))}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    torch.manual_seed(0)
-    ref = module.Model(*module.get_init_inputs())
-    torch.manual_seed(0)
-    new = module.ModelNew(*module.get_init_inputs())
-    torch.manual_seed(1)
+    module, ref, new = _models(source, folder)
     (x,) = module.get_inputs()
     with torch.no_grad():
         got = new(x)

@@ -104,21 +104,29 @@ def test_llm_loop_cpp(tmp_path, capsys):
     # The design reaches the coder; --hint-free prompts carry the analyzer's brief.
     assert "one pass down the rows" in server.prompt(1) and "roofline floor" in server.prompt(0)
 
+    # The repaired reply is accepted and descends from the one it repaired. Whether it is also the
+    # result depends on timings (on a loaded 2-core host the reference may win): either way the
+    # result is the fastest accepted candidate, and best.py is its source.
     best = report["best"]
     fast_id = by_candidate_for(turns, 6)
-    assert best["candidate_id"] == fast_id and best["origin"] == f"llm:{MODEL}" and best["correct"]
-    assert best["speedup_vs_eager"] > 1.0
-    assert [e["id"] for e in best["lineage"]][:2] == [fast_id, by_candidate_for(turns, 5)]
-    assert best["lineage"][0]["role"] == "repair" and best["lineage"][0]["prompt_id"]
+    fast = next(c for c in report["candidates"] if c["id"] == fast_id)
+    assert fast["origin"] == f"llm:{MODEL}" and fast["correct"] and fast["time_ms"] > 0
+    assert best["correct"] and best["time_ms"] <= min(c["time_ms"] for c in report["candidates"] if c["correct"])
+    with Store(tmp_path / "store" / "akg.db") as store:
+        lineage = store.lineage(fast_id)
+    assert [e["id"] for e in lineage][:2] == [fast_id, by_candidate_for(turns, 5)]
+    assert lineage[0]["role"] == "repair" and lineage[0]["prompt_id"]
     assert report["llm"]["tokens"]["total"] == len(SCRIPT) * 150 and report["llm"]["requests"] == len(SCRIPT)
-    assert (tmp_path / "out" / "best.py").read_text() == kernel_reply("cpp_fast.py").split("```python\n")[1][:-4]
+    if best["candidate_id"] == fast_id:
+        assert (tmp_path / "out" / "best.py").read_text() == kernel_reply("cpp_fast.py").split("```python\n")[1][:-4]
 
     # The store is a dataset: one record per candidate, with verdict, timings and lineage.
     export = tmp_path / "data.jsonl"
     assert main(["export", "--store", str(tmp_path / "store" / "akg.db"), "--format", "jsonl", "--out", str(export)]) == 0
     records = {r["candidate"]: r for r in map(json.loads, export.read_text().splitlines())}
     fast = records[fast_id]
-    assert fast["verdict"]["accepted"] and fast["policy"] == "strict" and fast["timings"]["time_ms"] > 0
+    # (its screening verdict, "strict+screen", where it was not the result and so not fully verified)
+    assert fast["verdict"]["accepted"] and fast["policy"] in ("strict", "strict+screen") and fast["timings"]["time_ms"] > 0
     assert fast["lineage"]["origin"] == f"llm:{MODEL}" and fast["reply_id"] and fast["prompt_id"]
     assert fast["device"] == "cpu" and fast["dsl"] == "cpp" and fast["problem"] == "cummax_sigmoid"
     assert not records[by_candidate_for(turns, 1)]["verdict"]["accepted"]
@@ -132,7 +140,7 @@ def test_llm_loop_cpp(tmp_path, capsys):
                      "--llm-replay", str(cassette), "--json")
     assert code == 0, capsys.readouterr().err
     again = json.loads(capsys.readouterr().out)
-    assert again["best"]["candidate_id"] == fast_id
+    assert again["best"]["candidate_id"] == best["candidate_id"]
     def from_llm(r):
         return [c["id"] for c in r["candidates"] if c["origin"] == f"llm:{MODEL}"]
     assert from_llm(again) == from_llm(report) and len(from_llm(report)) >= 4
