@@ -8,7 +8,7 @@
 #        port (akg migrate of examples/migrate and akg port of examples/library, Triton sources, to
 #        each DSL in AKG_PORT_DSLS that is installed). Default: tests,kernels,suite.
 #        Also: throughput (bench/throughput.py on memory-bound problems with 1-8 GB inputs from
-#        AKG_KB_DIR), kernelbench (akg bench over AKG_KB_DIR, resumable, and its table of every
+#        AKG_KB_DIR; AKG_THROUGHPUT_ARGS adds its flags, e.g. "--whole-budget --runs 1"), kernelbench (akg bench over AKG_KB_DIR, resumable, and its table of every
 #        problem of the suite, kernelbench-LEVEL.md, by bench/kb_table.py: see below),
 #        profile (one optimize of AKG_PROFILE_PROBLEM twice, cold and warm store, under py-spy if installed),
 #        gemm (bench/gemm_tiles.py: every matmul-epilogue schedule per GEMM shape vs cuBLAS + epilogue),
