@@ -140,7 +140,11 @@ def test_llm_loop_cpp(tmp_path, capsys):
                      "--llm-replay", str(cassette), "--json")
     assert code == 0, capsys.readouterr().err
     again = json.loads(capsys.readouterr().out)
-    assert again["best"]["candidate_id"] == best["candidate_id"]
+    # The replay judges the same candidates (the LLM's from the cassette, the templates' from the
+    # store). Which one is fastest is not compared: the reference is timed afresh, and the store
+    # may hold a candidate's full verification beside the screening time the report lists.
+    assert {c["id"] for c in again["candidates"]} == {c["id"] for c in report["candidates"]}
+    assert again["best"]["correct"]
     def from_llm(r):
         return [c["id"] for c in r["candidates"] if c["origin"] == f"llm:{MODEL}"]
     assert from_llm(again) == from_llm(report) and len(from_llm(report)) >= 4
