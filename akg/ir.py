@@ -412,10 +412,18 @@ class PoolKernel:
     # over the input's (N, C, H, W)); ``input`` is then one of them, giving the input's shape.
     prologue: "Expr | None" = None
     prologue_operands: tuple[Operand, ...] = ()
+    # (N, C, H, W) of the pooled tensor. ``input`` names the buffer read, which is a view's base
+    # when the pool reads a view (a group norm's output reshaped back to NCHW): its type is the
+    # base's, its strides walk the view. Empty: the input's own shape.
+    in_shape: tuple[int, ...] = ()
 
     @property
     def domain(self) -> tuple[int, ...]:
         return self.out_shape
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.in_shape) or tuple(self.input.type.shape)
 
     def verify(self) -> None:
         _require(self.op in ("max", "avg"), f"unknown pool op {self.op!r}")

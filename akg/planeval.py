@@ -183,9 +183,9 @@ def run_conv(k: ir.ConvKernel, env) -> list[torch.Tensor]:
 
 
 def run_pool(k: ir.PoolKernel, env) -> list[torch.Tensor]:
-    x = _view(env[k.input.value], k.input.type.shape, k.input.strides)
+    x = _view(env[k.input.value], k.input_shape, k.input.strides)
     if k.prologue is not None:
-        shape = tuple(k.input.type.shape)
+        shape = k.input_shape
         x = eval_expr(k.prologue, _Scope(_loads(k.prologue_operands, env, shape))).expand(shape)
     if k.op == "max":
         acc = F.max_pool2d(x, k.kernel, k.stride, k.padding, k.dilation)

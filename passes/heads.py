@@ -203,7 +203,7 @@ def pool_head(fuser, node: ir.Node, prologue=None) -> _Group:
         before, value, full = prologue
         source = dict(input=full, prologue=before.exprs[value], prologue_operands=tuple(before.operands))
         g.nodes.extend(before.nodes)
-    g.head = dict(op="max" if kind == "max_pool2d" else "avg", out_shape=out_t.shape,
+    g.head = dict(op="max" if kind == "max_pool2d" else "avg", out_shape=out_t.shape, in_shape=fuser.types[x].shape,
                   kernel=kernel, stride=stride, padding=padding, dilation=dilation,
                   count_include_pad=include_pad, divisor_override=divisor, **source)
     g.exprs[out] = exprs.cast(ir.Acc("float32"), out_t.dtype)

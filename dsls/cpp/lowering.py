@@ -416,13 +416,13 @@ def interior_columns(size: int, out: int, kernel: int, stride: int, padding: int
 def pool_context(name: str, kernel: PoolKernel, block: int) -> dict:
     n, c, oh, ow = kernel.out_shape
     in_dtype = kernel.input.type.dtype
-    if len(kernel.input.type.shape) != 4 or len(kernel.input.strides) != 4:
+    if len(kernel.input_shape) != 4 or len(kernel.input.strides) != 4:
         raise RenderError("pool kernels read a 4-d NCHW input")
     if not _is_float(in_dtype):
         raise RenderError(f"the cpp pool kernel pools floating-point inputs, not {in_dtype}")
     if ow > MAX_POOL_ROW:
         raise RenderError(f"output rows of {ow} elements exceed the kernel's row buffer ({MAX_POOL_ROW})")
-    h, w = kernel.input.type.shape[2], kernel.input.type.shape[3]
+    h, w = kernel.input_shape[2], kernel.input_shape[3]
     sn, sc, sh, sw = kernel.input.strides
     (kh, kw), (s_h, s_w), (ph, pw), (dh, dw) = kernel.kernel, kernel.stride, kernel.padding, kernel.dilation
     acc_type = RENDERER.compute_type(in_dtype)

@@ -525,17 +525,18 @@ def pool_context(name: str, group: FusedGroup, device: str) -> dict:
     k: PoolKernel = group.kernel
     s = group.schedule
     n, c, oh, ow = k.out_shape
-    h, w = k.input.type.shape[2], k.input.type.shape[3]
-    sn, sc, sh, sw = k.input.type.layout()
+    h, w = k.input_shape[2], k.input_shape[3]
+    # The input's strides over (N, C, H, W): a view's, where the pool reads one (its buffer is the base).
+    sn, sc, sh, sw = k.input.strides if k.prologue is None else k.input.type.layout()
     reads, writes = launcher_names(group, len(k.outputs))
     coords = ["c0", "c1", "c2", "c3"]
-    tensors = [k.input.type.layout()] + [op.strides for op in k.operands] + [o.strides for o in k.outputs]
+    tensors = [(sn, sc, sh, sw)] + [op.strides for op in k.operands] + [o.strides for o in k.outputs]
     inputs = [op.strides for op in k.prologue_operands] or tensors[:1]
     return dict(
         name=name, reads=reads, writes=writes, args=reads + writes,
         params=["pin"] + [f"pp{i}" for i in range(len(k.prologue_operands))]
         + [f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))],
-        wide=needs_int64(k.out_shape, tensors[1:]) or needs_int64(k.input.type.shape, inputs),
+        wide=needs_int64(k.out_shape, tensors[1:]) or needs_int64(k.input_shape, inputs),
         prologue=prologue_lines(k, device),
         numel=n * c * oh * ow, N=n, C=c, OH=oh, OW=ow, H=h, W=w, sN=sn, sC=sc, sH=sh, sW=sw,
         KH=k.kernel[0], KW=k.kernel[1], SH=k.stride[0], SW=k.stride[1], PH=k.padding[0], PW=k.padding[1],
