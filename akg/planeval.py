@@ -73,10 +73,26 @@ def _loads(operands, env, shape) -> list[torch.Tensor]:
 
 def _store(out: ir.Output, value: torch.Tensor, shape, device) -> torch.Tensor:
     result = torch.empty(out.type.shape, dtype=torch_dtype(out.type.dtype), device=device)
-    target = _view(result, shape, out.strides)
-    # A point written several times (stride 0 on a size>1 dim) gets the same value each time.
-    target.copy_(value.expand(shape) if value.dim() else value.expand(shape))
+    value = value.expand(shape)
+    # A point written several times (stride 0 on a dim of size > 1: e.g. a bias scaled in the
+    # kernel that scales the weight, over the weight's domain) must get the same value each time;
+    # it is then written once (torch refuses to copy into overlapping memory).
+    repeated = [d for d, (n, s) in enumerate(zip(shape, out.strides)) if s == 0 and n > 1]
+    if repeated:
+        first = value[tuple(slice(0, 1) if d in repeated else slice(None) for d in range(len(shape)))]
+        if not _same(value, first.expand(shape)):
+            raise ValueError(f"output {out.value} is written with different values at one location")
+        shape, value = first.shape, first
+    _view(result, shape, out.strides).copy_(value)
     return result
+
+
+def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Equal everywhere, NaN matching NaN."""
+    equal = a == b
+    if a.is_floating_point():
+        equal |= a.isnan() & b.isnan()
+    return bool(equal.all())
 
 
 def _device(env, kernel) -> torch.device:
