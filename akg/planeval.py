@@ -80,19 +80,11 @@ def _store(out: ir.Output, value: torch.Tensor, shape, device) -> torch.Tensor:
     repeated = [d for d, (n, s) in enumerate(zip(shape, out.strides)) if s == 0 and n > 1]
     if repeated:
         first = value[tuple(slice(0, 1) if d in repeated else slice(None) for d in range(len(shape)))]
-        if not _same(value, first.expand(shape)):
+        if not torch.allclose(value, first.expand(shape), rtol=0, atol=0, equal_nan=True):
             raise ValueError(f"output {out.value} is written with different values at one location")
         shape, value = first.shape, first
     _view(result, shape, out.strides).copy_(value)
     return result
-
-
-def _same(a: torch.Tensor, b: torch.Tensor) -> bool:
-    """Equal everywhere, NaN matching NaN."""
-    equal = a == b
-    if a.is_floating_point():
-        equal |= a.isnan() & b.isnan()
-    return bool(equal.all())
 
 
 def _device(env, kernel) -> torch.device:

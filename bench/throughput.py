@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -114,9 +115,8 @@ def _is_full_verification(events, scored) -> bool:
     return False
 
 
-def _median(values: list[float]) -> float | None:
-    values = sorted(values)
-    return values[len(values) // 2] if values else None
+def _median_high(values: list[float]) -> float | None:
+    return statistics.median_high(values) if values else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     total_wall = sum(r["wall_s"] for r in ok)
     results["summary"] = {
         "candidates_per_minute": round(sum(r["candidates_judged"] for r in ok) / total_wall * 60, 2) if total_wall else None,
-        "searching_per_minute_median": _median([r["searching_per_minute"] for r in ok
-                                                if r.get("searching_per_minute") is not None]),
+        "searching_per_minute_median": _median_high([r["searching_per_minute"] for r in ok
+                                                     if r.get("searching_per_minute") is not None]),
         "first_verified_s_max": max((r["first_verified_s"] for r in ok if r["first_verified_s"] is not None), default=None),
         "first_fully_verified_s_max": max((r["first_fully_verified_s"] for r in ok
                                            if r["first_fully_verified_s"] is not None), default=None)}

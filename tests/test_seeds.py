@@ -439,10 +439,11 @@ def test_where_work_runs_beside_timing_the_capture_runs_while_plans_are_judged(m
     assert not seeds.done()
     s.measured = 1                    # a plan judged meanwhile; the last slot is kept for the seed
     assert s._out_of_budget()
-    s._judge_seeds(seeds, wait=False)
-    assert measured == []             # not ready: the search goes on
+    seeds = s._judge_seeds(seeds, wait=False)
+    assert measured == [] and seeds is not None   # not ready: the search goes on
     seeder.let_go.set()
-    s._judge_seeds(seeds, wait=True)
+    seeds = s._judge_seeds(seeds, wait=True)
+    assert seeds is None
     s._judge_seeds(seeds, wait=True)  # judged once
     assert measured == ["seed"] and seeder.calls == 1 and s.measured == 2
 
@@ -453,7 +454,7 @@ def test_on_a_device_whose_cores_are_timed_the_seed_is_captured_first(monkeypatc
     s, measured = _search_with(seeder, False, 1, monkeypatch)
     seeds = s._start_seeds()
     assert seeds.done() and seeder.calls == 1 and not s._out_of_budget()
-    s._judge_seeds(seeds, wait=False)
+    assert s._judge_seeds(seeds, wait=False) is None
     assert measured == ["seed"]
 
 

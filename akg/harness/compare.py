@@ -69,7 +69,7 @@ def compare_case(expected: list[torch.Tensor], infos: list[OutputInfo], actual: 
                 result.checks.append(Check("allclose", False, f"{where}: no values came back"))
             continue
         value_checks, max_abs, rel = _value_checks(exp, act, config, where, device)
-        if truth is not None and _only_tolerance_failed(value_checks):
+        if truth is not None and only_tolerance_failed(value_checks):
             value_checks, rel = _second_look(value_checks, rel, exp, act, truth, i, where)
         result.checks += value_checks
         result.max_abs_err = max(result.max_abs_err, max_abs)
@@ -77,7 +77,8 @@ def compare_case(expected: list[torch.Tensor], infos: list[OutputInfo], actual: 
     return result
 
 
-def _only_tolerance_failed(checks: list[Check]) -> bool:
+def only_tolerance_failed(checks) -> bool:
+    """Whether the checks failed on accuracy bounds alone (allclose, rel_norm) and nothing else."""
     failed = {c.name for c in checks if not c.passed}
     return bool(failed) and failed <= {"allclose", "rel_norm"}
 

@@ -527,7 +527,7 @@ def pool_context(name: str, group: FusedGroup, device: str) -> dict:
     n, c, oh, ow = k.out_shape
     h, w = k.input_shape[2], k.input_shape[3]
     # The input's strides over (N, C, H, W): a view's, where the pool reads one (its buffer is the base).
-    sn, sc, sh, sw = k.input.strides if k.prologue is None else k.input.type.layout()
+    sn, sc, sh, sw = k.input.strides
     reads, writes = launcher_names(group, len(k.outputs))
     coords = ["c0", "c1", "c2", "c3"]
     tensors = [(sn, sc, sh, sw)] + [op.strides for op in k.operands] + [o.strides for o in k.outputs]
@@ -612,9 +612,10 @@ def conv_dot_inputs(k: ConvKernel, precision: str) -> tuple[str, str]:
 
 
 def conv_rounds_to_tf32(k: ConvKernel, precision: str) -> bool:
-    """Whether the operand tiles are rounded to TF32 before a TF32 dot. The tensor cores truncate
-    fp32 operands to TF32, cuDNN rounds them to nearest: truncation doubles the error against a
-    float64 convolution, which is past what a reference convolved by cuDNN in TF32 shows."""
+    """Whether the kernel convolves TF32-rounded copies of its input and weights (a TF32 dot on
+    fp32 operands). The tensor cores truncate fp32 operands to TF32, cuDNN rounds them to nearest:
+    truncation doubles the error against a float64 convolution, which is past what a reference
+    convolved by cuDNN in TF32 shows."""
     return k.input.type.dtype == "float32" and precision == "tf32"
 
 
@@ -675,12 +676,16 @@ def conv_context(name: str, group: FusedGroup, device: str) -> dict:
     names = _SPATIAL_NAMES[-k.spatial:]
     # Epilogue coordinates over the output's (N, C_out, *spatial) domain, as [BM, BN] blocks.
     coords = ["ob[:, None]", "co_[None, :]"] + [f"o_{name}[:, None]" for name in names]
+    round_tf32 = conv_rounds_to_tf32(k, s.get("precision", "ieee"))
+    args = reads + writes
+    # With TF32 rounding the kernel reads the rounded copies of the input and the weights.
+    launch_args = [f"{name}_tf32({a})" for a in args[:2]] + args[2:] if round_tf32 else args
     return dict(
-        name=name, reads=reads, writes=writes, args=reads + writes,
+        name=name, reads=reads, writes=writes, args=args, launch_args=launch_args,
         params=["px", "pw"] + [f"p{i}" for i in range(len(k.operands))] + [f"q{j}" for j in range(len(k.outputs))],
         M=m, N=n, K=kdim, w_stride=k.weight.strides[0], wide=wide,
         row_lines=conv_row_lines(k, wide), k_lines=conv_k_lines(k, wide), cast=cast, precision=precision,
-        round_tf32=conv_rounds_to_tf32(k, s.get("precision", "ieee")),
+        round_tf32=round_tf32,
         epilogue=epilogue_lines(k.outputs, k.operands, coords, "[BM, BN]", device),
         allocs=alloc_lines(k.outputs, device_expr(reads, device)),
         BM=s.get("BM", 64), BN=s.get("BN", 64), BK=s.get("BK", 32), GROUP_M=s.get("GROUP_M", 8),
